@@ -1,0 +1,1 @@
+"""Sources in: declarative source specs, rendered and validated into Debezium connectors."""

@@ -1,0 +1,249 @@
+"""The declarative source spec a DBA writes, one YAML file per system of record.
+
+    spec = load_spec(Path("connectors/sources/crm.yaml"))
+    spec.tables["public.customers"].kind  # 'profile'
+
+Names derive from ``name`` (Debezium convention): topic prefix ``<name>``, topics
+``<name>.<schema>.<table>``, connector ``scv-<name>``, slot ``scv_<name>``, publication ``scv_<name>``.
+Errors name the file, the key path and the line, and say how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from connectors.exceptions import SpecError
+
+__all__ = [
+    "DatabaseSpec",
+    "SourceSpec",
+    "TableSpec",
+    "ViaKey",
+    "load_spec",
+    "parse_spec",
+]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+_QUALIFIED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSpec(_Strict):
+    host: str
+    port: int = 5432
+    dbname: str
+    user: str
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> DatabaseSpec:
+        # The password itself is never accepted inline: a spec lives in git and in review tools.
+        if (self.password_env is None) == (self.password_file is None):
+            raise ValueError(
+                "give exactly one of password_env (an environment variable name) or password_file "
+                "(a path readable by scv); the password itself never goes in the spec"
+            )
+        return self
+
+    def password(self) -> str:
+        """The CDC user's password, read at the moment it is needed and never stored."""
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise SpecError(
+                    f"environment variable {self.password_env} (database.password_env) is not set; "
+                    f"export it before running scv"
+                )
+            return value
+        assert self.password_file is not None
+        try:
+            return self.password_file.read_text().strip()
+        except OSError as exc:
+            raise SpecError(
+                f"cannot read database.password_file {self.password_file}: {exc.strerror}"
+            ) from exc
+
+
+class ViaKey(_Strict):
+    """The customer is found through another table of the same source: ``column`` references the
+    primary key of ``via``, whose own customer key gives the customer."""
+
+    via: str
+    column: str
+
+    @field_validator("via")
+    @classmethod
+    def _qualified(cls, value: str) -> str:
+        if not _QUALIFIED.match(value):
+            raise ValueError(f"expected schema.table, e.g. public.accounts, got {value!r}")
+        return value
+
+
+class TableSpec(_Strict):
+    kind: str
+    customer_key: str | ViaKey
+    # Columns whose values identify the entity inside the customer's partition; default: primary key.
+    entity_id: list[str] | None = None
+    include_columns: list[str] | None = None
+    exclude_columns: list[str] = Field(default_factory=list)
+    # PII handled at the source by Debezium, so clear values never reach Kafka.
+    hash_columns: list[str] = Field(default_factory=list)
+    mask_columns: list[str] = Field(default_factory=list)
+    # What a NULL customer key means. Required when the column is nullable (validate checks it):
+    # `dead_letter` parks the change for a human, `skip` declares such rows outside the view.
+    null_customer_key: Literal["dead_letter", "skip"] | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_name(cls, value: str) -> str:
+        if not _KIND.match(value):
+            raise ValueError(f"kind must be lower_snake_case (e.g. card), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _include_xor_exclude(self) -> TableSpec:
+        if self.include_columns is not None and self.exclude_columns:
+            raise ValueError("give include_columns or exclude_columns, not both")
+        return self
+
+    @property
+    def via(self) -> ViaKey | None:
+        return self.customer_key if isinstance(self.customer_key, ViaKey) else None
+
+
+class SourceSpec(_Strict):
+    name: str
+    database: DatabaseSpec
+    tables: dict[str, TableSpec]
+    snapshot_mode: Literal["initial", "no_data", "when_needed", "initial_only", "always"] = "initial"
+    heartbeat_interval_ms: int = Field(default=10_000, ge=1000)
+    topic_partitions: int | None = Field(default=None, ge=1)
+    signal_table: str = "public.scv_signal"
+
+    @field_validator("name")
+    @classmethod
+    def _logical_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"name must be lower_snake_case, start with a letter, at most 41 chars (it becomes the "
+                f"topic prefix, slot and publication name), got {value!r}"
+            )
+        return value
+
+    @field_validator("tables")
+    @classmethod
+    def _tables(cls, value: dict[str, TableSpec]) -> dict[str, TableSpec]:
+        if not value:
+            raise ValueError("list at least one table, e.g. public.customers: {kind: profile, ...}")
+        for table in value:
+            if not _QUALIFIED.match(table):
+                raise ValueError(f"table keys are schema.table, e.g. public.customers, got {table!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _via_targets_exist(self) -> SourceSpec:
+        for table, spec in self.tables.items():
+            via = spec.via
+            if via is None:
+                continue
+            if via.via not in self.tables:
+                raise ValueError(
+                    f"tables.{table}.customer_key.via names {via.via}, which is not a table of this "
+                    f"source; add it under tables or use a direct customer_key column"
+                )
+            seen = {table}
+            hop: str | None = via.via
+            while hop is not None:
+                if hop in seen:
+                    raise ValueError(f"tables.{table}.customer_key.via forms a cycle through {hop}")
+                seen.add(hop)
+                next_via = self.tables[hop].via
+                hop = next_via.via if next_via else None
+        return self
+
+    # Names derive from `name` so operators can guess them.
+    @property
+    def connector_name(self) -> str:
+        return f"scv-{self.name}"
+
+    @property
+    def slot_name(self) -> str:
+        return f"scv_{self.name}"
+
+    @property
+    def publication_name(self) -> str:
+        return f"scv_{self.name}"
+
+    @property
+    def topic_prefix(self) -> str:
+        return self.name
+
+    def topic_for(self, table: str) -> str:
+        return f"{self.topic_prefix}.{table}"
+
+
+def _line_index(node: yaml.Node, path: tuple[str | int, ...] = ()) -> dict[tuple[str | int, ...], int]:
+    """Map every key path of a YAML document to its 1-based line, for error messages."""
+    lines: dict[tuple[str | int, ...], int] = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            lines.update(_line_index(value_node, (*path, key)))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.update(_line_index(item, (*path, index)))
+    return lines
+
+
+def _nearest_line(lines: dict[tuple[str | int, ...], int], loc: tuple[str | int, ...]) -> int:
+    # Pydantic adds discriminator steps (e.g. 'str', 'ViaKey') to union locations; walk up until a
+    # path the document really has.
+    path = tuple(loc)
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path, 1)
+
+
+def parse_spec(text: str, origin: str = "<spec>") -> SourceSpec:
+    """Parse and validate a spec; every problem is reported as ``file:line: key: message``."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise SpecError(f"{origin}:{line}: not valid YAML: {exc}") from exc
+    if node is None:
+        raise SpecError(f"{origin}:1: the file is empty; see connectors/sources/ for examples")
+    data: Any = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise SpecError(f"{origin}:1: expected a mapping with name, database and tables")
+    lines = _line_index(node)
+    try:
+        return SourceSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            key = ".".join(str(part) for part in loc if part not in ("str", "ViaKey")) or "(top level)"
+            problems.append(f"{origin}:{_nearest_line(lines, loc)}: {key}: {error['msg']}")
+        raise SpecError("invalid source spec:\n  " + "\n  ".join(problems)) from exc
+
+
+def load_spec(path: Path) -> SourceSpec:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the source spec: {exc.strerror}") from exc
+    return parse_spec(text, str(path))

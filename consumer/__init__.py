@@ -1,0 +1,1 @@
+"""The replicator: Debezium Avro change topics -> customer-keyed wide rows in the store."""

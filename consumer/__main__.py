@@ -1,0 +1,5 @@
+"""`python -m consumer`: the same as `scv consume`."""
+
+from consumer.cli import main
+
+main()

@@ -1,0 +1,86 @@
+"""Apply a batch of placed changes to the store: read the index, plan, write, then follow moves.
+
+    applier = Applier(ViewWriter(session, ks), EntityIndex(session, ks))
+    outcomes = applier.apply(changes)
+
+Order inside one call, and why:
+1. read the index entries the planner needs (one concurrent round trip);
+2. write the planned mutations (one concurrent round of per-partition batches);
+3. move children of entities whose customer changed — after step 2, so a concurrent child change
+   already resolves through the parent's new owner;
+4. apply truncates.
+Every step raises ``StoreUnavailable`` on failure; the caller retries the whole call, which is safe
+because every mutation is idempotent under its write timestamp.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+from consumer.metrics import WRITE_LATENCY
+from consumer.planner import Located, Move, Outcome, Truncate, plan_batch, refs_to_read
+from store.index import EntityIndex
+from store.mutations import DeleteIndex, DeleteRow, Mutation, PutIndex, PutRow, RowKey
+from store.writer import ViewWriter
+
+__all__ = ["Applier"]
+
+
+class Applier:
+    def __init__(self, writer: ViewWriter, index: EntityIndex) -> None:
+        self._writer = writer
+        self._index = index
+
+    def apply(self, changes: Sequence[Located]) -> list[Outcome]:
+        known = self._index.get_many(refs_to_read(changes))
+        plan = plan_batch(changes, known)
+        started = time.perf_counter()
+        self._writer.apply(plan.mutations)
+        WRITE_LATENCY.observe(time.perf_counter() - started)
+        for move in plan.moves:
+            self._move_children(move)
+        for truncate in plan.truncates:
+            self._truncate(truncate)
+        return plan.outcomes
+
+    def _move_children(self, first: Move) -> None:
+        pending = [first]
+        while pending:
+            move = pending.pop()
+            children = self._index.children(move.parent)
+            if not children:
+                continue
+            mutations: list[Mutation] = []
+            for child, entry in self._index.get_many(children).items():
+                if entry is None or entry.parent != move.parent or entry.customer_id == move.customer_id:
+                    continue
+                old = RowKey(entry.customer_id, entry.kind, child.source, child.table, child.entity_id)
+                row = self._index.row(old)
+                # Never write below the child's own newest state, or the copy would lose to it.
+                ts = max(move.write_ts, row.source_ts_us if row else 0)
+                mutations.append(DeleteRow(old, ts))
+                if row is not None:
+                    new = replace(old, customer_id=move.customer_id)
+                    mutations.append(PutRow(new, row.attributes, True, ts, row.source_ts_us))
+                mutations.append(PutIndex(replace(entry, customer_id=move.customer_id, owner_ts=ts), ts))
+                pending.append(Move(child, move.customer_id, ts))
+            self._writer.apply(mutations)
+
+    def _truncate(self, truncate: Truncate) -> None:
+        mutations: list[Mutation] = []
+        for entry in self._index.table_entries(truncate.source, truncate.table):
+            mutations.append(
+                DeleteRow(
+                    RowKey(
+                        entry.customer_id, entry.kind, truncate.source, truncate.table, entry.ref.entity_id
+                    ),
+                    truncate.write_ts,
+                )
+            )
+            mutations.append(DeleteIndex(entry.ref, truncate.write_ts))
+            if len(mutations) >= 2000:
+                self._writer.apply(mutations)
+                mutations = []
+        self._writer.apply(mutations)

@@ -1,0 +1,63 @@
+"""Which topics the replicator applies, and how: the registered sources' mappings, refreshed live.
+
+catalog = MappingCatalog(RegistrationStore(session, ks))
+if catalog.refresh():          # True when the set of topics changed
+    consumer.subscribe([catalog.subscription_pattern()])
+catalog.table_for("crm.public.customers")
+"""
+
+from __future__ import annotations
+
+import re
+
+import structlog
+
+from consumer.mapping import SourceMapping, TableMapping
+from consumer.metrics import REGISTERED_TABLES
+from store.registrations import RegistrationStore
+
+__all__ = ["MappingCatalog"]
+
+log = structlog.get_logger(__name__)
+
+
+class MappingCatalog:
+    def __init__(self, registrations: RegistrationStore) -> None:
+        self._registrations = registrations
+        self._by_topic: dict[str, TableMapping] = {}
+        self._fingerprint: tuple[tuple[str, str], ...] = ()
+
+    def refresh(self) -> bool:
+        """Reload the registrations; returns True when they changed."""
+        registrations = self._registrations.all()
+        fingerprint = tuple(sorted((r.name, r.mapping_json) for r in registrations))
+        if fingerprint == self._fingerprint:
+            return False
+        by_topic: dict[str, TableMapping] = {}
+        for registration in registrations:
+            try:
+                mapping = SourceMapping.from_json(registration.mapping_json)
+            except (ValueError, KeyError, TypeError) as exc:
+                # A bad registration must not stop the other sources; `scv sources add` validates, so
+                # this means someone wrote the table by hand.
+                log.error("registration_unreadable", source=registration.name, error=str(exc))
+                continue
+            for table_name, table in mapping.tables.items():
+                by_topic[mapping.topic_for(table_name)] = table
+        self._by_topic = by_topic
+        self._fingerprint = fingerprint
+        REGISTERED_TABLES.set(len(by_topic))
+        log.info("mappings_loaded", sources=len(registrations), tables=len(by_topic))
+        return True
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self._by_topic)
+
+    def table_for(self, topic: str) -> TableMapping | None:
+        return self._by_topic.get(topic)
+
+    def subscription_pattern(self) -> str:
+        # A regex subscription (leading ^) also picks up topics created after subscribing, which is
+        # how a table's topic that Debezium creates on its first change is consumed without restart.
+        return "^(?:" + "|".join(re.escape(topic) for topic in self.topics) + ")$"

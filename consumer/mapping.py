@@ -1,0 +1,180 @@
+"""Place a change in the view: which customer, which kind, which entity id.
+
+    mapping = SourceMapping.from_json(registration.mapping_json)
+    placement = place(event, mapping.tables["public.cards"])
+
+The mapping travels with a source's registration (store table ``source_registrations``), not as a
+file on the replicator's host. ``connectors/`` renders it from the DBA's spec.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote
+
+from consumer.envelope import ChangeEvent
+from consumer.exceptions import PlacementError
+from store.mutations import EntityRef
+
+__all__ = [
+    "Placement",
+    "SourceMapping",
+    "TableMapping",
+    "entity_id_of",
+    "orphan_customer_id",
+    "place",
+]
+
+NullPolicy = Literal["dead_letter", "skip"]
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    source: str
+    table: str
+    kind: str
+    customer_key: str | None = None
+    via_table: str | None = None
+    via_column: str | None = None
+    entity_id: tuple[str, ...] | None = None
+    null_customer_key: NullPolicy = "dead_letter"
+    # Tables of the same source whose customer is resolved through this one (derived).
+    children: tuple[str, ...] = ()
+
+    @property
+    def is_via(self) -> bool:
+        return self.via_table is not None
+
+
+@dataclass(frozen=True)
+class SourceMapping:
+    name: str
+    topic_prefix: str
+    tables: dict[str, TableMapping] = field(default_factory=dict)
+
+    def topic_for(self, table: str) -> str:
+        return f"{self.topic_prefix}.{table}"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "name": self.name,
+                "topic_prefix": self.topic_prefix,
+                "tables": {
+                    name: {
+                        "kind": t.kind,
+                        "customer_key": t.customer_key,
+                        "via_table": t.via_table,
+                        "via_column": t.via_column,
+                        "entity_id": list(t.entity_id) if t.entity_id else None,
+                        "null_customer_key": t.null_customer_key,
+                    }
+                    for name, t in sorted(self.tables.items())
+                },
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> SourceMapping:
+        data: dict[str, Any] = json.loads(text)
+        name = data["name"]
+        raw_tables: dict[str, dict[str, Any]] = data["tables"]
+        children: dict[str, list[str]] = {}
+        for table, spec in raw_tables.items():
+            if spec.get("via_table"):
+                children.setdefault(spec["via_table"], []).append(table)
+        tables = {
+            table: TableMapping(
+                source=name,
+                table=table,
+                kind=spec["kind"],
+                customer_key=spec.get("customer_key"),
+                via_table=spec.get("via_table"),
+                via_column=spec.get("via_column"),
+                entity_id=tuple(spec["entity_id"]) if spec.get("entity_id") else None,
+                null_customer_key=spec.get("null_customer_key") or "dead_letter",
+                children=tuple(sorted(children.get(table, []))),
+            )
+            for table, spec in raw_tables.items()
+        }
+        return cls(name=name, topic_prefix=data.get("topic_prefix", name), tables=tables)
+
+
+def entity_id_of(values: list[Any]) -> str:
+    """The entity id of a row from its id column values: ``42``, or ``42/marketing`` for composite
+    keys (each part percent-encoded so a ``/`` inside a value cannot be confused with the separator)."""
+    if len(values) == 1:
+        return str(values[0])
+    return "/".join(quote(str(value), safe="") for value in values)
+
+
+def orphan_customer_id(parent: EntityRef) -> str:
+    """The partition that holds children whose parent has not been seen yet (topics are consumed in
+    parallel, so a card can arrive before its account). The parent's arrival moves them out."""
+    return f"~orphans/{parent.source}/{parent.table}/{parent.entity_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    ref: EntityRef
+    # Direct key: the customer; via: None (resolved through `parent` by the planner).
+    customer_id: str | None
+    parent: EntityRef | None
+    # True when the customer key (or via column) is NULL and the mapping says `skip`.
+    outside_view: bool = False
+
+
+def _row_for_ids(event: ChangeEvent) -> dict[str, Any]:
+    # Deletes carry the key and possibly a key-only before-image; upserts the full after-image.
+    row: dict[str, Any] = {}
+    if event.before:
+        row.update(event.before)
+    if event.key:
+        row.update(event.key)
+    if event.after:
+        row.update(event.after)
+    return row
+
+
+def place(event: ChangeEvent, table: TableMapping) -> Placement:
+    row = _row_for_ids(event)
+    columns = list(table.entity_id) if table.entity_id else list((event.key or {}).keys())
+    if not columns:
+        raise PlacementError(
+            f"{table.source}/{table.table}: the event has no key and the mapping declares no entity_id "
+            f"columns; give the table a primary key or set entity_id in the source spec"
+        )
+    missing = [c for c in columns if c not in row or row[c] is None]
+    if missing:
+        raise PlacementError(
+            f"{table.source}/{table.table}: entity id column(s) {missing} absent or NULL in the event; "
+            f"fix entity_id in the source spec"
+        )
+    ref = EntityRef(table.source, table.table, entity_id_of([row[c] for c in columns]))
+    if event.op == "d":
+        return Placement(ref, None, None)
+    after = event.after or {}
+    key_column = table.via_column if table.is_via else table.customer_key
+    assert key_column is not None
+    if key_column not in after:
+        if key_column in event.unavailable:
+            raise PlacementError(f"{table.table}.{key_column} is an unavailable (TOAST) value")
+        raise PlacementError(
+            f"{table.source}/{table.table}: customer key column {key_column!r} is not in the row; "
+            f"was it excluded or dropped? fix customer_key in the source spec"
+        )
+    value = after[key_column]
+    if value is None:
+        if table.null_customer_key == "skip":
+            return Placement(ref, None, None, outside_view=True)
+        raise PlacementError(
+            f"{table.source}/{table.table} row {ref.entity_id}: customer key {key_column} is NULL; "
+            f"declare null_customer_key: skip in the source spec if such rows are outside the view"
+        )
+    if table.is_via:
+        assert table.via_table is not None
+        return Placement(ref, None, EntityRef(table.source, table.via_table, entity_id_of([value])))
+    return Placement(ref, entity_id_of([value]), None)

@@ -1,0 +1,318 @@
+"""The replicator process: poll a batch, decode, apply, commit — at least once, never lossy.
+
+    Replicator(get_settings()).run()    # until SIGTERM/SIGINT
+
+Commit protocol for every batch, in this order (the safety argument):
+1. decode every record; a record that can never be applied is parked in the dead-letter topic, a
+   registry outage is retried (the record is not parked);
+2. write the batch's mutations to the store and wait for every acknowledgement (retried with
+   backoff while the store is out);
+3. flush the dead-letter producer and wait for every acknowledgement;
+4. commit, synchronously, the offset after the last record of each partition.
+A crash anywhere before 4 redelivers the batch; re-applying it is harmless because every write
+carries the source change's timestamp. SIGTERM sets a flag checked between batches, so the batch in
+flight completes steps 1-4 before the consumer leaves the group.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, TypeVar
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from prometheus_client import start_http_server
+from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
+
+from consumer.applier import Applier
+from consumer.catalog import MappingCatalog
+from consumer.deadletter import DeadLetterQueue
+from consumer.envelope import to_change_event
+from consumer.exceptions import PlacementError, PoisonRecord, TransientFailure
+from consumer.mapping import place
+from consumer.metrics import (
+    BATCH_EVENTS,
+    CONSUMER_LAG_OFFSETS,
+    CONSUMER_LAG_SECONDS,
+    ERRORS,
+    EVENTS_APPLIED,
+    EVENTS_CONSUMED,
+    FRESHNESS,
+)
+from consumer.planner import Located
+from consumer.wire import AvroDecoder
+from scv.settings import Settings
+from store.exceptions import StoreUnavailable
+from store.index import EntityIndex
+from store.registrations import RegistrationStore
+from store.session import connect
+from store.writer import ViewWriter
+
+__all__ = ["Replicator", "ShutdownRequested"]
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+_LAG_EVERY_S = 5.0
+
+
+class ShutdownRequested(Exception):
+    """Raised out of a retry loop when SIGTERM arrives during an outage: nothing is committed."""
+
+
+class Replicator:
+    def __init__(self, settings: Settings, metrics_port: int | None = None) -> None:
+        self._settings = settings
+        self._config = settings.consumer
+        self._metrics_port = self._config.metrics_port if metrics_port is None else metrics_port
+        self._stopping = False
+        self._last_source_ts: dict[tuple[str, int], float] = {}
+        self._committed: dict[tuple[str, int], int] = {}
+        self._lag_at = 0.0
+        self._registrations_at = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def request_stop(self, *_args: object) -> None:
+        self._stopping = True
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            log.info("shutdown_requested", signal=signal.Signals(signum).name)
+            self.request_stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def run(self) -> None:
+        kafka = self._settings.kafka
+        store = self._settings.store
+        if self._metrics_port:
+            start_http_server(self._metrics_port, addr="0.0.0.0")
+        cluster, session = self._retry(lambda: connect(store), "store_connect")
+        try:
+            self._catalog = MappingCatalog(RegistrationStore(session, store.keyspace))
+            self._applier = Applier(
+                ViewWriter(session, store.keyspace, self._config.write_concurrency),
+                EntityIndex(session, store.keyspace, self._config.write_concurrency),
+            )
+            self._decoder = AvroDecoder(SchemaRegistryClient({"url": kafka.schema_registry_url}))
+            self._ensure_dead_letter_topic()
+            producer = Producer(
+                {
+                    "bootstrap.servers": kafka.bootstrap_servers,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                }
+            )
+            self._dlq = DeadLetterQueue(producer, self._config.dead_letter_topic)
+            self._consumer = Consumer(self._consumer_config())
+            log.info("replicator_started", group=self._config.group_id, metrics_port=self._metrics_port)
+            try:
+                self._loop()
+            finally:
+                self._consumer.close()
+                producer.flush(10)
+                log.info("replicator_stopped")
+        finally:
+            cluster.shutdown()
+
+    def _consumer_config(self) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self._settings.kafka.bootstrap_servers,
+            "group.id": self._config.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            # New CDC topics (a table's first change) must be noticed in seconds, not 5 minutes.
+            "topic.metadata.refresh.interval.ms": 5000,
+            # A store outage pauses the loop in retries; keep the member in the group meanwhile.
+            "max.poll.interval.ms": 600_000,
+            "on_commit": None,
+        }
+
+    def _ensure_dead_letter_topic(self) -> None:
+        kafka = self._settings.kafka
+        admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+        topic = self._config.dead_letter_topic
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    topic,
+                    num_partitions=kafka.topic_partitions,
+                    replication_factor=kafka.replication_factor,
+                    config={"retention.ms": str(30 * 24 * 3600 * 1000)},
+                )
+            ]
+        )
+        try:
+            futures[topic].result(30)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        subscribed = False
+        while not self._stopping:
+            now = time.monotonic()
+            if now - self._registrations_at >= self._config.registrations_poll_s:
+                self._registrations_at = now
+                if self._retry(self._catalog.refresh, "registrations") and self._catalog.topics:
+                    self._consumer.subscribe([self._catalog.subscription_pattern()])
+                    subscribed = True
+                    log.info("subscribed", topics=len(self._catalog.topics))
+            if not subscribed:
+                time.sleep(min(0.5, self._config.registrations_poll_s))
+                continue
+            messages = self._consumer.consume(
+                num_messages=self._config.max_batch_events, timeout=self._config.max_batch_wait_s
+            )
+            if messages:
+                try:
+                    self._process(messages)
+                except ShutdownRequested:
+                    log.warning("shutdown_during_outage", uncommitted=len(messages))
+                    return
+            if now - self._lag_at >= _LAG_EVERY_S:
+                self._lag_at = now
+                self._report_lag()
+
+    def _process(self, messages: list[Message]) -> None:
+        located: list[Located] = []
+        origins: list[tuple[str, int]] = []
+        last_offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    ERRORS.labels(kind="kafka").inc()
+                    log.warning("kafka_error", error=str(error))
+                continue
+            origin = (str(message.topic()), int(message.partition() or 0))
+            last_offsets[origin] = int(message.offset() or 0)
+            change = self._retry(lambda m=message: self._locate(m), "registry")  # type: ignore[misc]
+            if change is not None:
+                located.append(change)
+                origins.append(origin)
+                EVENTS_CONSUMED.labels(change.table.source, change.table.table, change.event.op).inc()
+        BATCH_EVENTS.observe(len(messages))
+
+        outcomes = self._retry(lambda: self._applier.apply(located), "store") if located else []
+        now = time.time()
+        for change, origin, outcome in zip(located, origins, outcomes, strict=True):
+            event = change.event
+            EVENTS_APPLIED.labels(event.source, event.table, event.op, outcome).inc()
+            self._last_source_ts[origin] = event.ts_seconds
+            if event.snapshot is None:
+                FRESHNESS.labels(event.source).observe(max(0.0, now - event.ts_seconds))
+        self._retry(self._dlq.flush, "dead_letter")
+        self._commit(last_offsets)
+
+    def _locate(self, message: Message) -> Located | None:
+        """Decode and place one record; poison goes to the dead-letter topic and yields None."""
+        topic = str(message.topic())
+        table = self._catalog.table_for(topic)
+        try:
+            if table is None:
+                raise PlacementError(f"topic {topic} belongs to no registered source table")
+            raw_value = message.value()
+            if raw_value is None:
+                # Debezium's tombstone after a delete: it lets Kafka compact the key away; the delete
+                # event before it already removed the row.
+                EVENTS_APPLIED.labels(table.source, table.table, "tombstone", "skipped").inc()
+                return None
+            raw_key = message.key()
+            key = self._decoder.decode(raw_key)[1] if raw_key else None
+            value = self._decoder.decode(raw_value)[1]
+            event = to_change_event(table.source, key, value)
+            placement = None if event.op == "t" else place(event, table)
+            return Located(event, table, placement)
+        except PoisonRecord as exc:
+            log.warning(
+                "record_dead_lettered",
+                topic=topic,
+                partition=message.partition(),
+                offset=message.offset(),
+                reason=exc.reason,
+                error=str(exc),
+                dead_letter_topic=self._dlq.topic,
+            )
+            self._dlq.park(message, exc)
+            return None
+
+    def _commit(self, last_offsets: dict[tuple[str, int], int]) -> None:
+        if not last_offsets:
+            return
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last_offsets.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # A rebalance took the partitions: the new owner re-applies from the last commit, which
+            # is harmless (idempotent writes). Anything else is logged and counted the same way.
+            ERRORS.labels(kind="commit").inc()
+            log.warning("commit_failed", error=str(exc))
+            return
+        for (topic, partition), offset in last_offsets.items():
+            self._committed[(topic, partition)] = offset + 1
+
+    def _report_lag(self) -> None:
+        try:
+            assignment = self._consumer.assignment()
+        except KafkaException:
+            return
+        now = time.time()
+        for tp in assignment:
+            try:
+                _low, high = self._consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+            except KafkaException:
+                continue
+            committed = self._committed.get((tp.topic, tp.partition))
+            if committed is None or high < 0:
+                continue
+            lag = max(0, high - committed)
+            CONSUMER_LAG_OFFSETS.labels(tp.topic, str(tp.partition)).set(lag)
+            last = self._last_source_ts.get((tp.topic, tp.partition))
+            CONSUMER_LAG_SECONDS.labels(tp.topic, str(tp.partition)).set(
+                max(0.0, now - last) if lag and last else 0.0
+            )
+
+    # -- retries ---------------------------------------------------------------------------------
+
+    def _retry(self, action: Callable[[], T], what: str) -> T:
+        """Run ``action`` until it succeeds; transient failures back off exponentially, forever,
+        unless shutdown is requested (then ``ShutdownRequested``: the batch stays uncommitted)."""
+
+        def stop(_state: Any) -> bool:
+            return self._stopping
+
+        def before_sleep(state: Any) -> None:
+            ERRORS.labels(kind=f"{what}_unavailable").inc()
+            outcome = state.outcome
+            log.warning(
+                "dependency_unavailable_retrying",
+                dependency=what,
+                attempt=state.attempt_number,
+                error=str(outcome.exception()) if outcome else None,
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception_type((TransientFailure, StoreUnavailable)),
+            wait=wait_exponential_jitter(initial=self._config.retry_initial_s, max=self._config.retry_max_s),
+            stop=stop,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(action)
+        except (TransientFailure, StoreUnavailable) as exc:
+            raise ShutdownRequested(str(exc)) from exc

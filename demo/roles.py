@@ -1,0 +1,48 @@
+"""The demo sources' least-privilege CDC roles: LOGIN REPLICATION, read the tables, write the signal table.
+
+    ensure_role(admin, settings, "cdc_crm")       # cluster-wide, password from demo.secrets
+    grant_cdc(conn, dbname="crm", role="cdc_crm")  # in that database, after its schema exists
+
+Only the demo's own roles: the grants a DBA runs for a real source come from `scv sources grant-sql`.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
+
+from demo.secrets import ensure_password
+from scv.settings import Settings
+
+__all__ = ["ensure_role", "grant_cdc"]
+
+
+def ensure_role(admin: psycopg.Connection[TupleRow], settings: Settings, role: str) -> bool:
+    """Create the role, or bring an existing one back to exactly these attributes; True if created.
+
+    The password is hashed here (SCRAM-SHA-256, as the server would) so the cleartext never travels
+    to the server and cannot surface in its statement log or pg_stat_activity.
+    """
+    password = ensure_password(settings, role)
+    verifier = admin.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+    exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None
+    # Attributes are spelled out so a pre-existing role with more rights is brought down to these.
+    admin.execute(
+        sql.SQL(
+            "{verb} ROLE {role} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE "
+            "NOBYPASSRLS PASSWORD {verifier}"
+        ).format(
+            verb=sql.SQL("ALTER" if exists else "CREATE"),
+            role=sql.Identifier(role),
+            verifier=sql.Literal(verifier),
+        )
+    )
+    return not exists
+
+
+def grant_cdc(conn: psycopg.Connection[TupleRow], *, dbname: str, role: str) -> None:
+    template = resources.files("demo").joinpath("sql").joinpath("cdc_grants.sql").read_text()
+    conn.execute(sql.SQL(template).format(dbname=sql.Identifier(dbname), role=sql.Identifier(role)))

@@ -1,0 +1,1 @@
+"""Single Customer View: CDC from systems of record into customer-keyed wide rows."""

@@ -1,0 +1,180 @@
+"""The one settings model of the service.
+
+Every component reads its configuration from here: defaults that work on the local stack, overridden
+by an optional YAML file (``SCV_CONFIG``, default ``./scv.yaml``) and then by environment variables
+(``SCV_<SECTION>__<KEY>``, e.g. ``SCV_KAFKA__BOOTSTRAP_SERVERS``).
+
+    settings = get_settings()
+    settings.kafka.bootstrap_servers  # '127.0.0.1:9092'
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+__all__ = [
+    "ConsumerSettings",
+    "KafkaSettings",
+    "PostgresSettings",
+    "Settings",
+    "StackSettings",
+    "StoreSettings",
+    "get_settings",
+]
+
+
+def _default_data_dir() -> Path:
+    # PostgreSQL refuses to run as root, so under root its data must live where the `postgres` user can
+    # reach it: /root is mode 0700, hence /var/lib for root and the XDG state dir for everyone else.
+    if os.geteuid() == 0:
+        return Path("/var/lib/scv")
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "scv"
+
+
+def _default_cache_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "scv"
+
+
+class StackSettings(BaseModel):
+    """Where the native stack keeps its state and which loopback ports it binds."""
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    host: str = "127.0.0.1"
+    postgres_port: int = 5432
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    connect_port: int = 8083
+    registry_port: int = 8080
+    cql_port: int = 9042
+    cassandra_storage_port: int = 7000
+    prometheus_port: int = 9090
+    # Heaps are explicit so the whole stack fits beside the tests on a 2-core, 24 GiB machine.
+    kafka_heap_mb: int = 512
+    connect_heap_mb: int = 768
+    registry_heap_mb: int = 384
+    cassandra_heap_mb: int = 1024
+    start_timeout_s: float = 240.0
+
+
+class PostgresSettings(BaseModel):
+    """The superuser connection of the demo PostgreSQL (not a source's CDC user).
+
+    ``port`` 0 follows ``stack.postgres_port``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    user: str = "postgres"
+    password: SecretStr = SecretStr("postgres")
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return (
+            f"host={self.host} port={self.port} dbname={dbname} "
+            f"user={self.user} password={self.password.get_secret_value()}"
+        )
+
+
+class KafkaSettings(BaseModel):
+    """Kafka, Kafka Connect and the schema registry. Addresses left empty follow the stack's ports."""
+
+    bootstrap_servers: str = ""
+    connect_url: str = ""
+    # Apicurio's Confluent-compatible API: both Debezium's converter ids and confluent-kafka's
+    # SchemaRegistryClient resolve through it.
+    schema_registry_url: str = ""
+    # Apicurio's native API, used by the Kafka Connect Avro converter.
+    registry_native_url: str = ""
+    topic_partitions: int = 6
+    replication_factor: int = 1
+
+
+class StoreSettings(BaseModel):
+    """The CQL store. ``port`` 0 follows ``stack.cql_port``."""
+
+    contact_points: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    port: int = 0
+    keyspace: str = "scv"
+    local_dc: str = "datacenter1"
+    # NetworkTopologyStrategy replication for `store migrate`; 1 on the local single node.
+    replication_factor: int = 1
+    consistency: str = "LOCAL_QUORUM"
+    request_timeout_s: float = 10.0
+
+
+class ConsumerSettings(BaseModel):
+    group_id: str = "scv-replicator"
+    metrics_port: int = 9400
+    max_batch_events: int = 2000
+    max_batch_wait_s: float = 0.05
+    write_concurrency: int = 64
+    dead_letter_topic: str = "scv.dead-letter"
+    registrations_poll_s: float = 2.0
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 10.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SCV_",
+        env_nested_delimiter="__",
+        yaml_file=os.environ.get("SCV_CONFIG", "scv.yaml"),
+        extra="forbid",
+    )
+
+    log_format: str = "console"  # or "json"
+    log_level: str = "INFO"
+    stack: StackSettings = Field(default_factory=StackSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
+
+    @model_validator(mode="after")
+    def _follow_stack_ports(self) -> Settings:
+        # One place decides the local ports; clients follow unless told otherwise, so changing a
+        # port in `stack` cannot leave a client pointing at the old one.
+        st = self.stack
+        if not self.postgres.port:
+            self.postgres.port = st.postgres_port
+        if not self.store.port:
+            self.store.port = st.cql_port
+        k = self.kafka
+        k.bootstrap_servers = k.bootstrap_servers or f"{st.host}:{st.kafka_port}"
+        k.connect_url = k.connect_url or f"http://{st.host}:{st.connect_port}"
+        k.schema_registry_url = (
+            k.schema_registry_url or f"http://{st.host}:{st.registry_port}/apis/ccompat/v7"
+        )
+        k.registry_native_url = (
+            k.registry_native_url or f"http://{st.host}:{st.registry_port}/apis/registry/v2"
+        )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments > environment > YAML file > defaults.
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,25 @@
+"""Errors of the store package."""
+
+from __future__ import annotations
+
+__all__ = ["CellDecodeError", "CustomerNotFound", "MigrationError", "StoreError", "StoreUnavailable"]
+
+
+class StoreError(Exception):
+    """Base of every store error."""
+
+
+class StoreUnavailable(StoreError):
+    """The CQL cluster cannot be reached or timed out; callers retry, they never drop the write."""
+
+
+class MigrationError(StoreError):
+    """A migration file is malformed or the applied history disagrees with the files."""
+
+
+class CellDecodeError(StoreError):
+    """A stored attribute cell cannot be decoded."""
+
+
+class CustomerNotFound(StoreError):
+    """The view holds no row for the customer."""

@@ -1,0 +1,117 @@
+"""Reads of the entity index: who owns an entity, which entities hang off a parent, a table's entities.
+
+    index = EntityIndex(session, "scv")
+    owners = index.get_many([EntityRef("core", "public.cards", "7")])
+
+Only the replicator's own index is consulted to place a change — never a system of record — so the
+view keeps working while a source is down.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
+
+from store.exceptions import StoreUnavailable
+from store.mutations import EntityRef, IndexEntry, RowKey
+from store.session import TRANSIENT_ERRORS
+from store.values import AttributeValue, decode_value
+
+__all__ = ["INDEX_BUCKETS", "EntityIndex", "StoredRow", "bucket_of"]
+
+# Fixed by migration 0001: changing it needs a migration that rewrites entity_index.
+INDEX_BUCKETS = 256
+
+
+def bucket_of(entity_id: str) -> int:
+    # crc32, not hash(): it must be the same in every process and every Python version.
+    return zlib.crc32(entity_id.encode()) % INDEX_BUCKETS
+
+
+class StoredRow:
+    __slots__ = ("attributes", "source_ts_us")
+
+    def __init__(self, attributes: dict[str, AttributeValue], source_ts_us: int) -> None:
+        self.attributes = attributes
+        self.source_ts_us = source_ts_us
+
+
+def _entry(source: str, table: str, row: Any) -> IndexEntry:
+    parent = EntityRef(source, row.parent_table, row.parent_id) if row.parent_table else None
+    return IndexEntry(
+        ref=EntityRef(source, table, row.entity_id),
+        kind=row.kind,
+        customer_id=row.customer_id,
+        parent=parent,
+        owner_ts=row.owner_ts or 0,
+    )
+
+
+class EntityIndex:
+    def __init__(self, session: Session, keyspace: str, concurrency: int = 64) -> None:
+        self._session = session
+        self._concurrency = concurrency
+        ks = keyspace
+        self._get = session.prepare(
+            f"SELECT entity_id, kind, customer_id, parent_table, parent_id, owner_ts FROM "
+            f"{ks}.entity_index WHERE source = ? AND table_name = ? AND bucket = ? AND entity_id = ?"
+        )
+        self._scan_bucket = session.prepare(
+            f"SELECT entity_id, kind, customer_id, parent_table, parent_id, owner_ts FROM "
+            f"{ks}.entity_index WHERE source = ? AND table_name = ? AND bucket = ?"
+        )
+        self._children = session.prepare(
+            f"SELECT child_table, child_id FROM {ks}.entity_children "
+            "WHERE source = ? AND parent_table = ? AND parent_id = ?"
+        )
+        self._row = session.prepare(
+            f"SELECT attributes, source_ts_us FROM {ks}.customer_view WHERE customer_id = ? AND kind = ? "
+            "AND source = ? AND table_name = ? AND entity_id = ?"
+        )
+
+    def get_many(self, refs: Iterable[EntityRef]) -> dict[EntityRef, IndexEntry | None]:
+        unique = list(dict.fromkeys(refs))
+        if not unique:
+            return {}
+        args = [(r.source, r.table, bucket_of(r.entity_id), r.entity_id) for r in unique]
+        try:
+            results = execute_concurrent_with_args(
+                self._session, self._get, args, concurrency=self._concurrency, raise_on_first_error=False
+            )
+        except TRANSIENT_ERRORS as exc:
+            raise StoreUnavailable(f"entity index read failed: {exc}") from exc
+        found: dict[EntityRef, IndexEntry | None] = {}
+        for ref, (ok, rows) in zip(unique, results, strict=True):
+            if not ok:
+                raise StoreUnavailable(f"entity index read failed for {ref}: {rows!r}")
+            row = rows.one()
+            found[ref] = _entry(ref.source, ref.table, row) if row is not None else None
+        return found
+
+    def children(self, parent: EntityRef) -> list[EntityRef]:
+        rows = self._run(self._children, (parent.source, parent.table, parent.entity_id))
+        return [EntityRef(parent.source, row.child_table, row.child_id) for row in rows]
+
+    def row(self, key: RowKey) -> StoredRow | None:
+        rows = self._run(self._row, (key.customer_id, key.kind, key.source, key.table, key.entity_id))
+        row = rows.one()
+        if row is None:
+            return None
+        attributes = {name: decode_value(cell) for name, cell in (row.attributes or {}).items()}
+        return StoredRow(attributes, row.source_ts_us or 0)
+
+    def table_entries(self, source: str, table: str) -> Iterator[IndexEntry]:
+        """Every indexed entity of one table (for truncate), bucket by bucket, paged."""
+        for bucket in range(INDEX_BUCKETS):
+            for row in self._run(self._scan_bucket, (source, table, bucket)):
+                yield _entry(source, table, row)
+
+    def _run(self, statement: Any, params: tuple[Any, ...]) -> Any:
+        try:
+            return self._session.execute(statement, params)
+        except TRANSIENT_ERRORS as exc:
+            raise StoreUnavailable(f"store read failed: {exc}") from exc

@@ -1,0 +1,158 @@
+"""Typed attribute values <-> the text cells of the view's ``attributes`` map.
+
+Each source column is one map entry, so each has its own write timestamp and partial updates and
+replays merge cell by cell. A cell is ``<tag>:<payload>``: the tag keeps the source type, so a
+NUMERIC comes back as ``Decimal`` with its exact digits, a timestamptz as an aware ``datetime`` with
+its microseconds, and NULL as ``None`` (distinct from "column absent").
+
+    encode_value(Decimal("12.30")) == "n:12.30"
+    decode_value("n:12.30") == Decimal("12.30")
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any, TypeAlias
+from uuid import UUID
+
+from store.exceptions import CellDecodeError
+
+__all__ = [
+    "AttributeValue",
+    "Json",
+    "decode_value",
+    "encode_value",
+    "to_json_compatible",
+]
+
+
+class Json:
+    """A JSON document (jsonb/json column), kept as its text so key order and numbers survive."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def parsed(self) -> Any:
+        return json.loads(self.text, parse_float=Decimal)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Json) and json.loads(self.text) == json.loads(other.text)
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"Json({self.text!r})"
+
+
+AttributeValue: TypeAlias = (
+    None
+    | bool
+    | int
+    | float
+    | Decimal
+    | str
+    | bytes
+    | datetime
+    | date
+    | time
+    | UUID
+    | Json
+    | list["AttributeValue"]
+)
+
+
+def encode_value(value: AttributeValue) -> str:
+    # Order matters: bool is an int, datetime is a date.
+    if value is None:
+        return "N:"
+    if isinstance(value, bool):
+        return "b:true" if value else "b:false"
+    if isinstance(value, int):
+        return f"i:{value}"
+    if isinstance(value, float):
+        return f"f:{value!r}"
+    if isinstance(value, Decimal):
+        return f"n:{value}"
+    if isinstance(value, str):
+        return f"s:{value}"
+    if isinstance(value, bytes):
+        return "x:" + base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return f"l:{value.isoformat()}"  # local (timestamp without time zone)
+        return f"t:{value.isoformat()}"
+    if isinstance(value, date):
+        return f"d:{value.isoformat()}"
+    if isinstance(value, time):
+        return f"T:{value.isoformat()}"
+    if isinstance(value, UUID):
+        return f"u:{value}"
+    if isinstance(value, Json):
+        return f"j:{value.text}"
+    if isinstance(value, list):
+        return "a:" + json.dumps([encode_value(item) for item in value], ensure_ascii=False)
+    raise TypeError(f"cannot store a value of type {type(value).__name__}")
+
+
+def decode_value(cell: str) -> AttributeValue:
+    tag, sep, payload = cell.partition(":")
+    if not sep:
+        raise CellDecodeError(f"cell {cell[:40]!r} has no type tag; was it written by scv?")
+    try:
+        match tag:
+            case "N":
+                return None
+            case "b":
+                return payload == "true"
+            case "i":
+                return int(payload)
+            case "f":
+                return float(payload)
+            case "n":
+                return Decimal(payload)
+            case "s":
+                return payload
+            case "x":
+                return base64.b64decode(payload)
+            case "t" | "l":
+                return datetime.fromisoformat(payload)
+            case "d":
+                return date.fromisoformat(payload)
+            case "T":
+                return time.fromisoformat(payload)
+            case "u":
+                return UUID(payload)
+            case "j":
+                return Json(payload)
+            case "a":
+                return [decode_value(item) for item in json.loads(payload)]
+    except (ValueError, TypeError) as exc:
+        raise CellDecodeError(f"cell with tag {tag!r} has a malformed payload: {exc}") from exc
+    raise CellDecodeError(f"unknown cell type tag {tag!r}; upgrade scv to read this view")
+
+
+def to_json_compatible(value: AttributeValue) -> Any:
+    """The read contract's JSON rendering: NUMERIC as a string with its exact digits, timestamps as
+    ISO-8601 (with offset when the source had one), dates as YYYY-MM-DD, uuid as a string, JSON as
+    embedded JSON, arrays as lists, NULL as null."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, Json):
+        return json.loads(value.text)
+    if isinstance(value, list):
+        return [to_json_compatible(item) for item in value]
+    raise TypeError(f"cannot render a value of type {type(value).__name__}")

@@ -1,0 +1,180 @@
+"""Apply mutations to the store: grouped by partition, executed concurrently, all or raise.
+
+    writer = ViewWriter(session, keyspace="scv", concurrency=64)
+    writer.apply(mutations)   # returns once every write is acknowledged at the session consistency
+
+Mutations for one partition travel as one UNLOGGED batch: a single-partition batch is applied as one
+mutation by the replica (atomic and isolated for that partition, no batchlog cost), which is how the
+replicator "batches by partition key". Each statement keeps its own ``USING TIMESTAMP``, so the
+order in which batches complete does not matter. If any write fails the whole call raises
+``StoreUnavailable``; the caller retries the same mutations, which is safe because they are
+idempotent under their write timestamps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
+
+from store.exceptions import StoreUnavailable
+from store.index import bucket_of
+from store.mutations import (
+    DeleteIndex,
+    DeleteRow,
+    LinkChild,
+    Mutation,
+    PutIndex,
+    PutRow,
+    UnlinkChild,
+)
+from store.session import TRANSIENT_ERRORS
+from store.values import encode_value
+
+__all__ = ["ViewWriter"]
+
+# A batch larger than this is split: Cassandra warns at 5 KiB of batch size by default and large
+# single-partition batches delay other reads of that partition.
+_MAX_STATEMENTS_PER_BATCH = 64
+
+
+class ViewWriter:
+    def __init__(self, session: Session, keyspace: str, concurrency: int = 64) -> None:
+        self._session = session
+        self._concurrency = concurrency
+        ks = keyspace
+        self._put_replace = session.prepare(
+            f"INSERT INTO {ks}.customer_view (customer_id, kind, source, table_name, entity_id, "
+            "attributes, source_ts_us, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._put_merge = session.prepare(
+            f"UPDATE {ks}.customer_view USING TIMESTAMP ? SET attributes = attributes + ?, "
+            "source_ts_us = ?, applied_at = ? "
+            "WHERE customer_id = ? AND kind = ? AND source = ? AND table_name = ? AND entity_id = ?"
+        )
+        self._delete_row = session.prepare(
+            f"DELETE FROM {ks}.customer_view USING TIMESTAMP ? "
+            "WHERE customer_id = ? AND kind = ? AND source = ? AND table_name = ? AND entity_id = ?"
+        )
+        self._put_index = session.prepare(
+            f"INSERT INTO {ks}.entity_index (source, table_name, bucket, entity_id, kind, customer_id, "
+            "parent_table, parent_id, owner_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._delete_index = session.prepare(
+            f"DELETE FROM {ks}.entity_index USING TIMESTAMP ? "
+            "WHERE source = ? AND table_name = ? AND bucket = ? AND entity_id = ?"
+        )
+        self._link = session.prepare(
+            f"INSERT INTO {ks}.entity_children (source, parent_table, parent_id, child_table, child_id) "
+            "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._unlink = session.prepare(
+            f"DELETE FROM {ks}.entity_children USING TIMESTAMP ? WHERE source = ? AND parent_table = ? "
+            "AND parent_id = ? AND child_table = ? AND child_id = ?"
+        )
+
+    def apply(self, mutations: Iterable[Mutation]) -> int:
+        """Write every mutation; returns the number of partition batches sent."""
+        groups: dict[Hashable, list[tuple[PreparedStatement, tuple[Any, ...]]]] = defaultdict(list)
+        applied_at = datetime.now(UTC)
+        for mutation in mutations:
+            partition, bound = self._bind(mutation, applied_at)
+            groups[partition].append(bound)
+        work: list[tuple[Any, Any]] = []
+        for statements in groups.values():
+            for start in range(0, len(statements), _MAX_STATEMENTS_PER_BATCH):
+                chunk = statements[start : start + _MAX_STATEMENTS_PER_BATCH]
+                if len(chunk) == 1:
+                    work.append(chunk[0])
+                    continue
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for statement, params in chunk:
+                    batch.add(statement, params)
+                work.append((batch, None))
+        if work:
+            self._execute(work)
+        return len(work)
+
+    def _execute(self, work: Sequence[tuple[Any, Any]]) -> None:
+        started = time.monotonic()
+        try:
+            results = execute_concurrent(
+                self._session, work, concurrency=self._concurrency, raise_on_first_error=False
+            )
+        except TRANSIENT_ERRORS as exc:
+            raise StoreUnavailable(f"store write failed: {exc}") from exc
+        failures = [result for ok, result in results if not ok]
+        if failures:
+            raise StoreUnavailable(
+                f"{len(failures)} of {len(work)} store writes failed after "
+                f"{time.monotonic() - started:.1f}s, first: {failures[0]!r}"
+            )
+
+    def _bind(
+        self, mutation: Mutation, applied_at: datetime
+    ) -> tuple[Hashable, tuple[PreparedStatement, tuple[Any, ...]]]:
+        match mutation:
+            case PutRow(key=key, attributes=attributes, replace=replace, write_ts=ts, source_ts_us=src):
+                cells = {name: encode_value(value) for name, value in attributes.items()}
+                if replace:
+                    params: tuple[Any, ...] = (
+                        key.customer_id,
+                        key.kind,
+                        key.source,
+                        key.table,
+                        key.entity_id,
+                        cells,
+                        src,
+                        applied_at,
+                        ts,
+                    )
+                    return ("v", key.customer_id), (self._put_replace, params)
+                params = (
+                    ts,
+                    cells,
+                    src,
+                    applied_at,
+                    key.customer_id,
+                    key.kind,
+                    key.source,
+                    key.table,
+                    key.entity_id,
+                )
+                return ("v", key.customer_id), (self._put_merge, params)
+            case DeleteRow(key=key, write_ts=ts):
+                params = (ts, key.customer_id, key.kind, key.source, key.table, key.entity_id)
+                return ("v", key.customer_id), (self._delete_row, params)
+            case PutIndex(entry=entry, write_ts=ts):
+                ref = entry.ref
+                bucket = bucket_of(ref.entity_id)
+                parent = entry.parent
+                params = (
+                    ref.source,
+                    ref.table,
+                    bucket,
+                    ref.entity_id,
+                    entry.kind,
+                    entry.customer_id,
+                    parent.table if parent else None,
+                    parent.entity_id if parent else None,
+                    entry.owner_ts,
+                    ts,
+                )
+                return ("i", ref.source, ref.table, bucket), (self._put_index, params)
+            case DeleteIndex(ref=ref, write_ts=ts):
+                bucket = bucket_of(ref.entity_id)
+                params = (ts, ref.source, ref.table, bucket, ref.entity_id)
+                return ("i", ref.source, ref.table, bucket), (self._delete_index, params)
+            case LinkChild(parent=parent, child=child, write_ts=ts):
+                params = (parent.source, parent.table, parent.entity_id, child.table, child.entity_id, ts)
+                return ("c", parent.source, parent.table, parent.entity_id), (self._link, params)
+            case UnlinkChild(parent=parent, child=child, write_ts=ts):
+                params = (ts, parent.source, parent.table, parent.entity_id, child.table, child.entity_id)
+                return ("c", parent.source, parent.table, parent.entity_id), (self._unlink, params)
+        raise TypeError(f"unknown mutation {mutation!r}")

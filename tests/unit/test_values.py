@@ -1,0 +1,68 @@
+"""Typed cells round-trip exactly and render to the documented JSON contract."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from uuid import UUID
+
+import pytest
+
+from store.exceptions import CellDecodeError
+from store.values import AttributeValue, Json, decode_value, encode_value, to_json_compatible
+
+CASES: list[tuple[AttributeValue, object]] = [
+    (None, None),
+    (True, True),
+    (False, False),
+    (42, 42),
+    (-7, -7),
+    (1.5, 1.5),
+    (Decimal("12.30"), "12.30"),
+    (Decimal("-0.000001"), "-0.000001"),
+    (Decimal("123456789012345678.99"), "123456789012345678.99"),
+    ("héllo: world", "héllo: world"),
+    ("", ""),
+    (datetime(2024, 3, 1, 10, 0, 0, 123456, tzinfo=UTC), "2024-03-01T10:00:00.123456+00:00"),
+    (
+        datetime(2024, 3, 1, 10, 0, tzinfo=timezone(timedelta(hours=2))),
+        "2024-03-01T10:00:00+02:00",
+    ),
+    (datetime(2024, 3, 1, 10, 0, 0, 5), "2024-03-01T10:00:00.000005"),
+    (date(1999, 12, 31), "1999-12-31"),
+    (time(23, 59, 58, 1), "23:59:58.000001"),
+    (UUID("12345678-1234-5678-1234-567812345678"), "12345678-1234-5678-1234-567812345678"),
+    (Json('{"b": 1, "a": [1, 2.50]}'), {"b": 1, "a": [1, Decimal("2.50")]}),
+    (["a", "b"], ["a", "b"]),
+    ([Decimal("1.10"), None], ["1.10", None]),
+    (b"\x00\xff", "AP8="),
+]
+
+
+@pytest.mark.parametrize(("value", "rendered"), CASES)
+def test_cell_round_trip_keeps_type_and_value(value: AttributeValue, rendered: object) -> None:
+    decoded = decode_value(encode_value(value))
+    assert decoded == value
+    assert type(decoded) is type(value)
+
+
+@pytest.mark.parametrize(("value", "rendered"), CASES)
+def test_json_rendering_follows_read_contract(value: AttributeValue, rendered: object) -> None:
+    if isinstance(value, Json):
+        assert to_json_compatible(value) == {"b": 1, "a": [1, 2.5]}
+    else:
+        assert to_json_compatible(value) == rendered
+
+
+def test_decimal_keeps_trailing_zeros() -> None:
+    assert str(decode_value(encode_value(Decimal("10.00")))) == "10.00"
+
+
+def test_null_is_distinct_from_empty_string() -> None:
+    assert encode_value(None) != encode_value("")
+
+
+@pytest.mark.parametrize("cell", ["noseparator", "z:unknown", "i:notanint", "d:2024-13-45"])
+def test_malformed_cells_raise_cell_decode_error(cell: str) -> None:
+    with pytest.raises(CellDecodeError):
+        decode_value(cell)
