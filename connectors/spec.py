@@ -130,6 +130,22 @@ class SourceSpec(_Strict):
     heartbeat_interval_ms: int = Field(default=10_000, ge=1000)
     topic_partitions: int | None = Field(default=None, ge=1)
     signal_table: str = "public.scv_signal"
+    # Written by Debezium's heartbeat.action.query so the slot advances on an idle database (the
+    # table is in the publication but not in table.include.list: the change reaches Debezium, which
+    # acknowledges its LSN, but never a topic). Created by `scv sources grant-sql`.
+    heartbeat_table: str = "public.scv_heartbeat"
+    # `disabled`: the DBA creates the publication (grant-sql) and Debezium only uses it; required for a
+    # least-privilege CDC user, because Debezium's `filtered` mode runs CREATE/ALTER PUBLICATION ... SET
+    # TABLE on every start, which PostgreSQL allows only to the owner of the publication AND of every
+    # table. `filtered` is for a CDC user that owns the tables (e.g. a database created for a test).
+    publication_autocreate: Literal["disabled", "filtered"] = "disabled"
+    # Salt of column.mask.hash.SHA-256 (it becomes part of a config key, hence the charset). The same
+    # salt in every source keeps a hashed value joinable across sources.
+    hash_salt: str = Field(default="scv", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Registry compatibility set on the source's <topic>-key/-value subjects by `scv sources add`.
+    compatibility: Literal[
+        "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"
+    ] = "BACKWARD"
 
     @field_validator("name")
     @classmethod
@@ -149,6 +165,13 @@ class SourceSpec(_Strict):
         for table in value:
             if not _QUALIFIED.match(table):
                 raise ValueError(f"table keys are schema.table, e.g. public.customers, got {table!r}")
+        return value
+
+    @field_validator("signal_table", "heartbeat_table")
+    @classmethod
+    def _qualified_table(cls, value: str) -> str:
+        if not _QUALIFIED.match(value):
+            raise ValueError(f"expected schema.table, e.g. public.scv_signal, got {value!r}")
         return value
 
     @model_validator(mode="after")

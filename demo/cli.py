@@ -99,6 +99,7 @@ def _print_stats(stats: WorkloadStats) -> None:
 
 @app.command()
 def workload(
+    *,
     rate: Annotated[
         float, typer.Option(min=0.1, help="Changes per second across the three databases.")
     ] = 100.0,

@@ -26,7 +26,7 @@ def schema_sql(dbname: str) -> str:
 
 def apply_schema(conn: psycopg.Connection[TupleRow], dbname: str) -> None:
     # No parameters, so psycopg uses the simple query protocol, which runs the whole script.
-    conn.execute(schema_sql(dbname))  # type: ignore[arg-type]  # a packaged file, not user input
+    conn.execute(schema_sql(dbname))
 
 
 def copy_batch(conns: Mapping[str, psycopg.Connection[TupleRow]], batch: Batch) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from demo import vocabulary as v
-from demo.generator import CARD_TYPES, interaction, order_items, random_uuid
+from demo.generator import CARD_TYPES, interaction, order_items
 from demo.identifiers import isin
 
 __all__ = ["OPERATIONS", "Changes", "Operation", "pick_operation"]
@@ -65,6 +66,12 @@ def _shuffle_key(rng: random.Random) -> int:
     return rng.randrange(1, 1_000_003)
 
 
+def _fresh_uuid() -> uuid.UUID:
+    # Not drawn from the seeded rng: a second run with the same seed would re-insert the first run's
+    # keys. The seed makes the operation mix repeatable, not the keys of rows the workload creates.
+    return uuid.uuid4()
+
+
 # ---- crm ---------------------------------------------------------------------------------------
 
 
@@ -88,7 +95,8 @@ def email_primary_swap(cur: Cursor, rng: random.Random, customer_id: int) -> Cha
         return Changes()
     # The old primary is cleared first: the partial unique index allows one primary at any instant.
     cur.execute(
-        "UPDATE customer_emails SET is_primary = false, updated_at = now() WHERE customer_id = %s AND is_primary",
+        "UPDATE customer_emails SET is_primary = false, updated_at = now() "
+        "WHERE customer_id = %s AND is_primary",
         (customer_id,),
     )
     cleared = cur.rowcount
@@ -206,7 +214,7 @@ def customer_onboard(cur: Cursor, rng: random.Random, customer_id: int) -> Chang
             last,
             datetime(1950 + rng.randrange(55), 1 + rng.randrange(12), 1 + rng.randrange(28)).date(),
             rng.choice(("web", "app", "branch")),
-            random_uuid(rng),
+            _fresh_uuid(),
         ),
     )
     new_id = int(_one(cur))
@@ -239,7 +247,8 @@ def card_status_change(cur: Cursor, rng: random.Random, customer_id: int) -> Cha
     # Block a card (lost, fraud suspicion) or unblock one; expired and cancelled cards stay so.
     cur.execute(
         "UPDATE cards SET status = CASE status WHEN 'active' THEN 'blocked' ELSE 'active' END::card_status, "
-        "updated_at = now() WHERE card_id = (SELECT c.card_id FROM cards c JOIN accounts a USING (account_id) "
+        "updated_at = now() WHERE card_id = "
+        "(SELECT c.card_id FROM cards c JOIN accounts a USING (account_id) "
         "WHERE a.customer_id = %s AND c.status IN ('active', 'blocked') "
         "ORDER BY (c.card_id * %s) %% 1000003 LIMIT 1)",
         (customer_id, _shuffle_key(rng)),
@@ -252,7 +261,8 @@ def card_issue(cur: Cursor, rng: random.Random, customer_id: int) -> Changes:
     cur.execute(
         "INSERT INTO cards (account_id, pan_last4, card_type, credit_limit, expires_on, status) "
         "SELECT account_id, %s, %s, %s, current_date + interval '4 years', 'active' FROM accounts "
-        "WHERE customer_id = %s AND account_type = 'current' AND status = 'active' ORDER BY account_id LIMIT 1",
+        "WHERE customer_id = %s AND account_type = 'current' AND status = 'active' "
+        "ORDER BY account_id LIMIT 1",
         (
             f"{rng.randrange(10000):04d}",
             card_type,
@@ -272,7 +282,8 @@ def position_trade(cur: Cursor, rng: random.Random, customer_id: int) -> Changes
         "AND account_type = 'securities' AND status = 'active' ORDER BY account_id LIMIT 1 "
         "ON CONFLICT (account_id, isin) DO UPDATE SET "
         "avg_price = round((securities_positions.avg_price * securities_positions.quantity "
-        "+ EXCLUDED.avg_price * EXCLUDED.quantity) / (securities_positions.quantity + EXCLUDED.quantity), 6), "
+        "+ EXCLUDED.avg_price * EXCLUDED.quantity) "
+        "/ (securities_positions.quantity + EXCLUDED.quantity), 6), "
         "quantity = securities_positions.quantity + EXCLUDED.quantity, updated_at = now() "
         "RETURNING (xmax = 0)",
         (isin(country, nsin), quantity, Decimal(price), customer_id),
@@ -285,9 +296,10 @@ def position_trade(cur: Cursor, rng: random.Random, customer_id: int) -> Changes
 def order_place(cur: Cursor, rng: random.Random, customer_id: int) -> Changes:
     items, total = order_items(rng)
     cur.execute(
-        "INSERT INTO orders (order_id, customer_id, ordered_at, total_amount, currency, status, items, channel) "
+        "INSERT INTO orders "
+        "(order_id, customer_id, ordered_at, total_amount, currency, status, items, channel) "
         "VALUES (%s, %s, now(), %s, 'EUR', 'placed', %s::jsonb, %s)",
-        (random_uuid(rng), customer_id, total, items, rng.choice(v.ORDER_CHANNELS)),
+        (_fresh_uuid(), customer_id, total, items, rng.choice(v.ORDER_CHANNELS)),
     )
     return Changes(inserted=cur.rowcount)
 
@@ -313,7 +325,8 @@ def order_return(cur: Cursor, rng: random.Random, customer_id: int) -> Changes:
         return Changes()
     order_id, total = found
     cur.execute(
-        "INSERT INTO order_returns (order_id, reason, refunded_amount, returned_at) VALUES (%s, %s, %s, now())",
+        "INSERT INTO order_returns (order_id, reason, refunded_amount, returned_at) "
+        "VALUES (%s, %s, %s, now())",
         (order_id, rng.choice(v.RETURN_REASONS), total),
     )
     cur.execute("UPDATE orders SET status = 'returned', updated_at = now() WHERE order_id = %s", (order_id,))

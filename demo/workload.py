@@ -93,6 +93,7 @@ class _Tally:
 class _Worker(threading.Thread):
     def __init__(
         self,
+        *,
         index: int,
         workers: int,
         conns: dict[str, psycopg.Connection[TupleRow]],
@@ -239,7 +240,14 @@ def run_workload(
                 for conn in conns.values():
                     conn.execute("SET synchronous_commit = off")
                     conn.commit()
-            worker = _Worker(index, count, conns, _Schedule(0, rate, None, None), seed, stop)
+            worker = _Worker(
+                index=index,
+                workers=count,
+                conns=conns,
+                schedule=_Schedule(0, rate, None, None),
+                seed=seed,
+                stop=stop,
+            )
             worker.load_customers()
             if not worker.customers:
                 raise DemoError(

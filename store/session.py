@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from cassandra import ConsistencyLevel, DriverException
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 
 from scv.settings import StoreSettings
 from store.exceptions import StoreUnavailable
@@ -39,6 +39,9 @@ def connect(settings: StoreSettings) -> tuple[Cluster, Session]:
         contact_points=settings.contact_points,
         port=settings.port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        # The driver's default waits up to 10 minutes between reconnection attempts; after a store
+        # outage the replicator should resume within seconds.
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=10.0),
         **kwargs,
     )
     try:

@@ -53,8 +53,16 @@ def event(
     unavailable: frozenset[str] = frozenset(),
 ) -> ChangeEvent:
     return ChangeEvent(
-        source="core", table=table.table, op=op, key=key, before=None, after=after,
-        unavailable=unavailable, write_ts=ts, snapshot=None, lsn=None,
+        source="core",
+        table=table.table,
+        op=op,
+        key=key,
+        before=None,
+        after=after,
+        unavailable=unavailable,
+        write_ts=ts,
+        snapshot=None,
+        lsn=None,
     )
 
 
@@ -66,8 +74,9 @@ def ref(table: TableMapping, entity_id: str) -> EntityRef:
     return EntityRef("core", table.table, entity_id)
 
 
-def entry(table: TableMapping, entity_id: str, customer: str, ts: int = 500,
-          parent: EntityRef | None = None) -> IndexEntry:
+def entry(
+    table: TableMapping, entity_id: str, customer: str, ts: int = 500, parent: EntityRef | None = None
+) -> IndexEntry:
     return IndexEntry(ref(table, entity_id), table.kind, customer, parent, owner_ts=ts)
 
 
@@ -105,7 +114,10 @@ def test_update_with_same_owner_writes_only_the_row() -> None:
 
 def test_unavailable_toast_columns_merge_instead_of_replace() -> None:
     ev = event(
-        ACCOUNTS, "u", {"account_id": 1}, {"account_id": 1, "customer_id": 7},
+        ACCOUNTS,
+        "u",
+        {"account_id": 1},
+        {"account_id": 1, "customer_id": 7},
         unavailable=frozenset({"notes"}),
     )
     plan = plan_batch([located(ACCOUNTS, ev)], {ref(ACCOUNTS, "1"): entry(ACCOUNTS, "1", "7")})
@@ -138,7 +150,9 @@ def test_via_child_resolves_through_parent_owner() -> None:
     plan = plan_batch([located(CARDS, ev)], {ref(ACCOUNTS, "1"): entry(ACCOUNTS, "1", "7")})
     assert plan.mutations[0] == PutRow(key(CARDS, "7", "9"), ev.after or {}, True, 1000, 1000)
     assert LinkChild(ref(ACCOUNTS, "1"), ref(CARDS, "9"), 1000) in plan.mutations
-    assert PutIndex(IndexEntry(ref(CARDS, "9"), "card", "7", ref(ACCOUNTS, "1"), 1000), 1000) in plan.mutations
+    assert (
+        PutIndex(IndexEntry(ref(CARDS, "9"), "card", "7", ref(ACCOUNTS, "1"), 1000), 1000) in plan.mutations
+    )
 
 
 def test_via_child_with_unknown_parent_waits_in_orphan_partition() -> None:
@@ -193,7 +207,8 @@ def test_primary_key_change_is_delete_then_create() -> None:
     delete = event(ACCOUNTS, "d", {"account_id": 1}, None, ts=6000)
     create = event(ACCOUNTS, "c", {"account_id": 2}, {"account_id": 2, "customer_id": 7}, ts=6000)
     plan = plan_batch(
-        [located(ACCOUNTS, delete), located(ACCOUNTS, create)], {ref(ACCOUNTS, "1"): entry(ACCOUNTS, "1", "7")}
+        [located(ACCOUNTS, delete), located(ACCOUNTS, create)],
+        {ref(ACCOUNTS, "1"): entry(ACCOUNTS, "1", "7")},
     )
     assert DeleteRow(key(ACCOUNTS, "7", "1"), 6000) in plan.mutations
     assert any(isinstance(m, PutRow) and m.key == key(ACCOUNTS, "7", "2") for m in plan.mutations)
@@ -231,7 +246,9 @@ def test_missing_customer_key_column_names_the_fix() -> None:
 
 def test_composite_primary_key_makes_composite_entity_id() -> None:
     ev = event(
-        CONSENTS, "c", {"customer_id": 7, "purpose": "marketing"},
+        CONSENTS,
+        "c",
+        {"customer_id": 7, "purpose": "marketing"},
         {"customer_id": 7, "purpose": "marketing", "granted": True},
     )
     placement = place(ev, CONSENTS)

@@ -1,0 +1,47 @@
+# Two entry points for a fresh machine (see README): `make demo` and `make test`.
+# Everything else is installed by the project's own files: Python deps into .venv (pinned in
+# pyproject.toml), the stack's services by `scv stack up` (pinned in compose/versions.yaml).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SCV := $(BIN)/scv
+
+.PHONY: install demo test lint unit integration bench stack-up stack-down clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==24.3.1
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(SCV) stack up
+	$(SCV) demo run
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+# The whole suite: lint, type check, start the local stack (installing it on first use), every test.
+test: install lint
+	$(SCV) stack up
+	$(BIN)/pytest tests
+
+bench: install
+	$(SCV) stack up
+	$(BIN)/python -m bench.replicator
+
+stack-up: install
+	$(SCV) stack up
+
+stack-down: install
+	$(SCV) stack down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,93 @@
+"""Build the benchmark's backlog: the demo systems of record, seeded large, snapshotted by Debezium,
+topped up by the demo workload until the change topics hold at least ``min_events`` records."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from connectors.onboard import add_source, remove_source
+from rich.console import Console
+
+from connectors.spec import load_spec
+from demo.secrets import export_demo_passwords
+from demo.seed import seed_demo
+from demo.workload import run_workload
+from scv.settings import Settings
+
+__all__ = ["DEMO_SOURCES", "backlog_topics", "end_offsets", "prepare_backlog"]
+
+DEMO_SOURCES = ("crm", "core", "care")
+SPECS = Path(__file__).resolve().parents[1] / "connectors" / "sources"
+
+
+def backlog_topics(settings: Settings) -> list[str]:
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    names = admin.list_topics(timeout=10).topics
+    return sorted(t for t in names if t.split(".", 1)[0] in DEMO_SOURCES and t.count(".") == 2)
+
+
+def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], tuple[int, int]]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "bench-offsets"})
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        offsets = {}
+        for topic in topics:
+            for partition in metadata.topics[topic].partitions:
+                offsets[(topic, partition)] = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )
+        return offsets
+    finally:
+        consumer.close()
+
+
+def _total(settings: Settings, topics: list[str]) -> int:
+    return sum(high - low for low, high in end_offsets(settings, topics).values())
+
+
+def _wait_stable(settings: Settings, console: Console, quiet_s: float = 10.0) -> int:
+    """Wait until the change topics stop growing (Debezium has shipped everything)."""
+    last, since = -1, time.monotonic()
+    while True:
+        total = _total(settings, backlog_topics(settings))
+        if total != last:
+            last, since = total, time.monotonic()
+            console.print(f"  backlog: {total:,} records", highlight=False)
+        elif time.monotonic() - since >= quiet_s:
+            return total
+        time.sleep(2)
+
+
+def prepare_backlog(
+    settings: Settings, customers: int, min_events: int, console: Console
+) -> tuple[list[str], int]:
+    console.rule("preparing the backlog")
+    for name in DEMO_SOURCES:
+        with contextlib.suppress(Exception):  # not registered yet is fine
+            remove_source(name, settings)
+    stale = backlog_topics(settings)
+    if stale:
+        admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+        for future in admin.delete_topics(stale).values():
+            with contextlib.suppress(Exception):
+                future.result(30)
+        time.sleep(3)
+    console.print(f"seeding {customers:,} customers into crm/core/care")
+    seed_demo(settings, customers=customers, seed=7, reset=True)
+    export_demo_passwords(settings)
+    for name in DEMO_SOURCES:
+        console.print(f"onboarding {name} (initial snapshot)")
+        add_source(load_spec(SPECS / f"{name}.yaml"), settings, progress=True, timeout_s=3600)
+    total = _wait_stable(settings, console)
+    if total < min_events:
+        extra = math.ceil((min_events - total) * 1.05)
+        console.print(f"running the demo workload for {extra:,} more changes")
+        stats = run_workload(settings, rate=math.inf, max_changes=extra, seed=11)
+        console.print(f"  workload achieved {stats.achieved_rate:,.0f} changes/s")
+        total = _wait_stable(settings, console)
+    return backlog_topics(settings), total

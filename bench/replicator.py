@@ -1,0 +1,243 @@
+"""Replicator benchmark: throughput over a >= 1M-event backlog against two ceilings, and freshness.
+
+    python -m bench.replicator [--customers 50000] [--min-events 1000000] [--skip-prepare]
+
+In one run on this machine:
+(a) sustained apply throughput of `scv consume` (1 process, then one per core) over the backlog;
+(b) the ceilings beside it: a bare consume+decode loop and a bare CQL write loop (bench/ceilings.py);
+(c) freshness p50/p99 (source commit -> applied) under a steady 1,000 changes/s demo workload.
+Every figure is printed with its ratio to the lower ceiling. The machine is shared and noisy: the
+report quotes medians of per-second rates, and a JSON copy goes to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from confluent_kafka import Consumer, TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+from bench.backlog import DEMO_SOURCES, backlog_topics, end_offsets, prepare_backlog
+from bench.ceilings import CeilingResult, bare_consume_decode, bare_cql_writes
+from demo.workload import run_workload
+from scv.settings import Settings, get_settings
+from store.migrate import migrate
+from store.registrations import RegistrationStore
+from store.session import connect
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+
+
+@dataclass(frozen=True)
+class ReplicatorRun:
+    processes: int
+    events: int
+    seconds: float
+    median_rate: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def _committed(settings: Settings, group: str, offsets: dict[tuple[str, int], tuple[int, int]]) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group})
+    try:
+        parts = [TopicPartition(t, p) for (t, p) in offsets]
+        done = 0
+        for tp in consumer.committed(parts, timeout=10):
+            low, _high = offsets[(tp.topic, tp.partition)]
+            if tp.offset >= 0:
+                done += tp.offset - low
+        return done
+    finally:
+        consumer.close()
+
+
+def _fresh_keyspace(settings: Settings) -> str:
+    keyspace = f"scv_bench_{uuid.uuid4().hex[:6]}"
+    cluster, session = connect(settings.store)
+    try:
+        migrate(session, keyspace, settings.store.replication_factor, settings.store.local_dc)
+        source = RegistrationStore(session, settings.store.keyspace)
+        target = RegistrationStore(session, keyspace)
+        for registration in source.all():
+            if registration.name in DEMO_SOURCES:
+                target.put(registration.name, registration.mapping_json)
+    finally:
+        cluster.shutdown()
+    return keyspace
+
+
+def _start(processes: int, group: str, keyspace: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "SCV_CONSUMER__GROUP_ID": group,
+        "SCV_STORE__KEYSPACE": keyspace,
+        "SCV_CONSUMER__METRICS_PORT": str(port),
+        "SCV_LOG_FORMAT": "json",
+        "SCV_LOG_LEVEL": "WARNING",
+    }
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "scv.cli", "consume", "--processes", str(processes)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def run_replicator(
+    settings: Settings, processes: int, total: int, console: Console, keep_running: bool = False
+) -> tuple[ReplicatorRun, subprocess.Popen[bytes], str, str]:
+    offsets = end_offsets(settings, backlog_topics(settings))
+    group, keyspace = f"bench-{uuid.uuid4().hex[:6]}", _fresh_keyspace(settings)
+    process = _start(processes, group, keyspace, 9450, RESULTS / f"replicator-{processes}p.log")
+    samples: list[tuple[float, int]] = []
+    try:
+        while True:
+            time.sleep(1.0)
+            if process.poll() is not None:
+                raise RuntimeError(f"replicator exited with {process.returncode}; see its log in {RESULTS}")
+            done = _committed(settings, group, offsets)
+            samples.append((time.perf_counter(), done))
+            console.print(f"  scv consume x{processes}: {done:,}/{total:,}", end="\r", highlight=False)
+            if done >= total:
+                break
+    finally:
+        if not keep_running:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+    console.print()
+    started = next(i for i, (_, done) in enumerate(samples) if done > 0)
+    window = samples[max(0, started - 1) :]
+    rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in itertools.pairwise(window)]
+    steady = rates[1:-1] or rates
+    run = ReplicatorRun(processes, total, window[-1][0] - window[0][0], statistics.median(steady))
+    return run, process, group, keyspace
+
+
+def _freshness_buckets(port: int) -> dict[float, float]:
+    buckets: dict[float, float] = {}
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines():
+        if line.startswith("scv_freshness_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def _quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float:
+    """Prometheus histogram_quantile over the window's bucket deltas (linear within a bucket)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1]
+    if total <= 0:
+        return float("nan")
+    rank, previous_bound, previous_count = q * total, 0.0, 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= rank:
+            if bound == float("inf"):
+                return previous_bound
+            span = count - previous_count
+            return previous_bound + (bound - previous_bound) * ((rank - previous_count) / span if span else 1)
+        previous_bound, previous_count = bound, count
+    return bounds[-2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=50_000)
+    parser.add_argument("--min-events", type=int, default=1_000_000)
+    parser.add_argument("--freshness-rate", type=float, default=1000.0)
+    parser.add_argument("--freshness-seconds", type=float, default=60.0)
+    parser.add_argument("--skip-prepare", action="store_true", help="reuse the backlog already in Kafka")
+    args = parser.parse_args()
+    console = Console()
+    settings = get_settings()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+
+    if args.skip_prepare:
+        topics = backlog_topics(settings)
+        total = sum(h - lo for lo, h in end_offsets(settings, topics).values())
+    else:
+        topics, total = prepare_backlog(settings, args.customers, args.min_events, console)
+    console.rule(f"backlog: {total:,} Debezium Avro records in {len(topics)} topics")
+
+    decode, rows = bare_consume_decode(settings, topics, total, keep_rows=True)
+    console.print(f"ceiling consume+decode: {decode.rate:,.0f} records/s")
+    cluster, session = connect(settings.store)
+    try:
+        cql = bare_cql_writes(session, settings.store.keyspace, rows, settings.consumer.write_concurrency)
+    finally:
+        cluster.shutdown()
+    del rows
+    console.print(f"ceiling CQL writes: {cql.rate:,.0f} rows/s")
+    lower = min(decode.rate, cql.rate)
+
+    one, _, _, _ = run_replicator(settings, 1, total, console)
+    cores = os.cpu_count() or 1
+    many, process, _group, _keyspace = run_replicator(settings, cores, total, console, keep_running=True)
+
+    # (c) freshness under a steady workload, the replicator caught up and still running.
+    time.sleep(3)
+    before = _freshness_buckets(9450)
+    stats = run_workload(settings, rate=args.freshness_rate, duration_s=args.freshness_seconds, seed=23)
+    time.sleep(5)
+    after = {**_freshness_buckets(9450)}
+    for port in range(9451, 9450 + cores):
+        for bound, count in _freshness_buckets(port).items():
+            after[bound] = after.get(bound, 0.0) + count
+    process.send_signal(signal.SIGTERM)
+    process.wait(60)
+    p50, p99 = _quantile(0.5, before, after), _quantile(0.99, before, after)
+
+    table = Table(title=f"replicator benchmark — {total:,} events, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    for column in ("figure", "value", "ratio to lower ceiling"):
+        table.add_column(column)
+
+    def row(name: str, rate: float) -> None:
+        table.add_row(name, f"{rate:,.0f} events/s", f"{rate / lower:.2f}")
+
+    row(decode.name + " (ceiling)", decode.rate)
+    row(cql.name + " (ceiling)", cql.rate)
+    row("scv consume, 1 process (overall)", one.rate)
+    row("scv consume, 1 process (median of 1 s rates)", one.median_rate)
+    row(f"scv consume, {cores} processes (overall)", many.rate)
+    row(f"scv consume, {cores} processes (median of 1 s rates)", many.median_rate)
+    table.add_row(f"freshness p50 @ {stats.achieved_rate:,.0f} changes/s", f"{p50 * 1000:,.0f} ms", "")
+    table.add_row(f"freshness p99 @ {stats.achieved_rate:,.0f} changes/s", f"{p99 * 1000:,.0f} ms", "")
+    console.print(table)
+    report = {
+        "events": total,
+        "ceilings": [asdict(decode) | {"rate": decode.rate}, asdict(cql) | {"rate": cql.rate}],
+        "replicator": [asdict(one) | {"rate": one.rate}, asdict(many) | {"rate": many.rate}],
+        "lower_ceiling": lower,
+        "freshness": {"rate": stats.achieved_rate, "p50_s": p50, "p99_s": p99},
+        "at": datetime.now(UTC).isoformat(),
+    }
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["CeilingResult", "ReplicatorRun", "main"]

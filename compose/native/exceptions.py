@@ -1,0 +1,26 @@
+"""Errors of the native stack; each message names the service or file and what to do."""
+
+from __future__ import annotations
+
+__all__ = ["HealthCheckFailed", "InstallError", "ServiceStartError", "StackError"]
+
+
+class StackError(Exception):
+    """Base of every error ``scv stack`` reports."""
+
+
+class InstallError(StackError):
+    """An artifact (Maven or apt) could not be installed."""
+
+
+class ServiceStartError(StackError):
+    """A service exited or did not become healthy in time."""
+
+    def __init__(self, service: str, message: str, log_tail: str = "") -> None:
+        super().__init__(f"{service}: {message}")
+        self.service = service
+        self.log_tail = log_tail
+
+
+class HealthCheckFailed(StackError):
+    """A health request got an answer that is not the healthy one (or none)."""

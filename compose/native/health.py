@@ -1,0 +1,189 @@
+"""Health checks: one real request per service, the same one a client of that service would make.
+
+    check_kafka(settings)   # returns None when healthy, raises HealthCheckFailed naming what failed
+
+An open port proves little (a JVM listens long before it serves), so each check does real work:
+PostgreSQL answers ``SELECT 1``, Kafka round-trips a message, Connect lists the Debezium connector and
+the Avro converter, the registry lists subjects through its Confluent-compatible API, Cassandra answers
+a CQL query, Prometheus reports ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+
+from compose.native.exceptions import HealthCheckFailed
+from scv.settings import Settings
+
+__all__ = [
+    "DEBEZIUM_POSTGRES_CONNECTOR",
+    "HEALTH_TOPIC",
+    "AVRO_CONVERTER",
+    "check_cassandra",
+    "check_connect",
+    "check_kafka",
+    "check_postgres",
+    "check_prometheus",
+    "check_registry",
+    "postgres_status_dsn",
+]
+
+HEALTH_TOPIC = "scv.stack.health"
+DEBEZIUM_POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
+AVRO_CONVERTER = "io.apicurio.registry.utils.converter.AvroConverter"
+_TIMEOUT_S = 5.0
+
+# librdkafka logs every refused connection while a broker starts; health polling expects those.
+_quiet = logging.getLogger("scv.stack.health.librdkafka")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+
+
+def _port_open(host: str, port: int) -> None:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return
+    except OSError as exc:
+        raise HealthCheckFailed(f"nothing accepts connections on {host}:{port} ({exc.strerror or exc})") from exc
+
+
+def postgres_status_dsn(settings: Settings, dbname: str = "postgres") -> str:
+    # Passwordless on purpose: pg_hba trusts the superuser on loopback, and status must work without
+    # reading any secret.
+    pg = settings.postgres
+    return f"postgresql://{pg.user}@{pg.host}:{pg.port}/{dbname}"
+
+
+def check_postgres(settings: Settings) -> None:
+    _port_open(settings.postgres.host, settings.postgres.port)
+    try:
+        with psycopg.connect(postgres_status_dsn(settings), connect_timeout=int(_TIMEOUT_S)) as conn:
+            row = conn.execute("SELECT 1").fetchone()
+    except psycopg.Error as exc:
+        raise HealthCheckFailed(f"SELECT 1 failed: {exc}") from exc
+    if row != (1,):
+        raise HealthCheckFailed(f"SELECT 1 returned {row!r}")
+
+
+def check_kafka(settings: Settings) -> None:
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    st = settings.stack
+    _port_open(st.host, st.kafka_port)
+    common = {"bootstrap.servers": settings.kafka.bootstrap_servers, "logger": _quiet}
+    admin = AdminClient(common)
+    # Created explicitly (not by auto-create) so the check also proves the controller accepts writes.
+    futures = admin.create_topics(
+        [NewTopic(HEALTH_TOPIC, num_partitions=1, replication_factor=1, config={"retention.ms": "3600000"})],
+        request_timeout=_TIMEOUT_S,
+    )
+    try:
+        futures[HEALTH_TOPIC].result(timeout=_TIMEOUT_S)
+    except KafkaException as exc:
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):
+            raise HealthCheckFailed(f"cannot create topic {HEALTH_TOPIC}: {exc}") from exc
+    token = uuid.uuid4().hex.encode()
+    delivered: list[tuple[int, int]] = []
+    errors: list[str] = []
+
+    def on_delivery(err: object, msg: object) -> None:
+        if err is not None:
+            errors.append(str(err))
+        else:
+            delivered.append((msg.partition(), msg.offset()))  # type: ignore[attr-defined]
+
+    producer = Producer(common | {"message.timeout.ms": int(_TIMEOUT_S * 1000), "acks": "all"})
+    producer.produce(HEALTH_TOPIC, value=token, on_delivery=on_delivery)
+    producer.flush(_TIMEOUT_S)
+    if not delivered:
+        raise HealthCheckFailed(f"produce to {HEALTH_TOPIC} not acknowledged: {errors or 'timed out'}")
+    partition, offset = delivered[0]
+    consumer = Consumer(common | {"group.id": "scv-stack-health", "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(HEALTH_TOPIC, partition, offset)])
+        deadline = time.monotonic() + _TIMEOUT_S
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None and msg.value() == token:
+                return
+    finally:
+        consumer.close()
+    raise HealthCheckFailed(f"produced offset {offset} of {HEALTH_TOPIC} but could not consume it back")
+
+
+def _get_json(url: str) -> object:
+    try:
+        resp = httpx.get(url, timeout=_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        raise HealthCheckFailed(f"GET {url}: {exc}") from exc
+    if resp.status_code != 200:
+        raise HealthCheckFailed(f"GET {url}: HTTP {resp.status_code} {resp.text[:200]}")
+    return resp.json()
+
+
+def _check_url_port(url: str) -> None:
+    parts = urlsplit(url)
+    _port_open(parts.hostname or "127.0.0.1", parts.port or 80)
+
+
+def check_connect(settings: Settings) -> None:
+    url = f"{settings.kafka.connect_url}/connector-plugins?connectorsOnly=false"
+    _check_url_port(url)
+    plugins = _get_json(url)
+    classes = {p.get("class") for p in plugins if isinstance(p, dict)} if isinstance(plugins, list) else set()
+    missing = {DEBEZIUM_POSTGRES_CONNECTOR, AVRO_CONVERTER} - classes
+    if missing:
+        raise HealthCheckFailed(f"Kafka Connect answers but lacks plugins {sorted(missing)}; check plugin.path")
+
+
+def check_registry(settings: Settings) -> None:
+    url = f"{settings.kafka.schema_registry_url}/subjects"
+    _check_url_port(url)
+    subjects = _get_json(url)
+    if not isinstance(subjects, list):
+        raise HealthCheckFailed(f"GET {url} returned {subjects!r}, expected a JSON list of subjects")
+
+
+def check_cassandra(settings: Settings) -> None:
+    from cassandra.cluster import Cluster
+    from cassandra.policies import DCAwareRoundRobinPolicy
+
+    store = settings.store
+    host = store.contact_points[0]
+    _port_open(host, store.port)
+    cluster = Cluster(
+        [host],
+        port=store.port,
+        connect_timeout=_TIMEOUT_S,
+        control_connection_timeout=_TIMEOUT_S,
+        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=store.local_dc),
+    )
+    try:
+        session = cluster.connect()
+        row = session.execute("SELECT release_version FROM system.local", timeout=_TIMEOUT_S).one()
+    except Exception as exc:  # the driver raises several unrelated types (NoHostAvailable, timeouts)
+        raise HealthCheckFailed(f"CQL query failed: {exc}") from exc
+    finally:
+        cluster.shutdown()
+    if row is None or not row.release_version:
+        raise HealthCheckFailed("system.local returned no release_version")
+
+
+def check_prometheus(settings: Settings) -> None:
+    st = settings.stack
+    url = f"http://{st.host}:{st.prometheus_port}/-/ready"
+    _check_url_port(url)
+    try:
+        resp = httpx.get(url, timeout=_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        raise HealthCheckFailed(f"GET {url}: {exc}") from exc
+    if resp.status_code != 200:
+        raise HealthCheckFailed(f"GET {url}: HTTP {resp.status_code}")

@@ -1,0 +1,140 @@
+"""Kafka Connect REST: the few calls onboarding needs, with errors that say what to do.
+
+    with ConnectClient(settings.kafka.connect_url) as connect:
+        connect.put_config("scv-crm", config)      # create or update: idempotent
+        connect.status("scv-crm").state            # 'RUNNING'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from connectors.exceptions import ConnectError
+
+__all__ = ["ConnectClient", "ConnectorStatus", "TaskStatus"]
+
+_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    id: int
+    state: str
+    worker_id: str
+    trace: str | None
+
+
+@dataclass(frozen=True)
+class ConnectorStatus:
+    name: str
+    state: str
+    worker_id: str
+    tasks: tuple[TaskStatus, ...]
+
+    @property
+    def running(self) -> bool:
+        """The connector and at least one task, and every task, are RUNNING."""
+        return self.state == "RUNNING" and bool(self.tasks) and all(t.state == "RUNNING" for t in self.tasks)
+
+    @property
+    def failed_trace(self) -> str | None:
+        for task in self.tasks:
+            if task.state == "FAILED":
+                return task.trace or f"task {task.id} FAILED without a trace"
+        return None
+
+
+class ConnectClient:
+    def __init__(self, url: str) -> None:
+        self._url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self._url, timeout=_TIMEOUT)
+
+    def __enter__(self) -> ConnectClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, *, json: Any = None, ok_missing: bool = False) -> Any:
+        try:
+            response = self._http.request(method, path, json=json)
+        except httpx.HTTPError as exc:
+            raise ConnectError(
+                f"Kafka Connect at {self._url} is not reachable ({exc}); start the stack with "
+                f"`scv stack up` or set SCV_KAFKA__CONNECT_URL"
+            ) from exc
+        if response.status_code == 404 and ok_missing:
+            return None
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("message", response.text)
+            except ValueError:
+                message = response.text
+            raise ConnectError(f"Kafka Connect {method} {path} failed ({response.status_code}): {message}")
+        if response.status_code == 204 or not response.content:
+            return {}
+        return response.json()
+
+    def connectors(self) -> list[str]:
+        result: list[str] = self._request("GET", "/connectors")
+        return sorted(result)
+
+    def get_config(self, name: str) -> dict[str, str] | None:
+        result: dict[str, str] | None = self._request("GET", f"/connectors/{name}/config", ok_missing=True)
+        return result
+
+    def put_config(self, name: str, config: dict[str, str]) -> None:
+        """Create the connector or replace its config (Connect restarts it only if the config changed)."""
+        self._request("PUT", f"/connectors/{name}/config", json=config)
+
+    def validate(self, config: dict[str, str]) -> list[str]:
+        """Errors Connect's own validation reports for the config, as ``key: message`` lines."""
+        plugin = config["connector.class"].rsplit(".", 1)[-1]
+        result = self._request("PUT", f"/connector-plugins/{plugin}/config/validate", json=config)
+        errors: list[str] = []
+        for item in result.get("configs", []):
+            value = item.get("value", {})
+            for message in value.get("errors", []):
+                errors.append(f"{value.get('name')}: {message}")
+        return errors
+
+    def status(self, name: str) -> ConnectorStatus | None:
+        data = self._request("GET", f"/connectors/{name}/status", ok_missing=True)
+        if data is None:
+            return None
+        connector = data.get("connector", {})
+        tasks = tuple(
+            TaskStatus(
+                id=int(task["id"]),
+                state=task["state"],
+                worker_id=task.get("worker_id", ""),
+                trace=task.get("trace"),
+            )
+            for task in data.get("tasks", [])
+        )
+        return ConnectorStatus(
+            name=name, state=connector.get("state", "UNKNOWN"), worker_id=connector.get("worker_id", ""),
+            tasks=tasks,
+        )
+
+    def pause(self, name: str) -> None:
+        self._request("PUT", f"/connectors/{name}/pause")
+
+    def resume(self, name: str) -> None:
+        self._request("PUT", f"/connectors/{name}/resume")
+
+    def restart(self, name: str) -> None:
+        self._request("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=true")
+
+    def delete(self, name: str) -> bool:
+        """Delete the connector; False if it did not exist."""
+        return self._request("DELETE", f"/connectors/{name}", ok_missing=True) is not None

@@ -1,0 +1,174 @@
+"""Render the Debezium PostgreSQL connector configuration of a source spec (pure: no I/O).
+
+    config = render_connector_config(spec, settings, secret_file=secret_path(settings, spec.name))
+    connect.put_config(spec.connector_name, config)
+
+The rendered config never holds the CDC password: ``database.password`` is a reference that Kafka
+Connect's FileConfigProvider resolves inside the worker (``${file:<path>:password}``), so the REST
+API, the worker's config topic and every log show the reference only.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Final
+
+from connectors.spec import SourceSpec, TableSpec
+from scv.settings import Settings
+
+__all__ = [
+    "CONNECTOR_CLASS",
+    "CONVERTER_CLASS",
+    "MASK_CHARS",
+    "converter_config",
+    "heartbeat_query",
+    "password_reference",
+    "render_connector_config",
+]
+
+CONNECTOR_CLASS: Final = "io.debezium.connector.postgresql.PostgresConnector"
+CONVERTER_CLASS: Final = "io.apicurio.registry.utils.converter.AvroConverter"
+# `column.mask.with.N.chars` replaces a string value by N asterisks; the length carries no information
+# about the original value.
+MASK_CHARS: Final = 8
+
+
+def converter_config(settings: Settings, role: str) -> dict[str, str]:
+    """The Apicurio AvroConverter properties for ``role`` ("key" or "value").
+
+    The one place the converter is configured. Records must carry the Confluent wire format (magic
+    byte 0 + 4-byte schema id) with ids the ccompat API resolves (``GET /schemas/ids/<id>``), because
+    the replicator decodes with confluent-kafka's client through that API:
+    - ``headers.enabled=false``: the id travels in the payload, not in Kafka headers;
+    - ``as-confluent=true`` + ``use-id=contentId``: a 4-byte content id, which is what Apicurio's
+      ccompat API serves as the schema id;
+    - ``auto-register``/``find-latest``: Debezium's schemas are registered on first use, under the
+      TopicIdStrategy subjects ``<topic>-key`` / ``<topic>-value``.
+    The settings mirror tests/integration/test_stack_infra.py, which proves them on the real stack.
+    """
+    prefix = f"{role}.converter"
+    return {
+        prefix: CONVERTER_CLASS,
+        f"{prefix}.apicurio.registry.url": settings.kafka.registry_native_url,
+        f"{prefix}.apicurio.registry.auto-register": "true",
+        f"{prefix}.apicurio.registry.find-latest": "true",
+        f"{prefix}.apicurio.registry.headers.enabled": "false",
+        f"{prefix}.apicurio.registry.as-confluent": "true",
+        f"{prefix}.apicurio.registry.use-id": "contentId",
+    }
+
+
+def password_reference(secret_file: Path) -> str:
+    """What ``database.password`` holds: a FileConfigProvider reference, never the value."""
+    return f"${{file:{secret_file}:password}}"
+
+
+def heartbeat_query(spec: SourceSpec) -> str:
+    # An UPSERT of one row per source: it writes WAL in the source database on every heartbeat, so the
+    # slot's confirmed LSN follows the server's even when the captured tables are idle (otherwise
+    # the slot pins WAL written by other databases of the same cluster until the disk fills).
+    return (
+        f"INSERT INTO {spec.heartbeat_table} (source, beat_at) VALUES ('{spec.name}', now()) "
+        f"ON CONFLICT (source) DO UPDATE SET beat_at = EXCLUDED.beat_at"
+    )
+
+
+def _column_regex(table: str, column: str) -> str:
+    # Debezium matches `schema.table.column` against each entry as a whole-string Java regex.
+    return re.escape(f"{table}.{column}")
+
+
+def _all_columns_but(table: str, excluded: list[str]) -> str:
+    base = re.escape(f"{table}.")
+    if not excluded:
+        return f"{base}.+"
+    # Negative lookahead (Java regex): every column of the table except the excluded ones.
+    alternatives = "|".join(re.escape(c) for c in excluded)
+    return f"{base}(?!(?:{alternatives})$).+"
+
+
+def _column_lists(spec: SourceSpec) -> dict[str, str]:
+    """``column.include.list`` or ``column.exclude.list``.
+
+    Debezium refuses both lists in one connector, so as soon as one table names include_columns every
+    table is expressed as an include list (others as "all columns except their excludes") and the
+    signal table keeps all its columns, without which incremental snapshots would stop.
+    """
+    tables = spec.tables
+    if any(t.include_columns is not None for t in tables.values()):
+        entries: list[str] = []
+        for name, table in tables.items():
+            if table.include_columns is not None:
+                entries.extend(_column_regex(name, c) for c in _with_keys(table, table.include_columns))
+            else:
+                entries.append(_all_columns_but(name, table.exclude_columns))
+        entries.append(_all_columns_but(spec.signal_table, []))
+        return {"column.include.list": ",".join(entries)}
+    excluded = [_column_regex(name, c) for name, t in tables.items() for c in t.exclude_columns]
+    return {"column.exclude.list": ",".join(excluded)} if excluded else {}
+
+
+def _with_keys(table: TableSpec, columns: list[str]) -> list[str]:
+    # The customer key (or via column) and entity id columns must reach the replicator whatever the
+    # DBA listed: without them a row cannot be placed.
+    needed = [table.via.column if table.via else str(table.customer_key), *(table.entity_id or [])]
+    return [*columns, *(c for c in needed if c not in columns)]
+
+
+def _masking(spec: SourceSpec) -> dict[str, str]:
+    hashed = [_column_regex(n, c) for n, t in spec.tables.items() for c in t.hash_columns]
+    masked = [_column_regex(n, c) for n, t in spec.tables.items() for c in t.mask_columns]
+    out: dict[str, str] = {}
+    if hashed:
+        out[f"column.mask.hash.SHA-256.with.salt.{spec.hash_salt}"] = ",".join(hashed)
+    if masked:
+        out[f"column.mask.with.{MASK_CHARS}.chars"] = ",".join(masked)
+    return out
+
+
+def render_connector_config(spec: SourceSpec, settings: Settings, *, secret_file: Path) -> dict[str, str]:
+    """The full connector config (every value a string, as Kafka Connect stores it)."""
+    db = spec.database
+    partitions = spec.topic_partitions or settings.kafka.topic_partitions
+    config: dict[str, str] = {
+        "name": spec.connector_name,
+        "connector.class": CONNECTOR_CLASS,
+        # One task: a PostgreSQL slot is consumed by exactly one connection.
+        "tasks.max": "1",
+        "database.hostname": db.host,
+        "database.port": str(db.port),
+        "database.dbname": db.dbname,
+        "database.user": db.user,
+        "database.password": password_reference(secret_file),
+        "topic.prefix": spec.topic_prefix,
+        "plugin.name": "pgoutput",
+        "slot.name": spec.slot_name,
+        "publication.name": spec.publication_name,
+        "publication.autocreate.mode": spec.publication_autocreate,
+        "table.include.list": ",".join(re.escape(t) for t in [*spec.tables, spec.signal_table]),
+        "signal.enabled.channels": "source",
+        "signal.data.collection": spec.signal_table,
+        "snapshot.mode": spec.snapshot_mode,
+        "heartbeat.interval.ms": str(spec.heartbeat_interval_ms),
+        "heartbeat.action.query": heartbeat_query(spec),
+        # Exact decimals and microsecond times: consumer/logical.py decodes exactly these encodings.
+        "decimal.handling.mode": "precise",
+        "time.precision.mode": "adaptive_time_microseconds",
+        # Truncates must flow: the replicator clears the table's entities on `t`.
+        "skipped.operations": "none",
+        # A tombstone after each delete lets compaction forget the key.
+        "tombstones.on.delete": "true",
+        # Avro names must be valid whatever the table/column names are.
+        "schema.name.adjustment.mode": "avro",
+        "slot.drop.on.stop": "false",
+        "topic.creation.default.partitions": str(partitions),
+        "topic.creation.default.replication.factor": str(settings.kafka.replication_factor),
+        # Compacted: the topic keeps the latest image of every row, so a new replicator can rebuild.
+        "topic.creation.default.cleanup.policy": "compact",
+    }
+    config.update(_column_lists(spec))
+    config.update(_masking(spec))
+    config.update(converter_config(settings, "key"))
+    config.update(converter_config(settings, "value"))
+    return config
