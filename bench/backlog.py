@@ -10,9 +10,9 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from connectors.onboard import add_source, remove_source
 from rich.console import Console
 
+from connectors.onboard import add_source, remove_source
 from connectors.spec import load_spec
 from demo.secrets import export_demo_passwords
 from demo.seed import seed_demo

@@ -1,12 +1,13 @@
 """Kafka Connect REST: the few calls onboarding needs, with errors that say what to do.
 
-    with ConnectClient(settings.kafka.connect_url) as connect:
-        connect.put_config("scv-crm", config)      # create or update: idempotent
-        connect.status("scv-crm").state            # 'RUNNING'
+with ConnectClient(settings.kafka.connect_url) as connect:
+    connect.put_config("scv-crm", config)      # create or update: idempotent
+    connect.status("scv-crm").state            # 'RUNNING'
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -122,7 +123,9 @@ class ConnectClient:
             for task in data.get("tasks", [])
         )
         return ConnectorStatus(
-            name=name, state=connector.get("state", "UNKNOWN"), worker_id=connector.get("worker_id", ""),
+            name=name,
+            state=connector.get("state", "UNKNOWN"),
+            worker_id=connector.get("worker_id", ""),
             tasks=tasks,
         )
 
@@ -134,6 +137,24 @@ class ConnectClient:
 
     def restart(self, name: str) -> None:
         self._request("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=true")
+
+    def stop(self, name: str) -> None:
+        """Stop the connector (KIP-875): tasks shut down, which the offsets API requires."""
+        self._request("PUT", f"/connectors/{name}/stop")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = self.status(name)
+            if status is None or status.state == "STOPPED":
+                return
+            time.sleep(0.5)
+        raise ConnectError(f"connector {name} did not reach STOPPED within 60s; check the worker log")
+
+    def offsets(self, name: str) -> list[dict[str, Any]]:
+        data = self._request("GET", f"/connectors/{name}/offsets", ok_missing=True)
+        return list(data.get("offsets", [])) if data else []
+
+    def delete_offsets(self, name: str) -> None:
+        self._request("DELETE", f"/connectors/{name}/offsets", ok_missing=True)
 
     def delete(self, name: str) -> bool:
         """Delete the connector; False if it did not exist."""

@@ -1,8 +1,8 @@
 """The schema registry through its Confluent-compatible API (Apicurio ``/apis/ccompat/v7``).
 
-    with RegistryClient(settings.kafka.schema_registry_url) as registry:
-        registry.set_compatibility("crm.public.customers-value", "BACKWARD")
-        registry.is_compatible("crm.public.customers-value", schema_json)  # (True, [])
+with RegistryClient(settings.kafka.schema_registry_url) as registry:
+    registry.set_compatibility("crm.public.customers-value", "BACKWARD")
+    registry.is_compatible("crm.public.customers-value", schema_json)  # (True, [])
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 class RegistryClient:
     def __init__(self, url: str) -> None:
         self._url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self._url, timeout=_TIMEOUT, headers={"Content-Type": _CONTENT_TYPE})
+        self._http = httpx.Client(
+            base_url=self._url, timeout=_TIMEOUT, headers={"Content-Type": _CONTENT_TYPE}
+        )
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -62,7 +64,10 @@ class RegistryClient:
 
     def set_compatibility(self, subject: str, level: str) -> bool:
         """Set the subject's compatibility level; False if the subject does not exist yet."""
-        return self._request("PUT", f"/config/{subject}", body={"compatibility": level}, ok_missing=True) is not None
+        return (
+            self._request("PUT", f"/config/{subject}", body={"compatibility": level}, ok_missing=True)
+            is not None
+        )
 
     def get_compatibility(self, subject: str) -> str | None:
         data = self._request("GET", f"/config/{subject}", ok_missing=True)

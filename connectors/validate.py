@@ -51,12 +51,13 @@ class ClusterFacts:
     topics: frozenset[str]
 
 
-def _q(table: str) -> str:
-    return table
-
-
 def _check_table_columns(
-    origin: str, key: str, spec: SourceSpec, table: TableSpec, facts: TableFacts, tables: dict[str, TableFacts]
+    origin: str,
+    key: str,
+    spec: SourceSpec,
+    table: TableSpec,
+    facts: TableFacts,
+    tables: dict[str, TableFacts],
 ) -> Iterable[str]:
     cols = facts.columns
     name = facts.name
@@ -152,7 +153,9 @@ def check_database(spec: SourceSpec, facts: DatabaseFacts, origin: str) -> Repor
             )
             continue
         if not (tf.can_select or role.superuser):
-            problems.append(f"{origin}: {key}: {role.name} cannot read {name}. GRANT SELECT ON {name} TO {role.name};")
+            problems.append(
+                f"{origin}: {key}: {role.name} cannot read {name}. GRANT SELECT ON {name} TO {role.name};"
+            )
         if not tf.primary_key:
             problems.append(
                 f"{origin}: {key}: {name} has no primary key; the replicator keys entities and Debezium keys "
@@ -214,7 +217,9 @@ def _check_publication(spec: SourceSpec, facts: DatabaseFacts, origin: str) -> I
     wanted = {*spec.tables, spec.signal_table, spec.heartbeat_table}
     listed = ", ".join(sorted(wanted))
     if spec.publication_autocreate == "filtered":
-        not_owned = [t for t in sorted(wanted) if facts.tables[t].exists and not facts.tables[t].owned_by_user]
+        not_owned = [
+            t for t in sorted(wanted) if facts.tables[t].exists and not facts.tables[t].owned_by_user
+        ]
         if not_owned and not facts.role.superuser:
             yield (
                 f"{origin}: publication_autocreate: filtered makes Debezium CREATE/ALTER the publication, "

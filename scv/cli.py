@@ -26,9 +26,9 @@ def _mount() -> None:
     from compose.native.cli import app as stack_app
     from connectors.cli import app as sources_app
     from connectors.cli import schemas_app
-    from demo.cli import app as demo_app
-
     from consumer.cli import consume
+    from demo.cli import app as demo_app
+    from scv import walkthrough
     from store.cli import app as store_app
     from store.cli import view_app
 
@@ -37,6 +37,7 @@ def _mount() -> None:
     app.add_typer(view_app, name="view")
     app.add_typer(sources_app, name="sources")
     app.add_typer(schemas_app, name="schemas")
+    demo_app.command("run")(walkthrough.run)
     app.add_typer(demo_app, name="demo")
     app.command("consume")(consume)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["HealthCheckFailed", "InstallError", "ServiceStartError", "StackError"]
+__all__ = ["HealthCheckFailed", "InstallError", "ServiceStartError", "StackError", "StackUpFailed"]
 
 
 class StackError(Exception):
@@ -24,3 +24,11 @@ class ServiceStartError(StackError):
 
 class HealthCheckFailed(StackError):
     """A health request got an answer that is not the healthy one (or none)."""
+
+
+class StackUpFailed(StackError):
+    """`up` finished with one or more services not healthy; ``failures`` says which and why."""
+
+    def __init__(self, failures: list[ServiceStartError]) -> None:
+        super().__init__("; ".join(str(f) for f in failures))
+        self.failures = failures

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 from cassandra.cluster import Session
-from connectors.onboard import add_source, remove_source
 
+from connectors.onboard import add_source, remove_source
 from connectors.spec import SourceSpec, parse_spec
 from scv.settings import Settings
 from store.exceptions import CustomerNotFound

@@ -1,0 +1,387 @@
+"""The native services: for each, what it depends on, how to prepare and launch it, how to check it.
+
+    for svc in SERVICES: print(svc.name, svc.depends_on, svc.endpoint(settings))
+
+``prepare`` writes the service's config (every start, so changed settings apply) and runs its one-time
+initialisation (initdb, Kafka storage format, the registry's database) guarded by what that step
+leaves on disk; it returns the ``Launch`` the supervisor runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from compose.native import configs, health
+from compose.native.exceptions import ServiceStartError
+from compose.native.paths import StackPaths
+from compose.native.supervisor import Launch
+from compose.versions import COMPOSE_DIR, Versions
+from scv.settings import Settings
+
+__all__ = ["SERVICES", "Context", "Service", "service_by_name"]
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    paths: StackPaths
+    versions: Versions
+    bundles: Mapping[str, Path]
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    description: str
+    depends_on: tuple[str, ...]
+    # The docker-compose.yml service playing the same role (checked by test_compose_consistency).
+    compose_service: str
+    endpoint: Callable[[Settings], str]
+    prepare: Callable[[Context], Launch]
+    check: Callable[[Settings], None]
+
+
+def _java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise ServiceStartError("java", "no `java` on PATH; install openjdk-17-jre-headless")
+    return java
+
+
+def _jvm_options(heap_mb: int, tmp: Path) -> list[str]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    # -Xms small, -Xmx explicit: the heap can grow to its bound but idle services keep a small RSS.
+    return [
+        f"-Xms{min(heap_mb, 128)}m",
+        f"-Xmx{heap_mb}m",
+        "-XX:+UseG1GC",
+        "-XX:MaxMetaspaceSize=256m",
+        "-XX:MaxDirectMemorySize=256m",
+        "-XX:ReservedCodeCacheSize=128m",
+        "-XX:+ExitOnOutOfMemoryError",
+        "-Djava.awt.headless=true",
+        f"-Djava.io.tmpdir={tmp}",
+    ]
+
+
+def _run_as(user: str | None) -> dict[str, object]:
+    if user is None or os.geteuid() != 0:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def _chown(path: Path, user: str | None) -> None:
+    if user is not None and os.geteuid() == 0:
+        shutil.chown(path, user=user, group=pwd.getpwnam(user).pw_gid)
+
+
+def _run_once(service: str, argv: list[str], user: str | None = None) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, **_run_as(user))  # type: ignore[call-overload]
+    if proc.returncode != 0:
+        raise ServiceStartError(service, f"`{' '.join(argv)}` failed", (proc.stdout + proc.stderr)[-3000:])
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+
+def _prepare_postgres(ctx: Context) -> Launch:
+    # PostgreSQL refuses to run as root; under root it runs as the Debian package's `postgres` user.
+    user = "postgres" if os.geteuid() == 0 else None
+    bindir = Path(f"/usr/lib/postgresql/{ctx.versions.postgres}/bin")
+    state = ctx.paths.state("postgres")
+    pgdata, sockets = state / "data", state / "sockets"
+    for d in (ctx.paths.data_dir, state, sockets):
+        d.mkdir(parents=True, exist_ok=True)
+    ctx.paths.data_dir.chmod(0o755)
+    _chown(state, user)
+    _chown(sockets, user)
+    if not (pgdata / "PG_VERSION").exists():
+        shutil.rmtree(pgdata, ignore_errors=True)
+        _run_once(
+            "postgres",
+            [str(bindir / "initdb"), "-D", str(pgdata), "-U", "postgres", "-E", "UTF8", "--no-locale",
+             "--auth-local=trust", "--auth-host=scram-sha-256"],
+            user,
+        )  # fmt: skip
+    hba = state / "pg_hba.conf"
+    hba.write_text(configs.pg_hba_conf())
+    _chown(hba, user)
+    options = configs.postgres_options(ctx.settings, sockets, hba)
+    argv = [str(bindir / "postgres"), "-D", str(pgdata)]
+    for key, value in options.items():
+        argv += ["-c", f"{key}={value}"]
+    return Launch(argv=argv, cwd=state, user=user, stop_signal=signal.SIGINT)
+
+
+# --- Kafka and Kafka Connect ----------------------------------------------------------------------
+
+
+def _prepare_kafka(ctx: Context) -> Launch:
+    state = ctx.paths.state("kafka")
+    conf, data = state / "config", state / "data"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "server.properties").write_text(configs.kafka_server_properties(ctx.settings, data))
+    (conf / "log4j2.xml").write_text(configs.log4j2_xml())
+    classpath = f"{ctx.bundles['kafka']}/*"
+    log4j = f"-Dlog4j2.configurationFile={conf / 'log4j2.xml'}"
+    if not (data / "meta.properties").exists():
+        # Formatting is what makes a KRaft log dir a member of one cluster: done once, with a cluster
+        # id kept beside it so a re-format after a crash joins the same cluster id.
+        id_file = state / "cluster.id"
+        if not id_file.exists():
+            id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())
+        _run_once(
+            "kafka",
+            [_java(), log4j, "-cp", classpath, "kafka.tools.StorageTool", "format",
+             "-t", id_file.read_text().strip(), "-c", str(conf / "server.properties")],
+        )  # fmt: skip
+    argv = [
+        _java(),
+        *_jvm_options(ctx.settings.stack.kafka_heap_mb, state / "tmp"),
+        log4j,
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        str(conf / "server.properties"),
+    ]
+    return Launch(argv=argv, cwd=state)
+
+
+def _prepare_connect(ctx: Context) -> Launch:
+    state = ctx.paths.state("connect")
+    conf = state / "config"
+    conf.mkdir(parents=True, exist_ok=True)
+    ctx.paths.secrets.mkdir(parents=True, exist_ok=True)
+    ctx.paths.secrets.chmod(0o700)
+    plugin_path = [ctx.bundles["debezium-postgres"], ctx.bundles["apicurio-converter"]]
+    (conf / "connect-distributed.properties").write_text(configs.connect_properties(ctx.settings, plugin_path))
+    (conf / "log4j2.xml").write_text(configs.log4j2_xml())
+    argv = [
+        _java(),
+        *_jvm_options(ctx.settings.stack.connect_heap_mb, state / "tmp"),
+        f"-Dlog4j2.configurationFile={conf / 'log4j2.xml'}",
+        "-cp",
+        f"{ctx.bundles['kafka']}/*",
+        "org.apache.kafka.connect.cli.ConnectDistributed",
+        str(conf / "connect-distributed.properties"),
+    ]
+    return Launch(argv=argv, cwd=state)
+
+
+# --- Apicurio Registry ----------------------------------------------------------------------------
+
+REGISTRY_DB = "apicurio"
+REGISTRY_ROLE = "apicurio"
+
+
+def _registry_password(paths: StackPaths) -> str:
+    # Generated once and kept in the stack's secrets dir: the registry's role authenticates with SCRAM
+    # like any non-superuser, and the password never appears on a command line.
+    paths.secrets.mkdir(parents=True, exist_ok=True)
+    paths.secrets.chmod(0o700)
+    secret = paths.secrets / "registry-db.password"
+    if not secret.exists():
+        secret.write_text(secrets.token_urlsafe(24))
+        secret.chmod(0o600)
+    return secret.read_text().strip()
+
+
+def _ensure_registry_database(settings: Settings, password: str) -> None:
+    with psycopg.connect(health.postgres_status_dsn(settings), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [REGISTRY_ROLE]).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(
+            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(REGISTRY_ROLE), sql.Literal(password))
+        )
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [REGISTRY_DB]).fetchone():
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(REGISTRY_DB), sql.Identifier(REGISTRY_ROLE)
+                )
+            )
+
+
+def _prepare_registry(ctx: Context) -> Launch:
+    st = ctx.settings.stack
+    state = ctx.paths.state("registry")
+    state.mkdir(parents=True, exist_ok=True)
+    password = _registry_password(ctx.paths)
+    _ensure_registry_database(ctx.settings, password)
+    runner = next(ctx.bundles["apicurio-registry"].glob("apicurio-registry-app-*-runner.jar"), None)
+    if runner is None:
+        raise ServiceStartError("registry", f"no apicurio-registry-app-*-runner.jar in {ctx.bundles['apicurio-registry']}")
+    properties = {
+        "quarkus.http.host": st.host,
+        "quarkus.http.port": str(st.registry_port),
+        "quarkus.log.level": "INFO",
+        # SQL storage on the stack's PostgreSQL: schema ids must survive `down`/`up`, because Kafka
+        # records written before a restart still carry them.
+        "apicurio.storage.kind": "sql",
+        "apicurio.storage.sql.kind": "postgresql",
+        "apicurio.datasource.url": f"jdbc:postgresql://{ctx.settings.postgres.host}:{ctx.settings.postgres.port}/{REGISTRY_DB}",
+        "apicurio.datasource.username": REGISTRY_ROLE,
+        "apicurio.datasource.jdbc.initial-size": "2",
+        "apicurio.datasource.jdbc.min-size": "2",
+        "apicurio.datasource.jdbc.max-size": "10",
+        # The ccompat API hands out contentIds as schema ids (Apicurio 3's default, pinned here): the
+        # Connect converter writes contentIds into the Confluent wire format, so both must agree.
+        "apicurio.ccompat.legacy-id-mode.enabled": "false",
+        "apicurio.storage.snapshot.location": str(state / "tmp"),
+        "apicurio.import.work-dir": str(state / "tmp"),
+    }
+    argv = [
+        _java(),
+        *_jvm_options(st.registry_heap_mb, state / "tmp"),
+        *(f"-D{k}={v}" for k, v in properties.items()),
+        "-jar",
+        str(runner),
+    ]
+    return Launch(argv=argv, cwd=state, env={"APICURIO_DATASOURCE_PASSWORD": password})
+
+
+# --- Cassandra ------------------------------------------------------------------------------------
+
+# From Cassandra's conf/jvm17-server.options: the JDK internals Cassandra reaches into on Java 17.
+_CASSANDRA_JDK17 = [
+    "-Djdk.attach.allowAttachSelf=true",
+    "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports", "java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
+    "--add-exports", "java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports", "java.rmi/sun.rmi.server=ALL-UNNAMED",
+    "--add-exports", "java.sql/java.sql=ALL-UNNAMED",
+    "--add-exports", "java.base/java.lang.ref=ALL-UNNAMED",
+    "--add-exports", "jdk.unsupported/sun.misc=ALL-UNNAMED",
+    "--add-exports", "jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED",
+    "--add-exports", "jdk.attach/sun.tools.attach=ALL-UNNAMED",
+    "--add-opens", "java.base/java.lang.module=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.loader=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.reflect=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.math=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.module=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.util.jar=ALL-UNNAMED",
+    "--add-opens", "jdk.management/com.sun.management.internal=ALL-UNNAMED",
+    "--add-opens", "java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens", "java.base/java.io=ALL-UNNAMED",
+    "--add-opens", "java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-opens", "jdk.compiler/com.sun.tools.javac=ALL-UNNAMED",
+    "--add-opens", "java.base/java.lang=ALL-UNNAMED",
+    "--add-opens", "java.base/java.util=ALL-UNNAMED",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+    "-Dio.netty.allocator.useCacheForAllThreads=true",
+    "-Dio.netty.allocator.maxOrder=11",
+]  # fmt: skip
+
+
+def _prepare_cassandra(ctx: Context) -> Launch:
+    state = ctx.paths.state("cassandra")
+    conf = state / "conf"
+    conf.mkdir(parents=True, exist_ok=True)
+    for sub in ("data", "commitlog", "saved_caches", "hints", "cdc_raw"):
+        (state / sub).mkdir(exist_ok=True)
+    (conf / "cassandra.yaml").write_text(configs.cassandra_yaml(ctx.settings, state))
+    (conf / "logback.xml").write_text(configs.logback_xml())
+    libs = ctx.bundles["cassandra"]
+    heap = ctx.settings.stack.cassandra_heap_mb
+    jamm = sorted(libs.glob("jamm-*.jar"))
+    argv = [
+        _java(),
+        f"-Xms{heap}m",  # Cassandra sizes memtables and caches from the heap at start: fix it
+        f"-Xmx{heap}m",
+        "-Xss256k",
+        "-XX:+UseG1GC",
+        "-XX:MaxTenuringThreshold=1",
+        "-XX:MaxMetaspaceSize=256m",
+        "-XX:MaxDirectMemorySize=512m",
+        "-XX:+ExitOnOutOfMemoryError",
+        *_CASSANDRA_JDK17,
+        # jamm measures object sizes for memtable accounting; the distribution loads it as an agent.
+        *(f"-javaagent:{j}" for j in jamm[:1]),
+        f"-Dcassandra.config=file://{conf / 'cassandra.yaml'}",
+        f"-Dlogback.configurationFile={conf / 'logback.xml'}",
+        f"-Dcassandra.logdir={state / 'logs'}",
+        f"-Dcassandra.storagedir={state}",
+        "-Dcassandra-foreground=yes",
+        # A single seed node has no gossip peers to wait for.
+        "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+        f"-Djava.io.tmpdir={state / 'tmp'}",
+        "-cp",
+        f"{conf}:{libs}/*",
+        "org.apache.cassandra.service.CassandraDaemon",
+    ]
+    (state / "tmp").mkdir(exist_ok=True)
+    return Launch(argv=argv, cwd=state)
+
+
+# --- Prometheus -----------------------------------------------------------------------------------
+
+
+def _prepare_prometheus(ctx: Context) -> Launch:
+    st = ctx.settings.stack
+    state = ctx.paths.state("prometheus")
+    targets = state / "targets"
+    targets.mkdir(parents=True, exist_ok=True)
+    config = state / "prometheus.yml"
+    shutil.copyfile(COMPOSE_DIR / "config" / "prometheus.yml", config)
+    for name, text in configs.prometheus_targets(ctx.settings).items():
+        (targets / name).write_text(text + "\n")
+    # promtool catches a broken config before start, with a message naming the line.
+    _run_once("prometheus", ["promtool", "check", "config", str(config)])
+    argv = [
+        "prometheus",
+        f"--config.file={config}",
+        f"--storage.tsdb.path={state / 'tsdb'}",
+        f"--web.listen-address={st.host}:{st.prometheus_port}",
+        "--storage.tsdb.retention.time=3d",
+    ]
+    # GOMEMLIMIT bounds the Go heap: scraping four targets needs far less.
+    return Launch(argv=argv, cwd=state, env={"GOMEMLIMIT": "256MiB"})
+
+
+SERVICES: tuple[Service, ...] = (
+    Service(
+        "postgres", "PostgreSQL (logical WAL)", (), "postgres",
+        lambda s: health.postgres_status_dsn(s), _prepare_postgres, health.check_postgres,
+    ),
+    Service(
+        "kafka", "Kafka broker+controller (KRaft)", (), "kafka",
+        lambda s: s.kafka.bootstrap_servers, _prepare_kafka, health.check_kafka,
+    ),
+    Service(
+        "connect", "Kafka Connect + Debezium", ("kafka",), "connect",
+        lambda s: s.kafka.connect_url, _prepare_connect, health.check_connect,
+    ),
+    Service(
+        "registry", "Apicurio Registry (ccompat)", ("postgres",), "registry",
+        lambda s: s.kafka.schema_registry_url, _prepare_registry, health.check_registry,
+    ),
+    Service(
+        "cassandra", "Cassandra (CQL store)", (), "scylla",
+        lambda s: f"{s.store.contact_points[0]}:{s.store.port}", _prepare_cassandra, health.check_cassandra,
+    ),
+    Service(
+        "prometheus", "Prometheus", (), "prometheus",
+        lambda s: f"http://{s.stack.host}:{s.stack.prometheus_port}", _prepare_prometheus, health.check_prometheus,
+    ),
+)  # fmt: skip
+
+
+def service_by_name(name: str) -> Service:
+    for svc in SERVICES:
+        if svc.name == name:
+            return svc
+    raise KeyError(f"unknown service {name!r}; known: {', '.join(s.name for s in SERVICES)}")

@@ -1,0 +1,337 @@
+"""Onboard and remove a source: the `scv sources add` / `remove` path, as a Python API.
+
+    add_source(load_spec(path), get_settings(), progress=True)
+    remove_source("crm", get_settings())
+
+``add`` follows these steps, in this order (each is idempotent, so a re-run after any failure is safe):
+1. validate against the live database and cluster; refuse on any problem;
+2. write the CDC password to the Connect secret file (0600) and render the config, which holds only
+   a reference to it;
+3. PUT the config (creates or updates the connector);
+4. wait until the connector and its task are RUNNING and the initial snapshot has finished: a
+   heartbeat record newer than the PUT proves streaming started, and Debezium streams only after the
+   snapshot; the per-table record counts against the row counts drive the progress bar;
+5. set the registry compatibility of each topic's key/value subject;
+6. write the mapping registration to the store: from here the replicator applies the source.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+import structlog
+from psycopg import sql
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from connectors.connect import ConnectClient, ConnectorStatus
+from connectors.database import connect_source
+from connectors.exceptions import ConnectError, OnboardingTimeout, SourceNotFound, ValidationFailed
+from connectors.mapping import mapping_from_spec
+from connectors.registry import RegistryClient
+from connectors.render import render_connector_config
+from connectors.secrets import remove_connect_secret, secret_path, write_connect_secret
+from connectors.spec import SourceSpec
+from connectors.topics import delete_topics, end_offsets, heartbeat_topic, list_topics
+from connectors.validate import validate_source
+from scv.settings import Settings
+
+__all__ = [
+    "AddResult",
+    "RemoveResult",
+    "add_source",
+    "onboard_source",
+    "remove_source",
+    "remove_source_report",
+]
+
+log = structlog.get_logger(__name__)
+
+_POLL_S = 1.0
+# Above this estimate a table is not COUNTed (a full scan of a big SOR table just for a progress bar
+# is not worth it); the planner's estimate is close enough for a bar.
+_EXACT_COUNT_LIMIT = 1_000_000
+
+
+@dataclass
+class AddResult:
+    name: str
+    connector: str
+    topics: list[str]
+    rows: dict[str, int]
+    records: dict[str, int]
+    compatibility_set: list[str] = field(default_factory=list)
+    compatibility_pending: list[str] = field(default_factory=list)
+    infos: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RemoveResult:
+    name: str
+    done: list[str] = field(default_factory=list)
+    # SQL left for a DBA when the source is not on the stack's PostgreSQL.
+    pending_sql: list[str] = field(default_factory=list)
+
+
+def _row_counts(spec: SourceSpec) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    with connect_source(spec) as conn:
+        for table in spec.tables:
+            schema, name = table.split(".", 1)
+            ident = sql.Identifier(schema, name)
+            estimate = conn.execute(
+                "SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+                (schema, name),
+            ).fetchone()
+            if estimate is not None and estimate[0] > _EXACT_COUNT_LIMIT:
+                counts[table] = int(estimate[0])
+                continue
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()
+            counts[table] = int(row[0]) if row else 0
+    return counts
+
+
+def _raise_if_failed(status: ConnectorStatus | None, name: str) -> None:
+    if status is None:
+        raise ConnectError(f"connector {name} disappeared while waiting for it; was it removed concurrently?")
+    if status.state == "FAILED" or status.failed_trace:
+        trace = status.failed_trace or "(connector FAILED without a task trace)"
+        raise ConnectError(
+            f"connector {name} FAILED:\n{trace}\nFix the cause, then re-run `scv sources add` "
+            f"(or `scv sources status {name.removeprefix('scv-')}`)"
+        )
+
+
+def _wait_streaming(
+    spec: SourceSpec,
+    settings: Settings,
+    connect: ConnectClient,
+    *,
+    heartbeat_baseline: int,
+    rows: dict[str, int],
+    progress: bool,
+    timeout_s: float,
+) -> dict[str, int]:
+    topics = {table: spec.topic_for(table) for table in spec.tables}
+    beat_topic = heartbeat_topic(spec.topic_prefix)
+    deadline = time.monotonic() + timeout_s
+    console = Console(stderr=True)
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not progress,
+        transient=False,
+    )
+    records: dict[str, int] = {}
+    with bars:
+        state_task = bars.add_task(f"{spec.connector_name}: starting", total=None)
+        tasks = {table: bars.add_task(f"  {table}", total=max(rows[table], 1)) for table in spec.tables}
+        while True:
+            status = connect.status(spec.connector_name)
+            _raise_if_failed(status, spec.connector_name)
+            assert status is not None
+            offsets = end_offsets(settings, [*topics.values(), beat_topic])
+            records = {table: offsets[topic] for table, topic in topics.items()}
+            for table, task in tasks.items():
+                bars.update(task, completed=min(records[table], max(rows[table], 1)) if rows[table] else 1)
+            streaming = offsets[beat_topic] > heartbeat_baseline
+            phase = "streaming" if streaming else ("snapshot" if status.running else status.state.lower())
+            bars.update(state_task, description=f"{spec.connector_name}: {phase}")
+            if status.running and streaming:
+                log.info("sources.streaming", source=spec.name, records=records)
+                return records
+            if time.monotonic() > deadline:
+                raise OnboardingTimeout(
+                    f"connector {spec.connector_name} is {status.state} (tasks: "
+                    f"{[t.state for t in status.tasks]}) and has not streamed yet after {timeout_s:.0f}s "
+                    f"(records so far: {records}); check `scv sources status {spec.name}` and the Connect "
+                    f"worker log, then re-run `scv sources add` (it is idempotent)"
+                )
+            time.sleep(_POLL_S)
+
+
+def _set_compatibility(spec: SourceSpec, settings: Settings, result: AddResult) -> None:
+    with RegistryClient(settings.kafka.schema_registry_url) as registry:
+        for topic in result.topics:
+            for subject in (f"{topic}-key", f"{topic}-value"):
+                if registry.set_compatibility(subject, spec.compatibility):
+                    result.compatibility_set.append(subject)
+                else:
+                    # An empty table has produced no record, so no schema yet: its subject appears with
+                    # the first change. Re-running `add` then sets it.
+                    result.compatibility_pending.append(subject)
+
+
+def _register(spec: SourceSpec, settings: Settings) -> None:
+    from store.registrations import RegistrationStore
+    from store.session import open_session
+
+    with open_session(settings.store) as session:
+        RegistrationStore(session, settings.store.keyspace).put(spec.name, mapping_from_spec(spec).to_json())
+
+
+def onboard_source(
+    spec: SourceSpec,
+    settings: Settings,
+    *,
+    progress: bool = False,
+    timeout_s: float = 180,
+    origin: str = "<spec>",
+) -> AddResult:
+    """Steps 1-6 of the module docstring; returns what was done (the CLI prints it)."""
+    report = validate_source(spec, settings, origin)
+    if report.problems:
+        raise ValidationFailed(report.problems)
+    path = write_connect_secret(settings, spec)
+    config = render_connector_config(spec, settings, secret_file=path)
+    rows = _row_counts(spec)
+    beat_topic = heartbeat_topic(spec.topic_prefix)
+    baseline = end_offsets(settings, [beat_topic])[beat_topic]
+    with ConnectClient(settings.kafka.connect_url) as connect:
+        connect.put_config(spec.connector_name, config)
+        log.info("sources.connector_put", source=spec.name, connector=spec.connector_name)
+        records = _wait_streaming(
+            spec,
+            settings,
+            connect,
+            heartbeat_baseline=baseline,
+            rows=rows,
+            progress=progress,
+            timeout_s=timeout_s,
+        )
+    result = AddResult(
+        name=spec.name,
+        connector=spec.connector_name,
+        topics=[spec.topic_for(t) for t in spec.tables],
+        rows=rows,
+        records=records,
+        infos=report.infos,
+    )
+    _set_compatibility(spec, settings, result)
+    _register(spec, settings)
+    log.info("sources.added", source=spec.name, compatibility=spec.compatibility)
+    return result
+
+
+def add_source(
+    spec: SourceSpec, settings: Settings, *, progress: bool = False, timeout_s: float = 180
+) -> None:
+    """Onboard ``spec``: validated, connector RUNNING, snapshot done, registered for the replicator.
+
+    add_source(load_spec(Path("connectors/sources/crm.yaml")), get_settings())
+    """
+    onboard_source(spec, settings, progress=progress, timeout_s=timeout_s)
+
+
+def _is_stack_postgres(config: dict[str, str], settings: Settings) -> bool:
+    local = {"127.0.0.1", "localhost", "::1", settings.postgres.host}
+    host = config.get("database.hostname", "")
+    return host in local and config.get("database.port", "5432") == str(settings.postgres.port)
+
+
+def _wait_slot_inactive(
+    admin: psycopg.Connection[psycopg.rows.TupleRow], slot: str, timeout_s: float
+) -> None:
+    # The walsender of a just-deleted connector lingers a moment; dropping an active slot fails.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        row = admin.execute(
+            "SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        ).fetchone()
+        if row is None or not row[0]:
+            return
+        if time.monotonic() > deadline:
+            raise ConnectError(
+                f"replication slot {slot} is still active (pid {row[1]}) {timeout_s:.0f}s after the connector "
+                f"was deleted; something else reads it. Stop that reader, then re-run remove"
+            )
+        time.sleep(0.5)
+
+
+def remove_source_report(
+    name: str, settings: Settings, *, delete_topics_too: bool = False, timeout_s: float = 60
+) -> RemoveResult:
+    """Delete the connector (and its offsets), the slot and publication, the registration, the secret."""
+    result = RemoveResult(name=name)
+    connector = f"scv-{name}"
+    slot = publication = f"scv_{name}"
+    with ConnectClient(settings.kafka.connect_url) as connect:
+        config = connect.get_config(connector)
+        if config is not None:
+            slot = config.get("slot.name", slot)
+            publication = config.get("publication.name", publication)
+            connect.stop(connector)
+            # Offsets deleted with the connector: a later `add` of the same name must snapshot again
+            # instead of resuming from an LSN whose slot no longer exists (silently losing changes).
+            connect.delete_offsets(connector)
+            connect.delete(connector)
+            result.done.append(f"deleted connector {connector} and its offsets")
+    dbname = config.get("database.dbname") if config else None
+    if config is None or _is_stack_postgres(config, settings):
+        with psycopg.connect(settings.postgres.dsn(), autocommit=True, connect_timeout=5) as admin:
+            row = admin.execute(
+                "SELECT database FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+            ).fetchone()
+            if row is not None:
+                dbname = dbname or row[0]
+                _wait_slot_inactive(admin, slot, timeout_s)
+                admin.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+                result.done.append(f"dropped replication slot {slot}")
+        if dbname:
+            with psycopg.connect(settings.postgres.dsn(dbname), autocommit=True, connect_timeout=5) as admin:
+                exists = admin.execute(
+                    "SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)
+                ).fetchone()
+                if exists:
+                    admin.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(publication)))
+                    result.done.append(f"dropped publication {publication} in {dbname}")
+    else:
+        result.pending_sql.extend(
+            [
+                f"-- in database {dbname} on {config.get('database.hostname')}:{config.get('database.port')}",
+                f"SELECT pg_drop_replication_slot('{slot}');",
+                f"DROP PUBLICATION IF EXISTS {publication};",
+            ]
+        )
+    from store.registrations import RegistrationStore
+    from store.session import open_session
+
+    with open_session(settings.store) as session:
+        store = RegistrationStore(session, settings.store.keyspace)
+        if any(r.name == name for r in store.all()):
+            store.delete(name)
+            result.done.append(f"deleted registration {name}")
+    if secret_path(settings, name).exists():
+        remove_connect_secret(settings, name)
+        result.done.append("deleted the Connect secret file")
+    if delete_topics_too:
+        topics = [t for t in list_topics(settings) if t.startswith(f"{name}.") or t == heartbeat_topic(name)]
+        delete_topics(settings, topics)
+        if topics:
+            result.done.append(f"deleted topics {', '.join(topics)}")
+    if not result.done and not result.pending_sql:
+        raise SourceNotFound(
+            f"no connector {connector}, slot {slot}, registration or secret named {name!r}; "
+            f"see `scv sources list`"
+        )
+    log.info("sources.removed", source=name, done=result.done)
+    return result
+
+
+def remove_source(name: str, settings: Settings) -> None:
+    """Remove source ``name`` (connector, offsets, slot, publication, registration, secret).
+
+        remove_source("loyalty", get_settings())
+    Topics are kept (the replicator may still be draining them); the CLI's --delete-topics drops them.
+    """
+    try:
+        remove_source_report(name, settings)
+    except SourceNotFound:
+        # Idempotent for callers: removing what is already gone is success.
+        log.info("sources.remove_nothing", source=name)

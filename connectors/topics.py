@@ -1,0 +1,107 @@
+"""The Kafka side of a source: its topics, how full they are, when they last received a record.
+
+end_offsets(settings, ["crm.public.customers"])   # {'crm.public.customers': 1200}
+last_record_time(settings, topics)                # aware datetime or None
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from scv.settings import Settings
+
+__all__ = ["delete_topics", "end_offsets", "heartbeat_topic", "last_record_time", "list_topics"]
+
+_TIMEOUT_S = 10.0
+
+
+def heartbeat_topic(topic_prefix: str) -> str:
+    # Debezium's default topic.heartbeat.prefix.
+    return f"__debezium-heartbeat.{topic_prefix}"
+
+
+def _consumer(settings: Settings) -> Consumer:
+    # A throw-away group that never commits: reading watermarks must not create consumer state.
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"scv-sources-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+        }
+    )
+
+
+def list_topics(settings: Settings) -> list[str]:
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    metadata = admin.list_topics(timeout=_TIMEOUT_S)
+    return sorted(metadata.topics)
+
+
+def end_offsets(settings: Settings, topics: Iterable[str]) -> dict[str, int]:
+    """Records ever written per topic (sum of high watermarks); 0 for a topic that does not exist."""
+    consumer = _consumer(settings)
+    try:
+        metadata = consumer.list_topics(timeout=_TIMEOUT_S)
+        out: dict[str, int] = {}
+        for topic in topics:
+            meta = metadata.topics.get(topic)
+            if meta is None or meta.error is not None:
+                out[topic] = 0
+                continue
+            total = 0
+            for partition in meta.partitions:
+                _low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=_TIMEOUT_S, cached=False
+                )
+                total += max(high, 0)
+            out[topic] = total
+        return out
+    finally:
+        consumer.close()
+
+
+def last_record_time(settings: Settings, topics: Iterable[str]) -> datetime | None:
+    """The newest record timestamp across ``topics`` (reads the last record of each partition)."""
+    consumer = _consumer(settings)
+    try:
+        metadata = consumer.list_topics(timeout=_TIMEOUT_S)
+        assignment: list[TopicPartition] = []
+        for topic in topics:
+            meta = metadata.topics.get(topic)
+            if meta is None or meta.error is not None:
+                continue
+            for partition in meta.partitions:
+                _low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=_TIMEOUT_S, cached=False
+                )
+                if high > 0:
+                    assignment.append(TopicPartition(topic, partition, high - 1))
+        if not assignment:
+            return None
+        consumer.assign(assignment)
+        newest_ms = 0
+        pending = len(assignment)
+        deadline = datetime.now(UTC).timestamp() + _TIMEOUT_S
+        while pending and datetime.now(UTC).timestamp() < deadline:
+            message = consumer.poll(1.0)
+            if message is None or message.error() is not None:
+                continue
+            pending -= 1
+            _kind, ts_ms = message.timestamp()
+            newest_ms = max(newest_ms, ts_ms)
+        return datetime.fromtimestamp(newest_ms / 1000, UTC) if newest_ms else None
+    finally:
+        consumer.close()
+
+
+def delete_topics(settings: Settings, topics: list[str]) -> None:
+    if not topics:
+        return
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    for future in admin.delete_topics(topics, operation_timeout=_TIMEOUT_S).values():
+        future.result()
