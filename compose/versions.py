@@ -1,8 +1,8 @@
 """The stack's pinned versions, loaded from ``compose/versions.yaml`` (the only place they are written).
 
-    v = load_versions()
-    v.kafka                 # '4.1.2'
-    v.maven_properties()    # {'kafka.version': '4.1.2', ...} for compose/maven/*/pom.xml
+v = load_versions()
+v.kafka                 # '4.1.2'
+v.maven_properties()    # {'kafka.version': '4.1.2', ...} for compose/maven/*/pom.xml
 """
 
 from __future__ import annotations

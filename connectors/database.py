@@ -71,6 +71,8 @@ class RoleFacts:
     name: str
     superuser: bool
     replication: bool
+    # CREATE on the database: what Debezium's `filtered` mode needs to create the publication.
+    can_create: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ def _server(conn: psycopg.Connection[TupleRow]) -> ServerFacts:
 
 def _role(conn: psycopg.Connection[TupleRow]) -> RoleFacts:
     row = conn.execute(
-        "SELECT rolname, rolsuper, rolreplication FROM pg_roles WHERE rolname = current_user"
+        "SELECT rolname, rolsuper, rolreplication, has_database_privilege(current_database(), 'CREATE') "
+        "FROM pg_roles WHERE rolname = current_user"
     ).fetchone()
     assert row is not None
     return RoleFacts(*row)

@@ -1,13 +1,13 @@
 """Errors of the source onboarding package; each message names the file/key and the fix.
 
-    SourceError
-    ├── SpecError           the spec file cannot be read or has the wrong shape
-    ├── ValidationFailed    the live database/cluster would not support the spec (``problems``)
-    ├── ConnectError        Kafka Connect refused or failed a request
-    ├── RegistryError       the schema registry refused or failed a request
-    ├── SourceNotFound      no connector/registration of that name
-    ├── OnboardingTimeout   the connector did not reach RUNNING / finish its snapshot in time
-    └── SchemaDrift         `scv schemas check` found changes the replicator or registry would reject
+SourceError
+├── SpecError           the spec file cannot be read or has the wrong shape
+├── ValidationFailed    the live database/cluster would not support the spec (``problems``)
+├── ConnectError        Kafka Connect refused or failed a request
+├── RegistryError       the schema registry refused or failed a request
+├── SourceNotFound      no connector/registration of that name
+├── OnboardingTimeout   the connector did not reach RUNNING / finish its snapshot in time
+└── SchemaDrift         `scv schemas check` found changes the replicator or registry would reject
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ def grant_statements(spec: SourceSpec, *, password_sql: str | None = None) -> li
         (
             "The CDC role: LOGIN for the snapshot, REPLICATION for the slot, nothing else. Set a real "
             "password (and put it where the spec's password_env/password_file points).",
-            f"DO $$ BEGIN\n  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{spec.database.user}') THEN\n"
+            f"DO $$ BEGIN\n"
+            f"  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{spec.database.user}') THEN\n"
             f"    CREATE ROLE {role} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE "
             f"PASSWORD {password};\n  END IF;\nEND $$",
         ),

@@ -28,7 +28,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from connectors.connect import ConnectClient, ConnectorStatus
 from connectors.database import connect_source
-from connectors.exceptions import ConnectError, OnboardingTimeout, SourceNotFound, ValidationFailed
+from connectors.exceptions import (
+    ConnectError,
+    OnboardingTimeout,
+    SourceError,
+    SourceNotFound,
+    ValidationFailed,
+)
 from connectors.mapping import mapping_from_spec
 from connectors.registry import RegistryClient
 from connectors.render import render_connector_config
@@ -118,6 +124,7 @@ def _wait_streaming(
     topics = {table: spec.topic_for(table) for table in spec.tables}
     beat_topic = heartbeat_topic(spec.topic_prefix)
     deadline = time.monotonic() + timeout_s
+    created_grace = time.monotonic() + 30
     console = Console(stderr=True)
     bars = Progress(
         TextColumn("{task.description}"),
@@ -134,6 +141,10 @@ def _wait_streaming(
         tasks = {table: bars.add_task(f"  {table}", total=max(rows[table], 1)) for table in spec.tables}
         while True:
             status = connect.status(spec.connector_name)
+            if status is None and time.monotonic() < created_grace:
+                # Right after the PUT the worker has not published the connector's status yet.
+                time.sleep(_POLL_S)
+                continue
             _raise_if_failed(status, spec.connector_name)
             assert status is not None
             offsets = end_offsets(settings, [*topics.values(), beat_topic])
@@ -169,11 +180,20 @@ def _set_compatibility(spec: SourceSpec, settings: Settings, result: AddResult) 
 
 
 def _register(spec: SourceSpec, settings: Settings) -> None:
+    from cassandra import InvalidRequest
+
     from store.registrations import RegistrationStore
     from store.session import open_session
 
     with open_session(settings.store) as session:
-        RegistrationStore(session, settings.store.keyspace).put(spec.name, mapping_from_spec(spec).to_json())
+        try:
+            store = RegistrationStore(session, settings.store.keyspace)
+        except InvalidRequest as exc:
+            raise SourceError(
+                f"the store has no {settings.store.keyspace}.source_registrations table ({exc}); run "
+                f"`scv store migrate`, then re-run `scv sources add` (the connector is already running)"
+            ) from exc
+        store.put(spec.name, mapping_from_spec(spec).to_json())
 
 
 def onboard_source(
@@ -189,7 +209,7 @@ def onboard_source(
     if report.problems:
         raise ValidationFailed(report.problems)
     path = write_connect_secret(settings, spec)
-    config = render_connector_config(spec, settings, secret_file=path)
+    config = render_connector_config(spec, settings, secret_file=path, choices=report.choices)
     rows = _row_counts(spec)
     beat_topic = heartbeat_topic(spec.topic_prefix)
     baseline = end_offsets(settings, [beat_topic])[beat_topic]
@@ -248,8 +268,8 @@ def _wait_slot_inactive(
             return
         if time.monotonic() > deadline:
             raise ConnectError(
-                f"replication slot {slot} is still active (pid {row[1]}) {timeout_s:.0f}s after the connector "
-                f"was deleted; something else reads it. Stop that reader, then re-run remove"
+                f"replication slot {slot} is still active (pid {row[1]}) {timeout_s:.0f}s after the "
+                f"connector was deleted; something else reads it. Stop that reader, then re-run remove"
             )
         time.sleep(0.5)
 

@@ -11,8 +11,9 @@ API, the worker's config topic and every log show the reference only.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from connectors.spec import SourceSpec, TableSpec
 from scv.settings import Settings
@@ -21,6 +22,7 @@ __all__ = [
     "CONNECTOR_CLASS",
     "CONVERTER_CLASS",
     "MASK_CHARS",
+    "LiveChoices",
     "converter_config",
     "heartbeat_query",
     "password_reference",
@@ -32,6 +34,19 @@ CONVERTER_CLASS: Final = "io.apicurio.registry.utils.converter.AvroConverter"
 # `column.mask.with.N.chars` replaces a string value by N asterisks; the length carries no information
 # about the original value.
 MASK_CHARS: Final = 8
+
+
+@dataclass(frozen=True)
+class LiveChoices:
+    """What validation decided from the live database (connectors/validate.py), so rendering stays pure.
+
+    ``publication_mode``: the spec's publication_autocreate with `auto` resolved.
+    ``heartbeat_action``: False when the heartbeat table is missing: heartbeats are still emitted (the
+    snapshot-done signal and the status page rely on them) but do not write WAL; validate says so.
+    """
+
+    publication_mode: Literal["disabled", "filtered"] = "disabled"
+    heartbeat_action: bool = True
 
 
 def converter_config(settings: Settings, role: str) -> dict[str, str]:
@@ -127,8 +142,17 @@ def _masking(spec: SourceSpec) -> dict[str, str]:
     return out
 
 
-def render_connector_config(spec: SourceSpec, settings: Settings, *, secret_file: Path) -> dict[str, str]:
-    """The full connector config (every value a string, as Kafka Connect stores it)."""
+def render_connector_config(
+    spec: SourceSpec, settings: Settings, *, secret_file: Path, choices: LiveChoices | None = None
+) -> dict[str, str]:
+    """The full connector config (every value a string, as Kafka Connect stores it).
+
+    Without ``choices`` the spec's own publication mode is used (`auto` renders `disabled`, the
+    least-privilege reading) with the heartbeat action query.
+    """
+    if choices is None:
+        mode = spec.publication_autocreate
+        choices = LiveChoices(publication_mode="filtered" if mode == "filtered" else "disabled")
     db = spec.database
     partitions = spec.topic_partitions or settings.kafka.topic_partitions
     config: dict[str, str] = {
@@ -145,13 +169,15 @@ def render_connector_config(spec: SourceSpec, settings: Settings, *, secret_file
         "plugin.name": "pgoutput",
         "slot.name": spec.slot_name,
         "publication.name": spec.publication_name,
-        "publication.autocreate.mode": spec.publication_autocreate,
+        "publication.autocreate.mode": choices.publication_mode,
         "table.include.list": ",".join(re.escape(t) for t in [*spec.tables, spec.signal_table]),
         "signal.enabled.channels": "source",
         "signal.data.collection": spec.signal_table,
         "snapshot.mode": spec.snapshot_mode,
         "heartbeat.interval.ms": str(spec.heartbeat_interval_ms),
-        "heartbeat.action.query": heartbeat_query(spec),
+        # Debezium waits poll.interval.ms (default 500) whenever its queue is empty; at moderate
+        # change rates that wait dominates freshness (the p99 < 1 s objective), so keep it short.
+        "poll.interval.ms": "50",
         # Exact decimals and microsecond times: consumer/logical.py decodes exactly these encodings.
         "decimal.handling.mode": "precise",
         "time.precision.mode": "adaptive_time_microseconds",
@@ -167,6 +193,8 @@ def render_connector_config(spec: SourceSpec, settings: Settings, *, secret_file
         # Compacted: the topic keeps the latest image of every row, so a new replicator can rebuild.
         "topic.creation.default.cleanup.policy": "compact",
     }
+    if choices.heartbeat_action:
+        config["heartbeat.action.query"] = heartbeat_query(spec)
     config.update(_column_lists(spec))
     config.update(_masking(spec))
     config.update(converter_config(settings, "key"))

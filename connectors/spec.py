@@ -134,11 +134,14 @@ class SourceSpec(_Strict):
     # table is in the publication but not in table.include.list: the change reaches Debezium, which
     # acknowledges its LSN, but never a topic). Created by `scv sources grant-sql`.
     heartbeat_table: str = "public.scv_heartbeat"
-    # `disabled`: the DBA creates the publication (grant-sql) and Debezium only uses it; required for a
-    # least-privilege CDC user, because Debezium's `filtered` mode runs CREATE/ALTER PUBLICATION ... SET
-    # TABLE on every start, which PostgreSQL allows only to the owner of the publication AND of every
-    # table. `filtered` is for a CDC user that owns the tables (e.g. a database created for a test).
-    publication_autocreate: Literal["disabled", "filtered"] = "disabled"
+    # Who maintains the publication (rendered as Debezium's publication.autocreate.mode):
+    # `disabled`: the DBA creates it (grant-sql) and Debezium only uses it: the least-privilege setup,
+    #   since PostgreSQL lets only the owner of the publication AND of every table CREATE/ALTER it;
+    # `filtered`: Debezium creates it and runs ALTER PUBLICATION ... SET TABLE on every start, which
+    #   keeps it in step with the spec but needs a CDC user owning the tables (and CREATE on the db);
+    # `auto` (default): `filtered` when validation sees the CDC user owns every captured table,
+    #   otherwise `disabled`.
+    publication_autocreate: Literal["auto", "disabled", "filtered"] = "auto"
     # Salt of column.mask.hash.SHA-256 (it becomes part of a config key, hence the charset). The same
     # salt in every source keeps a hashed value joinable across sources.
     hash_salt: str = Field(default="scv", pattern=r"^[A-Za-z0-9_-]{1,64}$")
@@ -222,8 +225,9 @@ def _line_index(node: yaml.Node, path: tuple[str | int, ...] = ()) -> dict[tuple
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = str(key_node.value)
-            lines[(*path, key)] = key_node.start_mark.line + 1
             lines.update(_line_index(value_node, (*path, key)))
+            # After the children: an error about a nested mapping points at its key, not its first child.
+            lines[(*path, key)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines.update(_line_index(item, (*path, index)))

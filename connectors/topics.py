@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from scv.settings import Settings
@@ -55,9 +55,14 @@ def end_offsets(settings: Settings, topics: Iterable[str]) -> dict[str, int]:
                 continue
             total = 0
             for partition in meta.partitions:
-                _low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=_TIMEOUT_S, cached=False
-                )
+                try:
+                    _low, high = consumer.get_watermark_offsets(
+                        TopicPartition(topic, partition), timeout=_TIMEOUT_S, cached=False
+                    )
+                except KafkaException:
+                    # A topic Connect has just created may have no leader yet: count it as empty, a
+                    # lower bound the next poll corrects.
+                    continue
                 total += max(high, 0)
             out[topic] = total
         return out
@@ -76,9 +81,12 @@ def last_record_time(settings: Settings, topics: Iterable[str]) -> datetime | No
             if meta is None or meta.error is not None:
                 continue
             for partition in meta.partitions:
-                _low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=_TIMEOUT_S, cached=False
-                )
+                try:
+                    _low, high = consumer.get_watermark_offsets(
+                        TopicPartition(topic, partition), timeout=_TIMEOUT_S, cached=False
+                    )
+                except KafkaException:
+                    continue
                 if high > 0:
                     assignment.append(TopicPartition(topic, partition, high - 1))
         if not assignment:

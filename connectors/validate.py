@@ -18,10 +18,11 @@ import structlog
 
 from connectors.database import DatabaseFacts, TableFacts, connect_source, read_facts
 from connectors.exceptions import SpecError, ValidationFailed
+from connectors.render import LiveChoices
 from connectors.spec import SourceSpec, TableSpec
 from scv.settings import Settings
 
-__all__ = ["ClusterFacts", "Report", "check_cluster", "check_database", "validate_source"]
+__all__ = ["ClusterFacts", "Report", "check_cluster", "check_database", "resolve_choices", "validate_source"]
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +34,8 @@ _STRING_TYPES = ("text", "character varying", "character", "varchar", "char", "c
 class Report:
     problems: list[str] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)
+    # What rendering must know about the live database (publication mode, heartbeat table).
+    choices: LiveChoices = field(default_factory=LiveChoices)
 
     @property
     def ok(self) -> bool:
@@ -172,9 +175,15 @@ def check_database(spec: SourceSpec, facts: DatabaseFacts, origin: str) -> Repor
                 f"deletes and updates carry only the key in their before-image; the replicator resolves "
                 f"the customer through its index (FULL is not needed)"
             )
-        problems.extend(_check_table_columns(origin, key, spec, spec.tables[name], tf, facts.tables))
+        problems.extend(_check_table_columns(origin, key, spec, table, tf, facts.tables))
+    report.choices = resolve_choices(spec, facts)
     problems.extend(_check_signal_and_heartbeat(spec, facts, origin))
-    problems.extend(_check_publication(spec, facts, origin))
+    if not report.choices.heartbeat_action:
+        infos.append(
+            f"heartbeat_table {spec.heartbeat_table} does not exist: heartbeats are emitted without the "
+            f"UPSERT, so on an idle database the slot may hold WAL back; `scv sources grant-sql` creates it"
+        )
+    problems.extend(_check_publication(spec, facts, origin, report.choices))
     problems.extend(_check_slot(spec, facts, origin, infos))
     return report
 
@@ -195,12 +204,13 @@ def _check_signal_and_heartbeat(spec: SourceSpec, facts: DatabaseFacts, origin: 
         if not (signal.can_insert or facts.role.superuser):
             yield (
                 f"{origin}: signal_table: {user} cannot write {spec.signal_table} (incremental snapshots "
-                f"write window markers). GRANT SELECT, INSERT, UPDATE, DELETE ON {spec.signal_table} TO {user};"
+                f"write window markers). "
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON {spec.signal_table} TO {user};"
             )
     heartbeat = facts.tables[spec.heartbeat_table]
     if not heartbeat.exists:
-        yield f"{origin}: heartbeat_table: {spec.heartbeat_table} does not exist; {fix}"
-    elif heartbeat.primary_key != ("source",):
+        return
+    if heartbeat.primary_key != ("source",):
         yield (
             f"{origin}: heartbeat_table: {spec.heartbeat_table} must be (source text PRIMARY KEY, beat_at "
             f"timestamptz NOT NULL) for the heartbeat UPSERT; {fix}"
@@ -212,30 +222,57 @@ def _check_signal_and_heartbeat(spec: SourceSpec, facts: DatabaseFacts, origin: 
         )
 
 
-def _check_publication(spec: SourceSpec, facts: DatabaseFacts, origin: str) -> Iterable[str]:
+def resolve_choices(spec: SourceSpec, facts: DatabaseFacts) -> LiveChoices:
+    """`auto` becomes `filtered` only when the CDC user may CREATE/ALTER the publication itself."""
+    mode = spec.publication_autocreate
+    if mode == "auto":
+        owns_all = all(facts.tables[t].owned_by_user for t in _published(spec) if facts.tables[t].exists)
+        mode = "filtered" if owns_all or facts.role.superuser else "disabled"
+    return LiveChoices(publication_mode=mode, heartbeat_action=facts.tables[spec.heartbeat_table].exists)
+
+
+def _published(spec: SourceSpec) -> list[str]:
+    # What Debezium's filtered mode publishes: exactly table.include.list (the heartbeat table is not
+    # captured, so in filtered mode its changes do not reach Debezium; the heartbeat topic still flows).
+    return [*spec.tables, spec.signal_table]
+
+
+def _check_publication(
+    spec: SourceSpec, facts: DatabaseFacts, origin: str, choices: LiveChoices
+) -> Iterable[str]:
     pub = facts.publication
-    wanted = {*spec.tables, spec.signal_table, spec.heartbeat_table}
+    wanted = set(_published(spec))
+    if facts.tables[spec.heartbeat_table].exists:
+        wanted.add(spec.heartbeat_table)
     listed = ", ".join(sorted(wanted))
-    if spec.publication_autocreate == "filtered":
+    user = facts.role.name
+    if choices.publication_mode == "filtered":
         not_owned = [
-            t for t in sorted(wanted) if facts.tables[t].exists and not facts.tables[t].owned_by_user
+            t for t in _published(spec) if facts.tables[t].exists and not facts.tables[t].owned_by_user
         ]
         if not_owned and not facts.role.superuser:
             yield (
                 f"{origin}: publication_autocreate: filtered makes Debezium CREATE/ALTER the publication, "
-                f"which needs {facts.role.name} to own {', '.join(not_owned)}; use publication_autocreate: "
+                f"which needs {user} to own {', '.join(not_owned)}; use publication_autocreate: "
                 f"disabled and run `scv sources grant-sql {origin}`"
+            )
+        elif pub is None and not (facts.role.can_create or facts.role.superuser):
+            yield (
+                f"{origin}: publication {spec.publication_name} does not exist and {user} may not create it "
+                f'(filtered mode). GRANT CREATE ON DATABASE "{spec.database.dbname}" TO {user}; or create '
+                f"it: CREATE PUBLICATION {spec.publication_name} FOR TABLE {listed};"
             )
         return
     if pub is None:
         yield (
-            f"{origin}: publication {spec.publication_name} does not exist (publication_autocreate: disabled). "
-            f"As the tables' owner: CREATE PUBLICATION {spec.publication_name} FOR TABLE {listed};"
+            f"{origin}: publication {spec.publication_name} does not exist and {user} does not own the "
+            f"tables to create it. As the tables' owner: "
+            f"CREATE PUBLICATION {spec.publication_name} FOR TABLE {listed}; (see `scv sources grant-sql`)"
         )
         return
     if pub.all_tables:
         return
-    absent = sorted(wanted - pub.tables)
+    absent = sorted(set(_published(spec)) - pub.tables)
     if absent:
         yield (
             f"{origin}: publication {spec.publication_name} does not publish {', '.join(absent)}; their "
@@ -361,6 +398,7 @@ def validate_source(spec: SourceSpec, settings: Settings, origin: str = "<spec>"
         db_report = check_database(spec, facts, origin)
         report.problems.extend(db_report.problems)
         report.infos.extend(db_report.infos)
+        report.choices = db_report.choices
     cluster_report = check_cluster(spec, _cluster_facts(settings), origin)
     report.problems.extend(cluster_report.problems)
     report.infos.extend(cluster_report.infos)

@@ -8,8 +8,6 @@ catalog.table_for("crm.public.customers")
 
 from __future__ import annotations
 
-import re
-
 import structlog
 
 from consumer.mapping import SourceMapping, TableMapping
@@ -60,4 +58,6 @@ class MappingCatalog:
     def subscription_pattern(self) -> str:
         # A regex subscription (leading ^) also picks up topics created after subscribing, which is
         # how a table's topic that Debezium creates on its first change is consumed without restart.
-        return "^(?:" + "|".join(re.escape(topic) for topic in self.topics) + ")$"
+        # librdkafka matches with POSIX extended regex: no (?:...) groups, and only "." needs escaping
+        # in topic names ([a-zA-Z0-9._-]).
+        return "^(" + "|".join(topic.replace(".", "\\.") for topic in self.topics) + ")$"

@@ -94,8 +94,12 @@ class Replicator:
         kafka = self._settings.kafka
         store = self._settings.store
         if self._metrics_port:
-            start_http_server(self._metrics_port, addr="0.0.0.0")
-        cluster, session = self._retry(lambda: connect(store), "store_connect")
+            start_http_server(self._metrics_port, addr=self._config.metrics_host)
+        try:
+            cluster, session = self._retry(lambda: connect(store), "store_connect")
+        except ShutdownRequested:
+            log.warning("shutdown_before_store_connected")
+            return
         try:
             self._catalog = MappingCatalog(RegistrationStore(session, store.keyspace))
             self._applier = Applier(
@@ -136,7 +140,6 @@ class Replicator:
             "topic.metadata.refresh.interval.ms": 5000,
             # A store outage pauses the loop in retries; keep the member in the group meanwhile.
             "max.poll.interval.ms": 600_000,
-            "on_commit": None,
         }
 
     def _ensure_dead_letter_topic(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from demo.exceptions import DemoError, PostgresUnavailable, SecretsMissing, SeedConflict, WorkloadFailed
 from demo.secrets import export_demo_passwords
 from demo.seed import SeedReport, seed_demo
+from demo.workload import WorkloadProgress, WorkloadStats, run_workload
 
 __all__ = [
     "DemoError",
@@ -22,6 +23,9 @@ __all__ = [
     "SeedConflict",
     "SeedReport",
     "WorkloadFailed",
+    "WorkloadProgress",
+    "WorkloadStats",
     "export_demo_passwords",
+    "run_workload",
     "seed_demo",
 ]

@@ -38,4 +38,6 @@ def connect(
                 f"PostgreSQL at {pg.host}:{pg.port} is not reachable ({reason}); start the local stack "
                 f"with `scv stack up` (or point SCV_STACK__POSTGRES_PORT at a running server)"
             ) from exc
+        if exc.sqlstate == "3D000":  # invalid_catalog_name
+            raise DemoError(f"database {dbname} does not exist; create it with `scv demo seed`") from exc
         raise DemoError(f"cannot connect to database {dbname} at {pg.host}:{pg.port}: {reason}") from exc

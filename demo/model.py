@@ -11,6 +11,7 @@ as they are, which matters at 100k+ customers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -33,6 +34,8 @@ __all__ = [
     "Position",
     "Survey",
     "Table",
+    "database_names",
+    "published_tables",
 ]
 
 
@@ -206,3 +209,20 @@ TABLES: Final[dict[str, tuple[Table, ...]]] = {
         Table("surveys", Survey, "survey_id"),
     ),
 }
+
+_PREFIX = re.compile(r"^([a-z_][a-z0-9_]{0,40})?$")
+
+
+def database_names(prefix: str = "") -> dict[str, str]:
+    """The PostgreSQL database of each demo system: ``{"crm": prefix + "crm", ...}``."""
+    if not _PREFIX.match(prefix):
+        raise ValueError(
+            f"a database prefix is lower_snake_case and starts with a letter or _, e.g. test_, got {prefix!r}"
+        )
+    return {db: f"{prefix}{db}" for db in DATABASES}
+
+
+def published_tables(source: str) -> list[str]:
+    """What the source's publication carries: its captured tables (the ones connectors/sources/
+    <source>.yaml lists), the signal table (window markers must stream back) and the heartbeat table."""
+    return [*(f"public.{t.name}" for t in TABLES[source]), "public.scv_signal", "public.scv_heartbeat"]

@@ -1,9 +1,13 @@
-"""The demo sources' least-privilege CDC roles: LOGIN REPLICATION, read the tables, write the signal table.
+"""CDC access to the demo databases, as a DBA would prepare it before `scv sources add`.
 
-    ensure_role(admin, settings, "cdc_crm")       # cluster-wide, password from demo.secrets
-    grant_cdc(conn, dbname="crm", role="cdc_crm")  # in that database, after its schema exists
+    ensure_role(admin, settings, "cdc_crm")                    # cluster-wide, password from demo.secrets
+    grant_cdc(conn, dbname="crm", role="cdc_crm")               # in that database, after its schema
+    ensure_publication(conn, "scv_crm", ["public.customers"])   # owned by the superuser, not the role
 
-Only the demo's own roles: the grants a DBA runs for a real source come from `scv sources grant-sql`.
+The role gets LOGIN REPLICATION, SELECT on the tables, writes on the signal and heartbeat tables, and
+nothing else; so it owns no table and cannot create the publication itself (Debezium runs with
+publication.autocreate.mode=disabled against it). Only the demo's own setup: the SQL a DBA runs for a
+real source comes from `scv sources grant-sql`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from psycopg.rows import TupleRow
 from demo.secrets import ensure_password
 from scv.settings import Settings
 
-__all__ = ["ensure_role", "grant_cdc"]
+__all__ = ["ensure_publication", "ensure_role", "grant_cdc", "publication_name"]
 
 
 def ensure_role(admin: psycopg.Connection[TupleRow], settings: Settings, role: str) -> bool:
@@ -46,3 +50,20 @@ def ensure_role(admin: psycopg.Connection[TupleRow], settings: Settings, role: s
 def grant_cdc(conn: psycopg.Connection[TupleRow], *, dbname: str, role: str) -> None:
     template = resources.files("demo").joinpath("sql").joinpath("cdc_grants.sql").read_text()
     conn.execute(sql.SQL(template).format(dbname=sql.Identifier(dbname), role=sql.Identifier(role)))
+
+
+def publication_name(source: str) -> str:
+    # connectors/spec.py derives it from the source's name: scv_<name>.
+    return f"scv_{source}"
+
+
+def ensure_publication(conn: psycopg.Connection[TupleRow], name: str, tables: list[str]) -> None:
+    """Publish exactly ``tables`` (schema-qualified) under ``name``, creating or altering it.
+
+    ALTER rather than DROP + CREATE on a re-run: a running connector's walsender fails when its
+    publication disappears under it.
+    """
+    table_list = sql.SQL(", ").join(sql.Identifier(*t.split(".", 1)) for t in tables)
+    exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone()
+    verb = "ALTER PUBLICATION {} SET TABLE {}" if exists else "CREATE PUBLICATION {} FOR TABLE {}"
+    conn.execute(sql.SQL(verb).format(sql.Identifier(name), table_list))

@@ -34,8 +34,8 @@ from demo.connect import connect
 from demo.exceptions import SeedConflict
 from demo.generator import generate
 from demo.loader import advance_identities, apply_schema, copy_batch, count_rows
-from demo.model import DATABASES
-from demo.roles import ensure_role, grant_cdc
+from demo.model import database_names, published_tables
+from demo.roles import ensure_publication, ensure_role, grant_cdc, publication_name
 from demo.secrets import CDC_ROLES, password_path
 from scv.settings import Settings
 
@@ -47,13 +47,16 @@ log = structlog.get_logger(__name__)
 SCHEMA_VERSION: Final = 1
 _MARK = re.compile(r"^scv-demo customers=(\d+) seed=(-?\d+) schema=(\d+)$")
 
+_SLOT_RELEASE_S: Final = 15.0
+
 Action = Literal["seeded", "already_seeded"]
 ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
 class DatabaseOutcome:
-    name: str
+    name: str  # the PostgreSQL database
+    source: str  # the demo system it holds: crm, core or care
     created: bool  # the database itself was created (or recreated) by this run
     action: Action
     rows: dict[str, int]
@@ -74,9 +77,15 @@ def _mark(customers: int, seed: int) -> str:
 
 
 def _drop(admin: psycopg.Connection[TupleRow], dbname: str) -> None:
-    slots = admin.execute(
-        "SELECT slot_name, active FROM pg_replication_slots WHERE database = %s", (dbname,)
-    ).fetchall()
+    # The walsender of a just-deleted connector lingers a few seconds; give it that long.
+    deadline = time.monotonic() + _SLOT_RELEASE_S
+    while True:
+        slots = admin.execute(
+            "SELECT slot_name, active FROM pg_replication_slots WHERE database = %s", (dbname,)
+        ).fetchall()
+        if not any(active for _, active in slots) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     for slot_name, active in slots:
         if active:
             raise SeedConflict(
@@ -124,37 +133,44 @@ def seed_demo(
     customers: int = 1000,
     seed: int = 42,
     reset: bool = False,
+    database_prefix: str = "",
     batch_size: int = 2000,
     on_progress: ProgressCallback | None = None,
 ) -> SeedReport:
     """Create and fill the demo databases; see the module docstring for the protocol.
 
-    ``on_progress(done, total)`` is called with customer counts after each batch that loads data.
-    Raises ``PostgresUnavailable`` when the server does not answer, ``SeedConflict`` when a database
-    holds something else.
+    ``database_prefix`` names the databases ``<prefix>crm`` etc., so tests can seed beside the demo
+    that connectors are streaming from. ``on_progress(done, total)`` is called with customer counts
+    after each batch that loads data. Raises ``PostgresUnavailable`` when the server does not answer,
+    ``SeedConflict`` when a database holds something else.
     """
     if customers < 1:
         raise ValueError(f"customers must be at least 1, got {customers}")
+    names = database_names(database_prefix)
     started = time.monotonic()
     mark = _mark(customers, seed)
     with connect(settings) as admin:
         if reset:
-            for dbname in DATABASES:
-                _drop(admin, dbname)
-        state = {dbname: _needs_load(admin, settings, dbname, mark) for dbname in DATABASES}
+            for name in names.values():
+                _drop(admin, name)
+        state = {db: _needs_load(admin, settings, name, mark) for db, name in names.items()}
         created = []
-        for dbname, needs in state.items():
+        for db, needs in state.items():
             if needs is None:
-                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-                created.append(dbname)
-                log.info("demo_database_created", database=dbname)
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(names[db])))
+                created.append(db)
+                log.info("demo_database_created", database=names[db])
         roles_created = tuple(role for role in CDC_ROLES.values() if ensure_role(admin, settings, role))
 
-    to_load = [dbname for dbname, needs in state.items() if needs is not False]
-    conns = {dbname: connect(settings, dbname, autocommit=False) for dbname in to_load}
+    # Keyed by the logical name (crm, core, care): that is what the schema files and TABLES use.
+    conns = {
+        db: connect(settings, names[db], autocommit=False)
+        for db, needs in state.items()
+        if needs is not False
+    }
     try:
-        for dbname, conn in conns.items():
-            apply_schema(conn, dbname)
+        for db, conn in conns.items():
+            apply_schema(conn, db)
         if conns:
             done = 0
             for batch in generate(customers, seed, batch_size):
@@ -162,30 +178,33 @@ def seed_demo(
                 done += batch.customers
                 if on_progress is not None:
                     on_progress(done, customers)
-        for dbname, conn in conns.items():
-            advance_identities(conn, dbname)
+        for db, conn in conns.items():
+            advance_identities(conn, db)
             conn.execute(
-                sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(dbname), sql.Literal(mark))
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(names[db]), sql.Literal(mark))
             )
             conn.commit()
-            log.info("demo_database_seeded", database=dbname, customers=customers, seed=seed)
+            log.info("demo_database_seeded", database=names[db], customers=customers, seed=seed)
     finally:
         for conn in conns.values():
             conn.close()  # rolls back whatever was not committed
 
     outcomes = []
-    for dbname in DATABASES:
-        with connect(settings, dbname) as conn:
-            # Grants are re-applied on every run: idempotent, and they repair a role dropped by hand.
-            grant_cdc(conn, dbname=dbname, role=CDC_ROLES[dbname])
-            rows = count_rows(conn, dbname)
-            if dbname in conns:
+    for db, name in names.items():
+        with connect(settings, name) as conn:
+            # CDC access is re-applied on every run: idempotent, and it repairs a role dropped by hand
+            # or a publication dropped by `scv sources remove`.
+            grant_cdc(conn, dbname=name, role=CDC_ROLES[db])
+            ensure_publication(conn, publication_name(db), published_tables(db))
+            rows = count_rows(conn, db)
+            if db in conns:
                 conn.execute("ANALYZE")  # fresh statistics for the workload's lookups
         outcomes.append(
             DatabaseOutcome(
-                name=dbname,
-                created=dbname in created,
-                action="seeded" if dbname in conns else "already_seeded",
+                name=name,
+                source=db,
+                created=db in created,
+                action="seeded" if db in conns else "already_seeded",
                 rows=rows,
             )
         )

@@ -32,7 +32,7 @@ from psycopg.rows import TupleRow
 
 from demo.connect import connect
 from demo.exceptions import DemoError, WorkloadFailed
-from demo.model import DATABASES
+from demo.model import database_names
 from demo.operations import Changes, Operation, pick_operation
 from scv.settings import Settings
 
@@ -97,7 +97,6 @@ class _Worker(threading.Thread):
         index: int,
         workers: int,
         conns: dict[str, psycopg.Connection[TupleRow]],
-        schedule: _Schedule,
         seed: int,
         stop: threading.Event,
     ) -> None:
@@ -105,7 +104,7 @@ class _Worker(threading.Thread):
         self.index = index
         self.workers = workers
         self.conns = conns
-        self.schedule = schedule
+        self.schedule: _Schedule | None = None
         # A string seed is hashed with SHA-512 by random.Random, so it is stable across runs.
         self.rng = random.Random(f"{seed}/worker/{index}")
         self.stop = stop
@@ -125,6 +124,10 @@ class _Worker(threading.Thread):
         self.conns["crm"].commit()
         self.customers = [int(r[0]) for r in rows]
 
+    def begin(self, schedule: _Schedule) -> None:
+        self.schedule = schedule
+        self.start()
+
     def run(self) -> None:
         try:
             self._loop()
@@ -133,13 +136,19 @@ class _Worker(threading.Thread):
             self.stop.set()
 
     def _loop(self) -> None:
+        schedule = self.schedule
+        assert schedule is not None, "begin() sets the schedule"
         k = self.index
         while not self.stop.is_set():
-            due = self.schedule.due(k)
+            due = schedule.due(k)
             if due is None:
                 return
             delay = due - time.monotonic()
             if delay > 0 and self.stop.wait(delay):
+                return
+            # The deadline is wall-clock: a worker running behind stops on time too, and the shortfall
+            # shows in the achieved rate instead of in an overrun.
+            if schedule.expired(time.monotonic()):
                 return
             self._one_change()
             k += self.workers
@@ -185,6 +194,9 @@ class _Schedule:
             return None
         return at
 
+    def expired(self, now: float) -> bool:
+        return self.end is not None and now >= self.end
+
 
 def _snapshot(workers: list[_Worker]) -> tuple[int, int, int, int, int, Counter[str]]:
     changes = skipped = inserted = updated = deleted = 0
@@ -217,25 +229,28 @@ def run_workload(
     report_every_s: float = 5.0,
     on_progress: Callable[[WorkloadProgress], None] | None = None,
     synchronous_commit: bool = False,
+    database_prefix: str = "",
 ) -> WorkloadStats:
     """Run changes at ``rate``/s until ``duration_s`` passes or ``max_changes`` are made.
 
     ``rate`` may be ``math.inf`` (as fast as the workers go). At least one of ``duration_s`` and
     ``max_changes`` is required. ``synchronous_commit=False`` (the default) sets the sessions'
     synchronous_commit off: the demo measures the CDC pipeline, not this machine's fsync latency,
-    and WAL content (what Debezium decodes) is the same either way. Raises ``PostgresUnavailable``
+    and WAL content (what Debezium decodes) is the same either way. ``database_prefix`` matches
+    ``seed_demo``'s. Raises ``PostgresUnavailable``
     or ``WorkloadFailed``.
     """
     if not rate > 0:
         raise ValueError(f"rate must be positive (changes/s), got {rate}")
     if duration_s is None and max_changes is None:
         raise ValueError("give duration_s or max_changes, or both; the workload must end")
+    names = database_names(database_prefix)
     count = workers or default_workers(rate)
     stop = threading.Event()
     pool: list[_Worker] = []
     try:
         for index in range(count):
-            conns = {db: connect(settings, db, autocommit=False) for db in DATABASES}
+            conns = {db: connect(settings, name, autocommit=False) for db, name in names.items()}
             if not synchronous_commit:
                 for conn in conns.values():
                     conn.execute("SET synchronous_commit = off")
@@ -244,7 +259,6 @@ def run_workload(
                 index=index,
                 workers=count,
                 conns=conns,
-                schedule=_Schedule(0, rate, None, None),
                 seed=seed,
                 stop=stop,
             )
@@ -258,8 +272,7 @@ def run_workload(
         start = time.monotonic()
         schedule = _Schedule(start, rate, None if duration_s is None else start + duration_s, max_changes)
         for worker in pool:
-            worker.schedule = schedule
-            worker.start()
+            worker.begin(schedule)
         log.info("workload_started", rate=rate, workers=count, duration_s=duration_s, max_changes=max_changes)
         last_time, last_changes = start, 0
         while alive := [w for w in pool if w.is_alive()]:
@@ -287,7 +300,8 @@ def run_workload(
     finally:
         stop.set()
         for worker in pool:
-            worker.join()
+            if worker.ident is not None:  # started; a setup failure can leave later ones unstarted
+                worker.join()
             for conn in worker.conns.values():
                 conn.close()
     for worker in pool:

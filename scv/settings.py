@@ -116,6 +116,8 @@ class StoreSettings(BaseModel):
 
 class ConsumerSettings(BaseModel):
     group_id: str = "scv-replicator"
+    # Loopback by default; containers set 0.0.0.0 so Prometheus can scrape across the network.
+    metrics_host: str = "127.0.0.1"
     metrics_port: int = 9400
     max_batch_events: int = 2000
     max_batch_wait_s: float = 0.05

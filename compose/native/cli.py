@@ -1,9 +1,9 @@
 """`scv stack`: the local stack as processes.
 
-    scv stack up                 # install (cached), start, wait until every service answers
-    scv stack status --json      # [{"name": ..., "healthy": ..., "endpoint": ..., "pid": ...}, ...]
-    scv stack logs kafka -n 100
-    scv stack down
+scv stack up                 # install (cached), start, wait until every service answers
+scv stack status --json      # [{"name": ..., "healthy": ..., "endpoint": ..., "pid": ...}, ...]
+scv stack logs kafka -n 100
+scv stack down
 """
 
 from __future__ import annotations
@@ -32,17 +32,16 @@ err = Console(stderr=True)
 
 def _table(statuses: list[ServiceStatus]) -> Table:
     table = Table(title="scv stack")
-    for col in ("service", "healthy", "endpoint", "pid", "log"):
-        table.add_column(col)
-    stack = Stack(get_settings())
+    for col in ("service", "healthy", "endpoint", "pid"):
+        table.add_column(col, overflow="fold")
     for s in statuses:
         table.add_row(
             s.name,
-            "[green]yes" if s.healthy else f"[red]no[/red] {s.detail[:60]}",
+            "[green]yes" if s.healthy else f"[red]no[/red] {s.detail[:80]}",
             s.endpoint,
             str(s.pid or "-"),
-            str(stack.paths.log(s.name)),
         )
+    table.caption = "logs: scv stack logs SERVICE"
     return table
 
 

@@ -156,6 +156,8 @@ def log4j2_xml() -> str:
     <Logger name="org.apache.kafka.clients" level="WARN"/>
     <Logger name="org.apache.kafka.common.config" level="WARN"/>
     <Logger name="org.apache.kafka.connect.runtime.isolation" level="WARN"/>
+    <!-- One access-log line per health poll would bury the lines that explain a failure. -->
+    <Logger name="org.apache.kafka.connect.runtime.rest.RestServer" level="WARN"/>
     <Logger name="org.reflections" level="ERROR"/>
     <Logger name="kafka.log" level="WARN"/>
     <Logger name="org.apache.kafka.storage" level="WARN"/>

@@ -10,7 +10,6 @@ a CQL query, Prometheus reports ready.
 
 from __future__ import annotations
 
-import logging
 import socket
 import time
 import uuid
@@ -23,9 +22,9 @@ from compose.native.exceptions import HealthCheckFailed
 from scv.settings import Settings
 
 __all__ = [
+    "AVRO_CONVERTER",
     "DEBEZIUM_POSTGRES_CONNECTOR",
     "HEALTH_TOPIC",
-    "AVRO_CONVERTER",
     "check_cassandra",
     "check_connect",
     "check_kafka",
@@ -40,18 +39,15 @@ DEBEZIUM_POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnecto
 AVRO_CONVERTER = "io.apicurio.registry.utils.converter.AvroConverter"
 _TIMEOUT_S = 5.0
 
-# librdkafka logs every refused connection while a broker starts; health polling expects those.
-_quiet = logging.getLogger("scv.stack.health.librdkafka")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
-
 
 def _port_open(host: str, port: int) -> None:
     try:
         with socket.create_connection((host, port), timeout=1.0):
             return
     except OSError as exc:
-        raise HealthCheckFailed(f"nothing accepts connections on {host}:{port} ({exc.strerror or exc})") from exc
+        raise HealthCheckFailed(
+            f"nothing accepts connections on {host}:{port} ({exc.strerror or exc})"
+        ) from exc
 
 
 def postgres_status_dsn(settings: Settings, dbname: str = "postgres") -> str:
@@ -74,11 +70,16 @@ def check_postgres(settings: Settings) -> None:
 
 def check_kafka(settings: Settings) -> None:
     from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.cimpl import NewTopic
 
     st = settings.stack
     _port_open(st.host, st.kafka_port)
-    common = {"bootstrap.servers": settings.kafka.bootstrap_servers, "logger": _quiet}
+    # log_level 0: librdkafka logs every refused connection while a broker starts, which polling expects.
+    common: dict[str, str | int | float | bool] = {
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "log_level": 0,
+    }
     admin = AdminClient(common)
     # Created explicitly (not by auto-create) so the check also proves the controller accepts writes.
     futures = admin.create_topics(
@@ -141,7 +142,9 @@ def check_connect(settings: Settings) -> None:
     classes = {p.get("class") for p in plugins if isinstance(p, dict)} if isinstance(plugins, list) else set()
     missing = {DEBEZIUM_POSTGRES_CONNECTOR, AVRO_CONVERTER} - classes
     if missing:
-        raise HealthCheckFailed(f"Kafka Connect answers but lacks plugins {sorted(missing)}; check plugin.path")
+        raise HealthCheckFailed(
+            f"Kafka Connect answers but lacks plugins {sorted(missing)}; check plugin.path"
+        )
 
 
 def check_registry(settings: Settings) -> None:
@@ -153,7 +156,8 @@ def check_registry(settings: Settings) -> None:
 
 
 def check_cassandra(settings: Settings) -> None:
-    from cassandra.cluster import Cluster
+    from cassandra import ProtocolVersion
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy
 
     store = settings.store
@@ -164,7 +168,15 @@ def check_cassandra(settings: Settings) -> None:
         port=store.port,
         connect_timeout=_TIMEOUT_S,
         control_connection_timeout=_TIMEOUT_S,
-        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=store.local_dc),
+        execution_profiles={
+            EXEC_PROFILE_DEFAULT: ExecutionProfile(
+                load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=store.local_dc),
+                request_timeout=_TIMEOUT_S,
+            )
+        },
+        # v4 is what both ScyllaDB and Cassandra 5 speak; pinning it skips the driver's downgrade dance
+        # (which Cassandra logs as a protocol error on every check).
+        protocol_version=ProtocolVersion.V4,
     )
     try:
         session = cluster.connect()

@@ -72,7 +72,11 @@ def _properties(bundle: MavenBundle, versions: Versions) -> dict[str, str]:
 
 def bundle_dir(paths: StackPaths, versions: Versions, bundle: MavenBundle) -> Path:
     spec = json.dumps(
-        {"pom": bundle.pom.read_text(encoding="utf-8"), "goal": bundle.goal, "props": _properties(bundle, versions)},
+        {
+            "pom": bundle.pom.read_text(encoding="utf-8"),
+            "goal": bundle.goal,
+            "props": _properties(bundle, versions),
+        },
         sort_keys=True,
     )
     digest = hashlib.sha256(spec.encode()).hexdigest()[:12]
@@ -84,7 +88,9 @@ def install_bundle(paths: StackPaths, versions: Versions, bundle: MavenBundle) -
     if (target / MARKER).exists():
         return target
     if shutil.which("mvn") is None:
-        raise InstallError("mvn is not on PATH; install Maven (apt-get install maven) and rerun `scv stack up`")
+        raise InstallError(
+            "mvn is not on PATH; install Maven (apt-get install maven) and rerun `scv stack up`"
+        )
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     out = partial / bundle.subdir if bundle.subdir else partial
@@ -93,6 +99,10 @@ def install_bundle(paths: StackPaths, versions: Versions, bundle: MavenBundle) -
         "mvn", "-B", "-q", "-f", str(bundle.pom),
         *(f"-D{k}={v}" for k, v in _properties(bundle, versions).items()),
         f"-DoutputDirectory={out}",
+        # unpack records what it unpacked in marker files, by default under the POM's target/ (in the
+        # source tree, and surviving a cache wipe, which made a re-install silently unpack nothing);
+        # the unpack POMs take the directory from this property instead.
+        f"-Dmarkers.dir={partial / '.markers'}",
         bundle.goal,
     ]  # fmt: skip
     log.info("maven_install_started", bundle=bundle.name, target=str(target))
@@ -122,7 +132,9 @@ def ensure_apt_packages(packages: Mapping[str, str]) -> None:
     if not missing:
         return
     if os.geteuid() != 0:
-        raise InstallError(f"missing Debian packages {missing}; run as root or `apt-get install -y {' '.join(missing)}`")
+        raise InstallError(
+            f"missing Debian packages {missing}; run as root or `apt-get install -y {' '.join(missing)}`"
+        )
     env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
     # Packages must not start their own services (a Debian PostgreSQL cluster or prometheus.service
     # would take the stack's ports): policy-rc.d exit 101 is Debian's switch for that, and
@@ -132,7 +144,9 @@ def ensure_apt_packages(packages: Mapping[str, str]) -> None:
     cluster_conf = Path("/etc/postgresql-common/createcluster.d/scv-no-main-cluster.conf")
     try:
         if own_policy:
-            policy.write_text("#!/bin/sh\n# written by scv stack for the duration of apt-get install\nexit 101\n")
+            policy.write_text(
+                "#!/bin/sh\n# written by scv stack for the duration of apt-get install\nexit 101\n"
+            )
             policy.chmod(0o755)
         cluster_conf.parent.mkdir(parents=True, exist_ok=True)
         cluster_conf.write_text("create_main_cluster = false\n")
@@ -150,7 +164,9 @@ def ensure_apt_packages(packages: Mapping[str, str]) -> None:
             policy.unlink(missing_ok=True)
     still = _missing_debs(packages)
     if still:
-        raise InstallError(f"apt-get reported success but {still} are still missing; check `dpkg -l {' '.join(still)}`")
+        raise InstallError(
+            f"apt-get reported success but {still} are still missing; check `dpkg -l {' '.join(still)}`"
+        )
 
 
 def install_all(paths: StackPaths, versions: Versions) -> dict[str, Path]:

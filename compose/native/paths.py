@@ -1,11 +1,11 @@
 """Where the native stack keeps things, derived from ``settings.stack`` alone.
 
-    data_dir/
-      logs/SERVICE.log     stdout+stderr of each service
-      run/SERVICE.pid      pid files of what `up` started (and only that)
-      SERVICE/             each service's state (PostgreSQL cluster, Kafka log dirs, ...)
-      secrets/             files Kafka Connect resolves with ${file:...} (mode 0700)
-    cache_dir/             installed artifacts (Maven bundles), each with a completion marker
+data_dir/
+  logs/SERVICE.log     stdout+stderr of each service
+  run/SERVICE.pid      pid files of what `up` started (and only that)
+  SERVICE/             each service's state (PostgreSQL cluster, Kafka log dirs, ...)
+  secrets/             files Kafka Connect resolves with ${file:...} (mode 0700)
+cache_dir/             installed artifacts (Maven bundles), each with a completion marker
 """
 
 from __future__ import annotations

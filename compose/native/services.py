@@ -27,7 +27,7 @@ from psycopg import sql
 from compose.native import configs, health
 from compose.native.exceptions import ServiceStartError
 from compose.native.paths import StackPaths
-from compose.native.supervisor import Launch
+from compose.native.supervisor import Launch, run_as
 from compose.versions import COMPOSE_DIR, Versions
 from scv.settings import Settings
 
@@ -77,20 +77,22 @@ def _jvm_options(heap_mb: int, tmp: Path) -> list[str]:
     ]
 
 
-def _run_as(user: str | None) -> dict[str, object]:
-    if user is None or os.geteuid() != 0:
-        return {}
-    entry = pwd.getpwnam(user)
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-
-
 def _chown(path: Path, user: str | None) -> None:
     if user is not None and os.geteuid() == 0:
         shutil.chown(path, user=user, group=pwd.getpwnam(user).pw_gid)
 
 
 def _run_once(service: str, argv: list[str], user: str | None = None) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, **_run_as(user))  # type: ignore[call-overload]
+    uid, gid = run_as(user)
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        check=False,
+        user=uid,
+        group=gid,
+        extra_groups=[] if uid is not None else None,
+    )
     if proc.returncode != 0:
         raise ServiceStartError(service, f"`{' '.join(argv)}` failed", (proc.stdout + proc.stderr)[-3000:])
 
@@ -168,7 +170,9 @@ def _prepare_connect(ctx: Context) -> Launch:
     ctx.paths.secrets.mkdir(parents=True, exist_ok=True)
     ctx.paths.secrets.chmod(0o700)
     plugin_path = [ctx.bundles["debezium-postgres"], ctx.bundles["apicurio-converter"]]
-    (conf / "connect-distributed.properties").write_text(configs.connect_properties(ctx.settings, plugin_path))
+    (conf / "connect-distributed.properties").write_text(
+        configs.connect_properties(ctx.settings, plugin_path)
+    )
     (conf / "log4j2.xml").write_text(configs.log4j2_xml())
     argv = [
         _java(),
@@ -205,7 +209,9 @@ def _ensure_registry_database(settings: Settings, password: str) -> None:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [REGISTRY_ROLE]).fetchone()
         verb = "ALTER" if exists else "CREATE"
         conn.execute(
-            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(REGISTRY_ROLE), sql.Literal(password))
+            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(REGISTRY_ROLE), sql.Literal(password)
+            )
         )
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [REGISTRY_DB]).fetchone():
             conn.execute(
@@ -223,7 +229,9 @@ def _prepare_registry(ctx: Context) -> Launch:
     _ensure_registry_database(ctx.settings, password)
     runner = next(ctx.bundles["apicurio-registry"].glob("apicurio-registry-app-*-runner.jar"), None)
     if runner is None:
-        raise ServiceStartError("registry", f"no apicurio-registry-app-*-runner.jar in {ctx.bundles['apicurio-registry']}")
+        raise ServiceStartError(
+            "registry", f"no apicurio-registry-app-*-runner.jar in {ctx.bundles['apicurio-registry']}"
+        )
     properties = {
         "quarkus.http.host": st.host,
         "quarkus.http.port": str(st.registry_port),
@@ -291,7 +299,7 @@ def _prepare_cassandra(ctx: Context) -> Launch:
     state = ctx.paths.state("cassandra")
     conf = state / "conf"
     conf.mkdir(parents=True, exist_ok=True)
-    for sub in ("data", "commitlog", "saved_caches", "hints", "cdc_raw"):
+    for sub in ("data", "commitlog", "saved_caches", "hints", "cdc_raw", "triggers"):
         (state / sub).mkdir(exist_ok=True)
     (conf / "cassandra.yaml").write_text(configs.cassandra_yaml(ctx.settings, state))
     (conf / "logback.xml").write_text(configs.logback_xml())
@@ -299,6 +307,10 @@ def _prepare_cassandra(ctx: Context) -> Launch:
     heap = ctx.settings.stack.cassandra_heap_mb
     jamm = sorted(libs.glob("jamm-*.jar"))
     argv = [
+        # Cassandra mlockall()s its whole address space when it may, which would make every byte of
+        # heap resident from the start; a zero memlock limit makes it skip that (it logs and goes on).
+        "prlimit",
+        "--memlock=0:0",
         _java(),
         f"-Xms{heap}m",  # Cassandra sizes memtables and caches from the heap at start: fix it
         f"-Xmx{heap}m",
@@ -318,6 +330,9 @@ def _prepare_cassandra(ctx: Context) -> Launch:
         "-Dcassandra-foreground=yes",
         # A single seed node has no gossip peers to wait for.
         "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+        # RING_DELAY (30 s) waits for peers' tokens before a new node picks its own; there are none.
+        "-Dcassandra.ring_delay_ms=1000",
+        f"-Dcassandra.triggers_dir={state / 'triggers'}",
         f"-Djava.io.tmpdir={state / 'tmp'}",
         "-cp",
         f"{conf}:{libs}/*",
@@ -355,7 +370,7 @@ def _prepare_prometheus(ctx: Context) -> Launch:
 SERVICES: tuple[Service, ...] = (
     Service(
         "postgres", "PostgreSQL (logical WAL)", (), "postgres",
-        lambda s: health.postgres_status_dsn(s), _prepare_postgres, health.check_postgres,
+        health.postgres_status_dsn, _prepare_postgres, health.check_postgres,
     ),
     Service(
         "kafka", "Kafka broker+controller (KRaft)", (), "kafka",
@@ -375,7 +390,8 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service(
         "prometheus", "Prometheus", (), "prometheus",
-        lambda s: f"http://{s.stack.host}:{s.stack.prometheus_port}", _prepare_prometheus, health.check_prometheus,
+        lambda s: f"http://{s.stack.host}:{s.stack.prometheus_port}",
+        _prepare_prometheus, health.check_prometheus,
     ),
 )  # fmt: skip
 

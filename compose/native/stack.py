@@ -40,7 +40,10 @@ log = structlog.get_logger(__name__)
 
 # Stopped first: services that write into others on shutdown (Connect commits offsets to Kafka, the
 # registry holds PostgreSQL connections); the services they depend on stop after them.
-_STOP_PHASES: tuple[tuple[str, ...], ...] = (("connect", "registry", "prometheus", "cassandra"), ("kafka", "postgres"))
+_STOP_PHASES: tuple[tuple[str, ...], ...] = (
+    ("connect", "registry", "prometheus", "cassandra"),
+    ("kafka", "postgres"),
+)
 
 
 @dataclass(frozen=True)
@@ -71,14 +74,18 @@ class Stack:
             healthy, detail = True, ""
         except HealthCheckFailed as exc:
             healthy, detail = False, str(exc)
-        return ServiceStatus(svc.name, healthy, svc.endpoint(self.settings), running_pid(self.paths, svc.name), detail)
+        return ServiceStatus(
+            svc.name, healthy, svc.endpoint(self.settings), running_pid(self.paths, svc.name), detail
+        )
 
     def status(self) -> list[ServiceStatus]:
         with ThreadPoolExecutor(max_workers=len(SERVICES)) as pool:
             return list(pool.map(self._status_of, SERVICES))
 
     def log_tails(self, names: list[str] | None = None, lines: int = 40) -> dict[str, str]:
-        return {s.name: log_tail(self.paths, s.name, lines) for s in SERVICES if names is None or s.name in names}
+        return {
+            s.name: log_tail(self.paths, s.name, lines) for s in SERVICES if names is None or s.name in names
+        }
 
     # --- up ---------------------------------------------------------------------------------------
 
@@ -97,7 +104,11 @@ class Stack:
     @contextmanager
     def _progress(self) -> Iterator[Progress]:
         progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console, transient=False
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
         )
         with progress:
             yield progress
@@ -145,7 +156,9 @@ class Stack:
             order = [s.name for s in SERVICES]
             raise StackUpFailed(sorted(failures, key=lambda f: order.index(f.service)))
 
-    def _start_one(self, ctx: Context, svc: Service, before: ServiceStatus, show: Callable[[str], None]) -> None:
+    def _start_one(
+        self, ctx: Context, svc: Service, before: ServiceStatus, show: Callable[[str], None]
+    ) -> None:
         if before.healthy:
             return
         pid = running_pid(self.paths, svc.name)
@@ -159,7 +172,9 @@ class Stack:
         last = "no answer yet"
         while time.monotonic() < deadline:
             if running_pid(self.paths, svc.name) is None:
-                raise ServiceStartError(svc.name, "process exited during start", log_tail(self.paths, svc.name))
+                raise ServiceStartError(
+                    svc.name, "process exited during start", log_tail(self.paths, svc.name)
+                )
             try:
                 svc.check(self.settings)
                 log.info("service_healthy", service=svc.name, seconds=round(time.monotonic() - started, 1))

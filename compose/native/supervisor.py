@@ -12,6 +12,7 @@ whose pid was reused by an unrelated process after a reboot or crash is recognis
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
@@ -25,7 +26,7 @@ import structlog
 
 from compose.native.paths import StackPaths
 
-__all__ = ["Launch", "log_tail", "running_pid", "start", "stop"]
+__all__ = ["Launch", "log_tail", "run_as", "running_pid", "start", "stop"]
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +64,7 @@ def running_pid(paths: StackPaths, service: str) -> int | None:
     pid_file = paths.pid(service)
     try:
         pid_text, started = pid_file.read_text().split()
-        pid = int(pid_text)
+        pid: int = int(pid_text)
     except (OSError, ValueError):
         return None
     child = _children.get(pid)
@@ -75,15 +76,12 @@ def running_pid(paths: StackPaths, service: str) -> int | None:
 def start(paths: StackPaths, service: str, launch: Launch) -> int:
     paths.logs.mkdir(parents=True, exist_ok=True)
     paths.run.mkdir(parents=True, exist_ok=True)
-    user_kwargs: dict[str, object] = {}
-    if launch.user is not None and os.geteuid() == 0:
-        entry = pwd.getpwnam(launch.user)
-        user_kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    uid, gid = run_as(launch.user)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCV_", "JAVA_TOOL_OPTIONS"))}
     with paths.log(service).open("ab") as out:
         out.write(f"\n=== scv stack: starting {service}: {' '.join(launch.argv)}\n".encode())
         out.flush()
-        proc = subprocess.Popen(  # noqa: S603 - argv is built by compose.native.services, never a shell
+        proc = subprocess.Popen(
             launch.argv,
             cwd=launch.cwd,
             env=env | dict(launch.env),
@@ -91,7 +89,9 @@ def start(paths: StackPaths, service: str, launch: Launch) -> int:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            **user_kwargs,  # type: ignore[arg-type]
+            user=uid,
+            group=gid,
+            extra_groups=[] if uid is not None else None,
         )
     _children[proc.pid] = proc
     started = _start_time(proc.pid) or "0"
@@ -99,6 +99,14 @@ def start(paths: StackPaths, service: str, launch: Launch) -> int:
     (paths.run / f"{service}.stop-signal").write_text(f"{int(launch.stop_signal)}\n")
     log.info("service_started", service=service, pid=proc.pid)
     return proc.pid
+
+
+def run_as(user: str | None) -> tuple[int | None, int | None]:
+    """(uid, gid) to run a child as ``user``; (None, None) keeps ours (and is all a non-root user can do)."""
+    if user is None or os.geteuid() != 0:
+        return None, None
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
 
 
 def _alive(pid: int) -> bool:
@@ -127,10 +135,8 @@ def stop(paths: StackPaths, service: str, timeout_s: float = 30.0) -> bool:
     # nothing keeps holding the stack's ports.
     if _alive(pid):
         log.warning("service_killed", service=service, pid=pid, after_s=timeout_s)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     while _alive(pid):
         time.sleep(0.1)
     _children.pop(pid, None)

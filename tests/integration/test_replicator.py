@@ -60,7 +60,7 @@ TABLES = """\
   public.accounts: {kind: account, customer_key: customer_id}
   public.cards: {kind: card, customer_key: {via: public.accounts, column: account_id}}
   public.consents: {kind: consent, customer_key: customer_id}
-  public.orders: {kind: order, customer_key: customer_id}
+  public.orders: {kind: order, customer_key: customer_id, null_customer_key: skip}
 """
 
 # Rows present before onboarding: they reach the view through the initial snapshot (op=r).

@@ -44,7 +44,7 @@ CREATE TABLE public.members (member_id bigint PRIMARY KEY, customer_id bigint, n
 CREATE TABLE public.rewards (reward_id bigint PRIMARY KEY, member_id bigint NOT NULL, points integer);
 """
 TABLES = """\
-  public.members: {kind: loyalty_member, customer_key: customer_id}
+  public.members: {kind: loyalty_member, customer_key: customer_id, null_customer_key: dead_letter}
   public.rewards: {kind: reward, customer_key: {via: public.members, column: member_id}}
 """
 
@@ -158,7 +158,7 @@ def test_unknown_schema_id_is_dead_lettered(loyalty: SourceDatabase, stack: Sett
 
 def test_row_the_mapping_cannot_place_is_dead_lettered(loyalty: SourceDatabase, stack: Settings) -> None:
     member = new_id()
-    # members.customer_id is nullable and the spec declares no null_customer_key policy.
+    # members.customer_id is nullable and the spec parks such rows (null_customer_key: dead_letter).
     loyalty.execute("INSERT INTO members VALUES (%s, NULL, 'nobody')", (member,))
     topic = f"{loyalty.name}.public.members"
     parked = wait_for(

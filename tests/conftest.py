@@ -1,0 +1,45 @@
+"""Shared test setup: integration tests run against the real local stack, started here when needed.
+
+Everything under tests/integration is marked ``integration`` automatically. The session fixture
+``stack`` brings the stack up through the same API as ``scv stack up`` when any service does not answer,
+and fails (never skips) with the services' log tails when it cannot: a skipped integration test would
+pass CI without having tested anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from compose.native.exceptions import StackError, StackUpFailed
+from compose.native.stack import Stack
+from scv.settings import Settings, get_settings
+
+_INTEGRATION_DIR = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _INTEGRATION_DIR in Path(item.path).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Settings:
+    settings = get_settings()
+    runner = Stack(settings, console=Console(stderr=True))
+    try:
+        statuses = runner.up()
+    except StackUpFailed as exc:
+        report = "\n\n".join(f"--- {f.service}: {f}\n{f.log_tail}" for f in exc.failures)
+        pytest.fail(f"the local stack did not come up:\n{report}", pytrace=False)
+    except StackError as exc:
+        pytest.fail(f"the local stack did not come up: {exc}", pytrace=False)
+    unhealthy = [s for s in statuses if not s.healthy]
+    if unhealthy:
+        tails = runner.log_tails([s.name for s in unhealthy])
+        report = "\n\n".join(f"--- {s.name}: {s.detail}\n{tails[s.name]}" for s in unhealthy)
+        pytest.fail(f"stack services unhealthy after up:\n{report}", pytrace=False)
+    return settings

@@ -1,0 +1,79 @@
+"""The native stack's pure parts: rendered configs, versions, bundle cache keys, stop order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from compose.native import configs
+from compose.native.install import BUNDLES, bundle_dir
+from compose.native.paths import StackPaths
+from compose.native.services import SERVICES
+from compose.native.stack import _STOP_PHASES
+from compose.versions import load_versions
+from scv.settings import Settings, StackSettings
+
+
+def _settings(tmp_path: Path) -> Settings:
+    stack = StackSettings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", kafka_port=19092)
+    return Settings(stack=stack)
+
+
+def _props(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if line)
+
+
+def test_kafka_listeners_follow_stack_ports(tmp_path: Path) -> None:
+    props = _props(configs.kafka_server_properties(_settings(tmp_path), tmp_path / "log"))
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:9093"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19092"
+    assert props["offsets.topic.replication.factor"] == "1"
+
+
+def test_connect_worker_resolves_secrets_through_config_providers(tmp_path: Path) -> None:
+    props = _props(configs.connect_properties(_settings(tmp_path), [tmp_path / "a", tmp_path / "b"]))
+    assert props["config.providers"] == "file,env,dir"
+    assert (
+        props["config.providers.file.class"] == "org.apache.kafka.common.config.provider.FileConfigProvider"
+    )
+    assert props["plugin.path"] == f"{tmp_path / 'a'},{tmp_path / 'b'}"
+    assert props["bootstrap.servers"] == "127.0.0.1:19092"
+
+
+def test_pg_hba_trusts_only_the_superuser() -> None:
+    rules = [line.split() for line in configs.pg_hba_conf().splitlines() if line and not line.startswith("#")]
+    assert all(rule[-1] == "scram-sha-256" for rule in rules if "postgres" not in rule)
+    assert any(rule[-1] == "trust" and rule[2] == "postgres" for rule in rules)
+
+
+def test_cassandra_yaml_is_valid_yaml_bound_to_loopback(tmp_path: Path) -> None:
+    config = yaml.safe_load(configs.cassandra_yaml(_settings(tmp_path), tmp_path))
+    assert config["listen_address"] == config["rpc_address"] == "127.0.0.1"
+    assert config["native_transport_port"] == 9042
+    assert config["num_tokens"] == 16
+
+
+def test_prometheus_targets_cover_four_replicator_ports(tmp_path: Path) -> None:
+    targets = yaml.safe_load(configs.prometheus_targets(_settings(tmp_path))["replicator.json"])
+    assert targets[0]["targets"] == [f"127.0.0.1:{p}" for p in range(9400, 9404)]
+
+
+def test_bundle_dir_changes_when_a_version_changes(tmp_path: Path) -> None:
+    paths = StackPaths(tmp_path / "data", tmp_path / "cache")
+    versions = load_versions()
+    bumped = versions.model_copy(update={"kafka": "0.0.0"})
+    kafka = next(b for b in BUNDLES if b.name == "kafka")
+    assert bundle_dir(paths, versions, kafka) != bundle_dir(paths, bumped, kafka)
+
+
+def test_every_service_is_stopped_by_down() -> None:
+    stopped = [name for phase in _STOP_PHASES for name in phase]
+    assert sorted(stopped) == sorted(s.name for s in SERVICES)
+
+
+def test_services_are_listed_after_their_dependencies() -> None:
+    seen: set[str] = set()
+    for svc in SERVICES:
+        assert set(svc.depends_on) <= seen, svc.name
+        seen.add(svc.name)

@@ -1,0 +1,54 @@
+"""`scv demo` refuses clearly when there is no PostgreSQL to seed."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import demo.cli
+from demo.exceptions import PostgresUnavailable
+from demo.seed import seed_demo
+from scv.settings import PostgresSettings, Settings, StackSettings
+
+
+def _closed_port() -> int:
+    # Bind then release: nothing listens there for the rest of the test (the kernel does not hand
+    # out a just-released ephemeral port again at once).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def unreachable(tmp_path: Path) -> Settings:
+    return Settings(
+        stack=StackSettings(data_dir=tmp_path, postgres_port=_closed_port()),
+        postgres=PostgresSettings(port=0),
+    )
+
+
+def test_seed_raises_postgres_unavailable_naming_stack_up(unreachable: Settings) -> None:
+    with pytest.raises(PostgresUnavailable, match="scv stack up"):
+        seed_demo(unreachable, customers=10)
+
+
+def test_seed_command_exits_non_zero_when_postgres_is_down(
+    unreachable: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo.cli, "get_settings", lambda: unreachable)
+    result = CliRunner().invoke(demo.cli.app, ["seed", "--customers", "10"])
+    assert result.exit_code == 2
+    assert "scv stack up" in result.output
+
+
+def test_workload_command_exits_non_zero_when_postgres_is_down(
+    unreachable: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo.cli, "get_settings", lambda: unreachable)
+    result = CliRunner().invoke(demo.cli.app, ["workload", "--rate", "10", "--changes", "5"])
+    assert result.exit_code == 2
+    assert "scv stack up" in result.output

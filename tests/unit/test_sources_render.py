@@ -1,0 +1,139 @@
+"""The rendered Debezium config: exact keys, names derived from the spec, and no secret in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connectors.render import LiveChoices, converter_config, render_connector_config
+from connectors.spec import SourceSpec, parse_spec
+from scv.settings import Settings
+
+SPEC = """
+name: loyalty
+database: {host: db.internal, port: 5433, dbname: loyalty, user: cdc_loyalty, password_env: LOYALTY_PW}
+tables:
+  public.members:
+    kind: member
+    customer_key: customer_id
+    hash_columns: [email]
+    mask_columns: [phone]
+    exclude_columns: [notes]
+  public.rewards:
+    kind: reward
+    customer_key: {via: public.members, column: member_id}
+"""
+SECRET = Path("/var/lib/scv/secrets/connect/loyalty.properties")
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def spec() -> SourceSpec:
+    return parse_spec(SPEC, "loyalty.yaml")
+
+
+def test_render_sets_debezium_essentials(spec: SourceSpec, settings: Settings) -> None:
+    config = render_connector_config(spec, settings, secret_file=SECRET)
+    assert config["connector.class"] == "io.debezium.connector.postgresql.PostgresConnector"
+    assert config["plugin.name"] == "pgoutput"
+    assert config["topic.prefix"] == "loyalty"
+    assert config["name"] == "scv-loyalty"
+    assert config["slot.name"] == "scv_loyalty"
+    assert config["publication.name"] == "scv_loyalty"
+    assert config["database.hostname"] == "db.internal"
+    assert config["database.port"] == "5433"
+    assert config["decimal.handling.mode"] == "precise"
+    assert config["time.precision.mode"] == "adaptive_time_microseconds"
+    assert config["skipped.operations"] == "none"
+    assert config["tombstones.on.delete"] == "true"
+    assert config["snapshot.mode"] == "initial"
+    assert config["topic.creation.default.cleanup.policy"] == "compact"
+    assert config["topic.creation.default.partitions"] == str(settings.kafka.topic_partitions)
+    assert config["topic.creation.default.replication.factor"] == str(settings.kafka.replication_factor)
+    assert all(isinstance(value, str) for value in config.values())
+
+
+def test_render_includes_spec_tables_and_signal_table(spec: SourceSpec, settings: Settings) -> None:
+    config = render_connector_config(spec, settings, secret_file=SECRET)
+    assert config["table.include.list"] == r"public\.members,public\.rewards,public\.scv_signal"
+    assert config["signal.data.collection"] == "public.scv_signal"
+
+
+def test_render_heartbeat_upserts_the_heartbeat_table(spec: SourceSpec, settings: Settings) -> None:
+    config = render_connector_config(spec, settings, secret_file=SECRET)
+    assert config["heartbeat.interval.ms"] == "10000"
+    query = config["heartbeat.action.query"]
+    assert query.startswith("INSERT INTO public.scv_heartbeat (source, beat_at) VALUES ('loyalty', now())")
+    assert "ON CONFLICT (source) DO UPDATE" in query
+
+
+def test_render_omits_heartbeat_query_when_table_missing(spec: SourceSpec, settings: Settings) -> None:
+    config = render_connector_config(
+        spec, settings, secret_file=SECRET, choices=LiveChoices(heartbeat_action=False)
+    )
+    assert "heartbeat.action.query" not in config
+    assert config["heartbeat.interval.ms"] == "10000"
+
+
+def test_render_publication_mode_follows_live_choice(spec: SourceSpec, settings: Settings) -> None:
+    default = render_connector_config(spec, settings, secret_file=SECRET)
+    filtered = render_connector_config(
+        spec, settings, secret_file=SECRET, choices=LiveChoices(publication_mode="filtered")
+    )
+    assert default["publication.autocreate.mode"] == "disabled"
+    assert filtered["publication.autocreate.mode"] == "filtered"
+
+
+def test_render_password_is_a_file_provider_reference(
+    spec: SourceSpec, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOYALTY_PW", "s3cr3t-value-never-rendered")
+    config = render_connector_config(spec, settings, secret_file=SECRET)
+    assert config["database.password"] == f"${{file:{SECRET}:password}}"
+    assert not any("s3cr3t-value-never-rendered" in f"{k}={v}" for k, v in config.items())
+
+
+def test_render_masks_and_hashes_pii_columns(spec: SourceSpec, settings: Settings) -> None:
+    config = render_connector_config(spec, settings, secret_file=SECRET)
+    assert config["column.mask.hash.SHA-256.with.salt.scv"] == r"public\.members\.email"
+    assert config["column.mask.with.8.chars"] == r"public\.members\.phone"
+    assert config["column.exclude.list"] == r"public\.members\.notes"
+    assert "column.include.list" not in config
+
+
+def test_render_mixed_include_and_exclude_becomes_one_include_list(settings: Settings) -> None:
+    spec = parse_spec(
+        SPEC.replace("    exclude_columns: [notes]\n", "    exclude_columns: [notes, memo]\n")
+        + "    include_columns: [reward_id, points]\n",
+        "loyalty.yaml",
+    )
+    config = render_connector_config(spec, settings, secret_file=SECRET)
+    assert "column.exclude.list" not in config
+    entries = config["column.include.list"].split(",")
+    assert r"public\.members\.(?!(?:notes|memo)$).+" in entries
+    # The via column is kept even though the DBA did not list it: without it no row can be placed.
+    assert {r"public\.rewards\.reward_id", r"public\.rewards\.points", r"public\.rewards\.member_id"} <= set(
+        entries
+    )
+    assert r"public\.scv_signal\..+" in entries
+
+
+def test_render_topic_partitions_from_spec_override_settings(settings: Settings) -> None:
+    spec = parse_spec(SPEC + "topic_partitions: 3\n", "loyalty.yaml")
+    config = render_connector_config(spec, settings, secret_file=SECRET)
+    assert config["topic.creation.default.partitions"] == "3"
+
+
+def test_render_converters_write_confluent_wire_format(spec: SourceSpec, settings: Settings) -> None:
+    config = render_connector_config(spec, settings, secret_file=SECRET)
+    for role in ("key", "value"):
+        assert config[f"{role}.converter"] == "io.apicurio.registry.utils.converter.AvroConverter"
+        assert {k: v for k, v in config.items() if k.startswith(f"{role}.converter")} == converter_config(
+            settings, role
+        )
+    assert config["value.converter.apicurio.registry.headers.enabled"] == "false"
