@@ -96,7 +96,7 @@ def _start(processes: int, group: str, keyspace: str, port: int, log: Path) -> s
     }
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "scv.cli", "consume", "--processes", str(processes)],
+            [sys.executable, "-m", "scv", "consume", "--processes", str(processes)],
             cwd=REPO,
             env=env,
             stdout=out,

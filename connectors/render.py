@@ -183,15 +183,18 @@ def render_connector_config(
         "time.precision.mode": "adaptive_time_microseconds",
         # Truncates must flow: the replicator clears the table's entities on `t`.
         "skipped.operations": "none",
-        # A tombstone after each delete lets compaction forget the key.
+        # Tombstones after deletes keep the topics usable by compacting consumers downstream.
         "tombstones.on.delete": "true",
         # Avro names must be valid whatever the table/column names are.
         "schema.name.adjustment.mode": "avro",
         "slot.drop.on.stop": "false",
         "topic.creation.default.partitions": str(partitions),
         "topic.creation.default.replication.factor": str(settings.kafka.replication_factor),
-        # Compacted: the topic keeps the latest image of every row, so a new replicator can rebuild.
-        "topic.creation.default.cleanup.policy": "compact",
+        # Time-retained, NOT compacted: Debezium's truncate event has no key, and a compacted topic
+        # rejects keyless records — the broker error kills the connector task on the first TRUNCATE.
+        # A view is rebuilt from scratch with `scv sources resnapshot`, not by replaying the topics.
+        "topic.creation.default.cleanup.policy": "delete",
+        "topic.creation.default.retention.ms": str(7 * 24 * 3600 * 1000),
     }
     if choices.heartbeat_action:
         config["heartbeat.action.query"] = heartbeat_query(spec)

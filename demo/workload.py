@@ -237,8 +237,7 @@ def run_workload(
     ``max_changes`` is required. ``synchronous_commit=False`` (the default) sets the sessions'
     synchronous_commit off: the demo measures the CDC pipeline, not this machine's fsync latency,
     and WAL content (what Debezium decodes) is the same either way. ``database_prefix`` matches
-    ``seed_demo``'s. Raises ``PostgresUnavailable``
-    or ``WorkloadFailed``.
+    ``seed_demo``'s. Raises ``PostgresUnavailable`` or ``WorkloadFailed``.
     """
     if not rate > 0:
         raise ValueError(f"rate must be positive (changes/s), got {rate}")
@@ -250,25 +249,19 @@ def run_workload(
     pool: list[_Worker] = []
     try:
         for index in range(count):
-            conns = {db: connect(settings, name, autocommit=False) for db, name in names.items()}
-            if not synchronous_commit:
-                for conn in conns.values():
-                    conn.execute("SET synchronous_commit = off")
-                    conn.commit()
-            worker = _Worker(
-                index=index,
-                workers=count,
-                conns=conns,
-                seed=seed,
-                stop=stop,
-            )
+            worker = _Worker(index=index, workers=count, conns={}, seed=seed, stop=stop)
+            pool.append(worker)  # before connecting, so the finally below closes what was opened
+            for db, name in names.items():
+                worker.conns[db] = connect(settings, name, autocommit=False)
+                if not synchronous_commit:
+                    worker.conns[db].execute("SET synchronous_commit = off")
+                    worker.conns[db].commit()
             worker.load_customers()
             if not worker.customers:
                 raise DemoError(
-                    f"worker {index} found no customers in crm (customer_id % {count} = {index}); "
-                    f"run `scv demo seed` first"
+                    f"worker {index} of {count} owns no customers (customer_id % {count} = {index}) in "
+                    f"{names['crm']}; run `scv demo seed` first, or pass fewer workers"
                 )
-            pool.append(worker)
         start = time.monotonic()
         schedule = _Schedule(start, rate, None if duration_s is None else start + duration_s, max_changes)
         for worker in pool:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import TupleRow
 
 from connectors.spec import load_spec
@@ -34,8 +35,11 @@ NAMES = database_names(PREFIX)
 
 
 @pytest.fixture(scope="module")
-def seeded(stack: Settings) -> SeedReport:
-    return seed_demo(stack, customers=CUSTOMERS, seed=SEED, reset=True, database_prefix=PREFIX)
+def seeded(stack: Settings) -> Iterator[SeedReport]:
+    yield seed_demo(stack, customers=CUSTOMERS, seed=SEED, reset=True, database_prefix=PREFIX)
+    with connect(stack) as admin:
+        for name in NAMES.values():
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
@@ -45,7 +49,7 @@ def crm(stack: Settings, seeded: SeedReport) -> Iterator[psycopg.Connection[Tupl
 
 
 def _scalar(conn: psycopg.Connection[TupleRow], query: str) -> object:
-    row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+    row = conn.execute(query).fetchone()
     assert row is not None
     return row[0]
 

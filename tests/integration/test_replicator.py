@@ -132,7 +132,7 @@ def test_type_fidelity_through_the_read_contract(bank: SourceDatabase, reader: V
 
     # The CLI's JSON contract renders the same row.
     out = subprocess.run(
-        [sys.executable, "-m", "scv.cli", "view", "get", str(cid), "--json"],
+        [sys.executable, "-m", "scv", "view", "get", str(cid), "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -158,7 +158,7 @@ def test_type_fidelity_through_the_read_contract(bank: SourceDatabase, reader: V
 
 def test_unknown_customer_exits_non_zero_with_message() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "scv.cli", "view", "get", "no-such-customer", "--json"],
+        [sys.executable, "-m", "scv", "view", "get", "no-such-customer", "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,

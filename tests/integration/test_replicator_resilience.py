@@ -351,7 +351,7 @@ def test_several_processes_split_the_partitions(
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "scv.cli", "consume", "--processes", "2"],
+            [sys.executable, "-m", "scv", "consume", "--processes", "2"],
             cwd=REPO,
             env=env,
             stdout=log,
