@@ -107,6 +107,27 @@ def committed_matches_end(settings: Settings, group: str, topics: list[str]) -> 
         consumer.close()
 
 
+def start_at_end(settings: Settings, group: str, topics: list[str]) -> None:
+    """Commit the current end offsets for ``group``, so its replicator sees only new changes."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": group,
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        ends = []
+        for topic in topics:
+            for partition in metadata.topics[topic].partitions:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                ends.append(TopicPartition(topic, partition, high))
+        consumer.commit(offsets=ends, asynchronous=False)
+    finally:
+        consumer.close()
+
+
 def test_a_source_registered_while_running_is_applied_without_restart(
     loyalty: SourceDatabase, reader: ViewReader, replicator: ReplicatorProcess
 ) -> None:
@@ -263,11 +284,16 @@ def test_registry_outage_is_retried_not_dead_lettered(
     proxy = FaultyProxy(registry.port or 80)
     proxy.start()
     proxy.cut()
+    # Only changes made from now on: earlier tests parked poison records in these topics on purpose.
+    group = f"scv-registry-outage-{uuid.uuid4().hex[:6]}"
+    start_at_end(stack, group, [f"{loyalty.name}.public.members", f"{loyalty.name}.public.rewards"])
+    loyalty.execute("ALTER TABLE members ADD COLUMN tier text")  # a schema id no process has cached
     cid, member = new_id(), new_id()
-    loyalty.execute("INSERT INTO members VALUES (%s, %s, 'during registry outage')", (member, cid))
+    loyalty.execute("INSERT INTO members VALUES (%s, %s, 'during registry outage', 'gold')", (member, cid))
     worker = start_replicator(
         tmp_path,
         metrics_port=9433,
+        group_id=group,
         extra_env={
             "SCV_KAFKA__SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{proxy.port}{registry.path}",
             "SCV_STORE__KEYSPACE": isolated_keyspace,
@@ -297,9 +323,12 @@ def test_store_outage_is_retried_and_nothing_is_lost(
 ) -> None:
     proxy = FaultyProxy(stack.store.port)
     proxy.start()
+    group = f"scv-store-outage-{uuid.uuid4().hex[:6]}"
+    start_at_end(stack, group, [f"{loyalty.name}.public.members", f"{loyalty.name}.public.rewards"])
     worker = start_replicator(
         tmp_path,
         metrics_port=9434,
+        group_id=group,
         extra_env={
             "SCV_STORE__PORT": str(proxy.port),
             "SCV_STORE__KEYSPACE": isolated_keyspace,
