@@ -87,7 +87,7 @@ def bare_consume_decode(
                         json.loads(registry.get_schema(schema_id).schema_str or "{}")
                     )
                     schemas[schema_id] = parsed
-                record = fastavro.schemaless_reader(io.BytesIO(body), parsed, None)
+                record: Any = fastavro.schemaless_reader(io.BytesIO(body), parsed, None)
                 if keep_rows and record.get("after"):
                     after = record["after"]
                     first_key = next(iter(after))

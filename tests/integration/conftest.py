@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def wait_for(
-    probe: Callable[[], T | None], timeout_s: float = 60.0, what: str = "condition", every_s: float = 0.2
+    probe: Callable[[], T | None], timeout_s: float = 90.0, what: str = "condition", every_s: float = 0.2
 ) -> T:
     """Poll ``probe`` until it returns something truthy; fail the test with ``what`` on timeout."""
     deadline = time.monotonic() + timeout_s

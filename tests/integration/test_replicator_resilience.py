@@ -86,7 +86,18 @@ def dead_letters(
     return found
 
 
-def committed_matches_end(settings: Settings, group: str, topics: list[str]) -> bool:
+def _group_consumer(settings: Settings, group: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": group,
+            "enable.auto.commit": False,
+        }
+    )
+
+
+def _group_ends(settings: Settings, group: str, topics: list[str]) -> tuple[list[Any], list[Any]]:
+    """(committed offsets of ``group``, end offsets) for every partition of ``topics``."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -97,18 +108,26 @@ def committed_matches_end(settings: Settings, group: str, topics: list[str]) -> 
     try:
         metadata = consumer.list_topics(timeout=10)
         partitions = [TopicPartition(t, p) for t in topics for p in metadata.topics[t].partitions]
-        committed = consumer.committed(partitions, timeout=10)
-        for tp in committed:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
-            if high > 0 and tp.offset != high:
-                return False
-        return True
+        ends = [
+            TopicPartition(tp.topic, tp.partition, consumer.get_watermark_offsets(tp, timeout=10)[1])
+            for tp in partitions
+        ]
+        return consumer.committed(partitions, timeout=10), ends
     finally:
         consumer.close()
 
 
+def committed_matches_end(settings: Settings, group: str, topics: list[str]) -> bool:
+    committed, ends = _group_ends(settings, group, topics)
+    high = {(tp.topic, tp.partition): tp.offset for tp in ends}
+    return all(
+        tp.offset == high[(tp.topic, tp.partition)] for tp in committed if high[(tp.topic, tp.partition)] > 0
+    )
+
+
 def start_at_end(settings: Settings, group: str, topics: list[str]) -> None:
     """Commit the current end offsets for ``group``, so its replicator sees only new changes."""
+    _committed, ends = _group_ends(settings, group, topics)
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -117,12 +136,6 @@ def start_at_end(settings: Settings, group: str, topics: list[str]) -> None:
         }
     )
     try:
-        metadata = consumer.list_topics(timeout=10)
-        ends = []
-        for topic in topics:
-            for partition in metadata.topics[topic].partitions:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                ends.append(TopicPartition(topic, partition, high))
         consumer.commit(offsets=ends, asynchronous=False)
     finally:
         consumer.close()

@@ -12,7 +12,7 @@ import secrets
 import struct
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from connectors.operate import pause_source, resnapshot_source, resume_source, s
 from connectors.secrets import secret_path
 from connectors.spec import SourceSpec, parse_spec
 from scv.settings import Settings
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -54,17 +55,6 @@ LOYALTY_TABLES = """
   public.members: {kind: member, customer_key: customer_id}
   public.rewards: {kind: reward, customer_key: {via: public.members, column: member_id}}
 """
-
-
-def wait_for(probe: Callable[[], T | None], timeout_s: float = 90.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout_s
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.3)
-    pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
 
 
 @dataclass
