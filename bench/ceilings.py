@@ -12,7 +12,6 @@ ratio of that.
 from __future__ import annotations
 
 import io
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from consumer.wire import split_wire_format
+from consumer.wire import ApicurioContent, AvroDecoder, split_wire_format
 from scv.settings import Settings
 from store.values import encode_value
 
@@ -48,8 +47,10 @@ Row = tuple[str, str, str, str, str, dict[str, str], int]
 def bare_consume_decode(
     settings: Settings, topics: list[str], expected: int, keep_rows: bool = False
 ) -> tuple[CeilingResult, list[Row]]:
-    registry = SchemaRegistryClient({"url": settings.kafka.schema_registry_url})
-    schemas: dict[int, Any] = {}
+    decoder = AvroDecoder(
+        SchemaRegistryClient({"url": settings.kafka.schema_registry_url}),
+        fallback=ApicurioContent(settings.kafka.registry_native_url),
+    )
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -81,12 +82,7 @@ def bare_consume_decode(
                 if value is None:
                     continue
                 schema_id, body = split_wire_format(value)
-                parsed = schemas.get(schema_id)
-                if parsed is None:
-                    parsed = fastavro.parse_schema(
-                        json.loads(registry.get_schema(schema_id).schema_str or "{}")
-                    )
-                    schemas[schema_id] = parsed
+                parsed = decoder.schema(schema_id).parsed  # cached per id after the first record
                 record: Any = fastavro.schemaless_reader(io.BytesIO(body), parsed, None)
                 if keep_rows and record.get("after"):
                     after = record["after"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import os
 import signal
@@ -18,6 +19,9 @@ log = structlog.get_logger(__name__)
 
 
 def _run_one(metrics_port: int) -> None:
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: how an operator sees where a
+    # replicator that looks stuck is waiting, without stopping it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     settings = get_settings()
     configure_logging(settings)
     replicator = Replicator(settings, metrics_port=metrics_port)

@@ -46,7 +46,7 @@ from consumer.metrics import (
     FRESHNESS,
 )
 from consumer.planner import Located
-from consumer.wire import AvroDecoder
+from consumer.wire import ApicurioContent, AvroDecoder
 from scv.settings import Settings
 from store.exceptions import StoreUnavailable
 from store.index import EntityIndex
@@ -106,7 +106,10 @@ class Replicator:
                 ViewWriter(session, store.keyspace, self._config.write_concurrency),
                 EntityIndex(session, store.keyspace, self._config.write_concurrency),
             )
-            self._decoder = AvroDecoder(SchemaRegistryClient({"url": kafka.schema_registry_url}))
+            self._decoder = AvroDecoder(
+                SchemaRegistryClient({"url": kafka.schema_registry_url}),
+                fallback=ApicurioContent(kafka.registry_native_url) if kafka.registry_native_url else None,
+            )
             self._ensure_dead_letter_topic()
             producer = Producer(
                 {
@@ -276,7 +279,9 @@ class Replicator:
         now = time.time()
         for tp in assignment:
             try:
-                _low, high = self._consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+                # Cached: the high watermark arrives with every fetch response, so this costs no broker
+                # round trip (a synchronous query per partition would stall the loop for seconds).
+                _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
             except KafkaException:
                 continue
             committed = self._committed.get((tp.topic, tp.partition))

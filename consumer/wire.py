@@ -14,17 +14,19 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import fastavro
+import httpx
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from consumer.exceptions import DecodeError, RegistryUnavailable, UnknownSchema
 from consumer.logical import Converter, compile_converter
 
-__all__ = ["AvroDecoder", "WriterSchema", "split_wire_format"]
+__all__ = ["ApicurioContent", "AvroDecoder", "WriterSchema", "split_wire_format"]
 
 _MAGIC = 0
 _HEADER = struct.Struct(">bI")
@@ -50,26 +52,56 @@ class WriterSchema:
     convert: Converter
 
 
+class ApicurioContent:
+    """Schema text by content id from Apicurio's native API.
+
+    Apicurio 3.0.x answers the ccompat ``GET /schemas/ids/{id}`` by guessing the artifact type from
+    the content, and the guess fails (HTTP 400 "Failed to discover artifact type from content") for
+    some valid Debezium Avro schemas (Apicurio issue 5713, fixed after 3.0.9). The converter writes
+    content ids, so the native ``/ids/contentIds/{id}`` returns exactly the writer schema.
+    """
+
+    def __init__(self, native_url: str, timeout_s: float = 10.0) -> None:
+        self._client = httpx.Client(base_url=native_url.rstrip("/"), timeout=timeout_s)
+
+    def __call__(self, schema_id: int) -> str:
+        try:
+            response = self._client.get(f"/ids/contentIds/{schema_id}")
+        except httpx.HTTPError as exc:
+            raise RegistryUnavailable(f"schema registry unreachable for id {schema_id}: {exc}") from exc
+        if response.status_code == 404:
+            raise UnknownSchema(f"schema id {schema_id} is not in the registry")
+        if response.status_code != 200:
+            raise RegistryUnavailable(f"schema registry answered {response.status_code} for id {schema_id}")
+        return response.text
+
+
 class AvroDecoder:
-    def __init__(self, registry: SchemaRegistryClient) -> None:
+    def __init__(self, registry: SchemaRegistryClient, fallback: Callable[[int], str] | None = None) -> None:
         self._registry = registry
+        self._fallback = fallback
         self._schemas: dict[int, WriterSchema] = {}
 
-    def schema(self, schema_id: int) -> WriterSchema:
-        cached = self._schemas.get(schema_id)
-        if cached is not None:
-            return cached
+    def _schema_text(self, schema_id: int) -> str:
         try:
             registered = self._registry.get_schema(schema_id)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
                 raise UnknownSchema(f"schema id {schema_id} is not in the registry") from exc
+            if exc.http_status_code == 400 and self._fallback is not None:
+                return self._fallback(schema_id)
             raise RegistryUnavailable(f"schema registry failed for id {schema_id}: {exc}") from exc
         except Exception as exc:  # connection refused, timeouts: the HTTP client's own errors
             raise RegistryUnavailable(f"schema registry unreachable for id {schema_id}: {exc}") from exc
         if not registered.schema_str:
             raise UnknownSchema(f"schema id {schema_id} has no schema text in the registry")
-        raw = json.loads(registered.schema_str)
+        return registered.schema_str
+
+    def schema(self, schema_id: int) -> WriterSchema:
+        cached = self._schemas.get(schema_id)
+        if cached is not None:
+            return cached
+        raw = json.loads(self._schema_text(schema_id))
         try:
             parsed = fastavro.parse_schema(raw)
         except Exception as exc:

@@ -45,7 +45,9 @@ CREATE TABLE public.customers (
     prefs jsonb,
     tags text[],
     active boolean,
-    notes text
+    notes text,
+    -- A jsonb default makes Apicurio 3.0.9's ccompat API fail to render the schema (issue 5713).
+    settings jsonb NOT NULL DEFAULT '{}'
 );
 CREATE TABLE public.accounts (account_id bigint PRIMARY KEY, customer_id bigint NOT NULL, kind text);
 CREATE TABLE public.cards (card_id bigint PRIMARY KEY, account_id bigint NOT NULL, last4 text);
@@ -310,3 +312,36 @@ def test_metrics_endpoint_exports_the_documented_series(
     ):
         assert series in text, series
     assert f'source="{bank.name}"' in text
+
+
+def test_schema_the_ccompat_api_cannot_render_is_fetched_natively(
+    bank: SourceDatabase, reader: ViewReader, stack: Settings
+) -> None:
+    import httpx
+    from confluent_kafka import Consumer
+
+    cid = new_customer_id()
+    bank.execute("INSERT INTO customers (customer_id, name, settings) VALUES (%s, 'J', '{\"a\": 1}')", (cid,))
+    found = wait_for(lambda: profile(reader, cid), what="row whose schema only the native API renders")
+    assert isinstance(found["settings"], Json)
+    assert found["settings"].parsed() == {"a": 1}
+
+    # The precondition, so this test fails loudly once the registry is fixed and the fallback can go.
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.kafka.bootstrap_servers,
+            "group.id": f"probe-{cid}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([f"{bank.name}.public.customers"])
+    try:
+        message = wait_for(
+            lambda: (m := consumer.poll(1.0)) and not m.error() and m.value() and m, what="a customers record"
+        )
+    finally:
+        consumer.close()
+    schema_id = int.from_bytes(message.value()[1:5], "big")
+    ccompat = httpx.get(f"{stack.kafka.schema_registry_url}/schemas/ids/{schema_id}")
+    assert ccompat.status_code == 400
+    assert "discover artifact type" in ccompat.text
