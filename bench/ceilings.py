@@ -45,7 +45,7 @@ Row = tuple[str, str, str, str, str, dict[str, str], int]
 
 
 def bare_consume_decode(
-    settings: Settings, topics: list[str], expected: int, keep_rows: bool = False
+    settings: Settings, topics: list[str], expected: int, keep_rows: int = 0
 ) -> tuple[CeilingResult, list[Row]]:
     decoder = AvroDecoder(
         SchemaRegistryClient({"url": settings.kafka.schema_registry_url}),
@@ -84,7 +84,7 @@ def bare_consume_decode(
                 schema_id, body = split_wire_format(value)
                 parsed = decoder.schema(schema_id).parsed  # cached per id after the first record
                 record: Any = fastavro.schemaless_reader(io.BytesIO(body), parsed, None)
-                if keep_rows and record.get("after"):
+                if len(rows) < keep_rows and record.get("after"):
                     after = record["after"]
                     first_key = next(iter(after))
                     entity = str(after[first_key])

@@ -78,13 +78,13 @@ class PostgresSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 0
     user: str = "postgres"
-    password: SecretStr = SecretStr("postgres")
+    # Empty on the local stack, whose superuser authenticates by loopback trust: no password to leak.
+    password: SecretStr = SecretStr("")
 
     def dsn(self, dbname: str = "postgres") -> str:
-        return (
-            f"host={self.host} port={self.port} dbname={dbname} "
-            f"user={self.user} password={self.password.get_secret_value()}"
-        )
+        dsn = f"host={self.host} port={self.port} dbname={dbname} user={self.user}"
+        secret = self.password.get_secret_value()
+        return f"{dsn} password={secret}" if secret else dsn
 
 
 class KafkaSettings(BaseModel):
@@ -111,6 +111,7 @@ class StoreSettings(BaseModel):
     # NetworkTopologyStrategy replication for `store migrate`; 1 on the local single node.
     replication_factor: int = 1
     consistency: str = "LOCAL_QUORUM"
+    protocol_version: int = 4
     request_timeout_s: float = 10.0
 
 

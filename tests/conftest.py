@@ -8,7 +8,14 @@ pass CI without having tested anything.
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
+
+# Every test session writes its own keyspace: registrations (and so what the tests' replicators
+# consume) are only the test sources, never the demo's or a benchmark's million-event backlog that
+# may sit in the same local stack. Set before any settings are read; subprocesses inherit it.
+os.environ.setdefault("SCV_STORE__KEYSPACE", f"scv_test_{uuid.uuid4().hex[:8]}")
 
 import pytest
 from rich.console import Console
@@ -16,6 +23,8 @@ from rich.console import Console
 from compose.native.exceptions import StackError, StackUpFailed
 from compose.native.stack import Stack
 from scv.settings import Settings, get_settings
+from store.migrate import migrate
+from store.session import open_session
 
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 
@@ -42,4 +51,6 @@ def stack() -> Settings:
         tails = runner.log_tails([s.name for s in unhealthy])
         report = "\n\n".join(f"--- {s.name}: {s.detail}\n{tails[s.name]}" for s in unhealthy)
         pytest.fail(f"stack services unhealthy after up:\n{report}", pytrace=False)
+    with open_session(settings.store) as session:
+        migrate(session, settings.store.keyspace, settings.store.replication_factor, settings.store.local_dc)
     return settings

@@ -49,6 +49,7 @@ def store_session(stack: Settings) -> Iterator[Session]:
     cluster, session = connect(stack.store)
     migrate(session, stack.store.keyspace, stack.store.replication_factor, stack.store.local_dc)
     yield session
+    session.execute(f"DROP KEYSPACE IF EXISTS {stack.store.keyspace}", timeout=120)
     cluster.shutdown()
 
 

@@ -418,3 +418,36 @@ def test_several_processes_split_the_partitions(
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0, log_path.read_text()[-3000:]
+
+
+def test_resnapshot_repairs_rows_deleted_from_the_store_by_hand(
+    loyalty: SourceDatabase, stack: Settings, store_session: Session, reader: ViewReader
+) -> None:
+    from connectors.operate import resnapshot_source
+
+    cid, member = new_id(), new_id()
+    loyalty.execute(
+        "INSERT INTO members (member_id, customer_id, name) VALUES (%s, %s, 'repair me')", (member, cid)
+    )
+    loyalty.execute("INSERT INTO rewards VALUES (%s, %s, 7)", (member + 1, member))
+    wait_for(lambda: attributes(view_of(reader, str(cid)), "reward"), what="rows before the accident")
+
+    # An operator deletes the customer's rows by hand (plain CQL: the write time is "now").
+    store_session.execute(
+        f"DELETE FROM {stack.store.keyspace}.customer_view WHERE customer_id = %s", (str(cid),)
+    )
+    assert view_of(reader, str(cid)) is None
+
+    resnapshot_source(loyalty.name, stack)
+    repaired = wait_for(
+        lambda: (
+            (v := view_of(reader, str(cid)))
+            and attributes(v, "reward")
+            and attributes(v, "loyalty_member")
+            and v
+        ),
+        timeout_s=120,
+        what="rows re-emitted by the incremental snapshot",
+    )
+    assert attributes(repaired, "loyalty_member")[str(member)]["name"] == "repair me"
+    assert attributes(repaired, "reward")[str(member + 1)]["points"] == 7
