@@ -103,7 +103,9 @@ class Replicator:
         try:
             self._catalog = MappingCatalog(RegistrationStore(session, store.keyspace))
             self._applier = Applier(
-                ViewWriter(session, store.keyspace, self._config.write_concurrency),
+                ViewWriter(
+                    session, store.keyspace, self._config.write_concurrency, self._config.batch_partitions
+                ),
                 EntityIndex(session, store.keyspace, self._config.write_concurrency),
             )
             self._decoder = AvroDecoder(

@@ -122,6 +122,8 @@ class ConsumerSettings(BaseModel):
     metrics_port: int = 9400
     max_batch_events: int = 2000
     max_batch_wait_s: float = 0.05
+    # Partitions packed into one write request when they share replicas (and ScyllaDB shard); 1 = off.
+    batch_partitions: int = 16
     write_concurrency: int = 64
     dead_letter_topic: str = "scv.dead-letter"
     registrations_poll_s: float = 2.0

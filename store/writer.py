@@ -21,7 +21,7 @@ from typing import Any
 
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
 from store.exceptions import StoreUnavailable
 from store.index import bucket_of
@@ -39,15 +39,33 @@ from store.values import encode_value
 
 __all__ = ["ViewWriter"]
 
-# A batch larger than this is split: Cassandra warns at 5 KiB of batch size by default and large
-# single-partition batches delay other reads of that partition.
+# Budgets of one request. Cassandra rejects batches over 50 KiB (batch_size_fail_threshold) — a
+# customer with a few long contact-center notes reaches that — so the byte budget stays well under.
 _MAX_STATEMENTS_PER_BATCH = 64
+_MAX_BATCH_BYTES = 24 * 1024
+
+
+def _estimated_bytes(params: tuple[Any, ...]) -> int:
+    size = 64
+    for value in params:
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, dict):
+            size += sum(len(k) + len(v) + 8 for k, v in value.items())
+        else:
+            size += 8
+    return size
 
 
 class ViewWriter:
-    def __init__(self, session: Session, keyspace: str, concurrency: int = 64) -> None:
+    def __init__(
+        self, session: Session, keyspace: str, concurrency: int = 64, batch_partitions: int = 16
+    ) -> None:
         self._session = session
         self._concurrency = concurrency
+        self._keyspace = keyspace
+        self._metadata = session.cluster.metadata
+        self._batch_partitions = batch_partitions
         ks = keyspace
         self._put_replace = session.prepare(
             f"INSERT INTO {ks}.customer_view (customer_id, kind, source, table_name, entity_id, "
@@ -80,26 +98,69 @@ class ViewWriter:
         )
 
     def apply(self, mutations: Iterable[Mutation]) -> int:
-        """Write every mutation; returns the number of partition batches sent."""
-        groups: dict[Hashable, list[tuple[PreparedStatement, tuple[Any, ...]]]] = defaultdict(list)
+        """Write every mutation; returns the number of requests sent."""
+        partitions: dict[Hashable, list[BoundStatement]] = defaultdict(list)
+        sizes: dict[Hashable, int] = defaultdict(int)
         applied_at = datetime.now(UTC)
         for mutation in mutations:
-            partition, bound = self._bind(mutation, applied_at)
-            groups[partition].append(bound)
+            partition, (statement, params) = self._bind(mutation, applied_at)
+            partitions[partition].append(statement.bind(params))
+            sizes[partition] += _estimated_bytes(params)
+        # Requests, not statements, are what the driver pays for: pack the partitions owned by the same
+        # replicas (and, on ScyllaDB, the same shard) into one unlogged batch, within a statement and
+        # byte budget. Each partition stays whole in one request where it fits, so its mutation is
+        # still applied atomically.
+        requests: dict[Hashable, list[list[BoundStatement]]] = defaultdict(list)
+        # Bytes and partition count of the last (open) chunk of each request key.
+        open_bytes: dict[Hashable, int] = defaultdict(int)
+        open_partitions: dict[Hashable, int] = defaultdict(int)
+        for partition, statements in partitions.items():
+            size = sizes[partition]
+            key = self._replica_key(statements[0]) if self._batch_partitions > 1 else None
+            key = key if key is not None else ("partition", partition)
+            chunks = requests[key]
+            if (
+                chunks
+                and len(chunks[-1]) + len(statements) <= _MAX_STATEMENTS_PER_BATCH
+                and open_bytes[key] + size <= _MAX_BATCH_BYTES
+                and open_partitions[key] < self._batch_partitions
+            ):
+                chunks[-1].extend(statements)
+                open_bytes[key] += size
+                open_partitions[key] += 1
+                continue
+            per_statement = max(1, size // len(statements))
+            per_chunk = max(1, min(_MAX_STATEMENTS_PER_BATCH, _MAX_BATCH_BYTES // per_statement))
+            for start in range(0, len(statements), per_chunk):
+                chunks.append(statements[start : start + per_chunk])
+            open_bytes[key] = min(size, per_chunk * per_statement)
+            open_partitions[key] = 1
         work: list[tuple[Any, Any]] = []
-        for statements in groups.values():
-            for start in range(0, len(statements), _MAX_STATEMENTS_PER_BATCH):
-                chunk = statements[start : start + _MAX_STATEMENTS_PER_BATCH]
+        for chunks in requests.values():
+            for chunk in chunks:
                 if len(chunk) == 1:
-                    work.append(chunk[0])
+                    work.append((chunk[0], None))
                     continue
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for statement, params in chunk:
-                    batch.add(statement, params)
+                for bound in chunk:
+                    batch.add(bound)
                 work.append((batch, None))
         if work:
             self._execute(work)
         return len(work)
+
+    def _replica_key(self, bound: BoundStatement) -> Hashable | None:
+        token_map = self._metadata.token_map
+        routing_key = bound.routing_key
+        if token_map is None or routing_key is None:
+            return None
+        token = token_map.token_class.from_key(routing_key)
+        replicas = token_map.get_replicas(self._keyspace, token)
+        if not replicas:
+            return None
+        sharding = getattr(replicas[0], "sharding_info", None)
+        shard = sharding.shard_id_from_token(token.value) if sharding is not None else None
+        return (tuple(sorted(str(host.endpoint) for host in replicas)), shard)
 
     def _execute(self, work: Sequence[tuple[Any, Any]]) -> None:
         started = time.monotonic()
