@@ -42,53 +42,49 @@ def list_topics(settings: Settings) -> list[str]:
     return sorted(metadata.topics)
 
 
+def _high_watermarks(consumer: Consumer, topics: Iterable[str]) -> dict[str, dict[int, int]]:
+    """partition -> high watermark for each existing topic (missing topics are absent)."""
+    metadata = consumer.list_topics(timeout=_TIMEOUT_S)
+    out: dict[str, dict[int, int]] = {}
+    for topic in topics:
+        meta = metadata.topics.get(topic)
+        if meta is None or meta.error is not None:
+            continue
+        highs = out.setdefault(topic, {})
+        for partition in meta.partitions:
+            try:
+                _low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=_TIMEOUT_S, cached=False
+                )
+            except KafkaException:
+                # A topic Connect has just created may have no leader yet: count it as empty, a
+                # lower bound the next poll corrects.
+                continue
+            highs[partition] = max(high, 0)
+    return out
+
+
 def end_offsets(settings: Settings, topics: Iterable[str]) -> dict[str, int]:
     """Records ever written per topic (sum of high watermarks); 0 for a topic that does not exist."""
+    topics = list(topics)
     consumer = _consumer(settings)
     try:
-        metadata = consumer.list_topics(timeout=_TIMEOUT_S)
-        out: dict[str, int] = {}
-        for topic in topics:
-            meta = metadata.topics.get(topic)
-            if meta is None or meta.error is not None:
-                out[topic] = 0
-                continue
-            total = 0
-            for partition in meta.partitions:
-                try:
-                    _low, high = consumer.get_watermark_offsets(
-                        TopicPartition(topic, partition), timeout=_TIMEOUT_S, cached=False
-                    )
-                except KafkaException:
-                    # A topic Connect has just created may have no leader yet: count it as empty, a
-                    # lower bound the next poll corrects.
-                    continue
-                total += max(high, 0)
-            out[topic] = total
-        return out
+        highs = _high_watermarks(consumer, topics)
     finally:
         consumer.close()
+    return {topic: sum(highs.get(topic, {}).values()) for topic in topics}
 
 
 def last_record_time(settings: Settings, topics: Iterable[str]) -> datetime | None:
     """The newest record timestamp across ``topics`` (reads the last record of each partition)."""
     consumer = _consumer(settings)
     try:
-        metadata = consumer.list_topics(timeout=_TIMEOUT_S)
-        assignment: list[TopicPartition] = []
-        for topic in topics:
-            meta = metadata.topics.get(topic)
-            if meta is None or meta.error is not None:
-                continue
-            for partition in meta.partitions:
-                try:
-                    _low, high = consumer.get_watermark_offsets(
-                        TopicPartition(topic, partition), timeout=_TIMEOUT_S, cached=False
-                    )
-                except KafkaException:
-                    continue
-                if high > 0:
-                    assignment.append(TopicPartition(topic, partition, high - 1))
+        assignment = [
+            TopicPartition(topic, partition, high - 1)
+            for topic, highs in _high_watermarks(consumer, topics).items()
+            for partition, high in highs.items()
+            if high > 0
+        ]
         if not assignment:
             return None
         consumer.assign(assignment)
