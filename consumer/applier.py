@@ -39,8 +39,13 @@ class Applier:
         started = time.perf_counter()
         self._writer.apply(plan.mutations)
         WRITE_LATENCY.observe(time.perf_counter() - started)
-        for move in plan.moves:
-            self._move_children(move)
+        if plan.moves:
+            # Most moves are a new parent checking for orphans that waited for it: find out which
+            # parents have children at all in one concurrent round, then move only those.
+            children = self._index.children_many(move.parent for move in plan.moves)
+            for move in plan.moves:
+                if children.get(move.parent):
+                    self._move_children(move)
         for truncate in plan.truncates:
             self._truncate(truncate)
         return plan.outcomes

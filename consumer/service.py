@@ -208,7 +208,12 @@ class Replicator:
                 continue
             origin = (str(message.topic()), int(message.partition() or 0))
             last_offsets[origin] = int(message.offset() or 0)
-            change = self._retry(lambda m=message: self._locate(m), "registry")  # type: ignore[misc]
+            try:
+                change = self._locate(message)
+            except TransientFailure:
+                # The retry machinery is built only when needed: per record it would cost more than
+                # decoding the record.
+                change = self._retry(lambda m=message: self._locate(m), "registry")  # type: ignore[misc]
             if change is not None:
                 located.append(change)
                 origins.append(origin)

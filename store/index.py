@@ -104,8 +104,26 @@ class EntityIndex:
         return found
 
     def children(self, parent: EntityRef) -> list[EntityRef]:
-        rows = self._run(self._children, (parent.source, parent.table, parent.entity_id))
-        return [EntityRef(parent.source, row.child_table, row.child_id) for row in rows]
+        return self.children_many([parent])[parent]
+
+    def children_many(self, parents: Iterable[EntityRef]) -> dict[EntityRef, list[EntityRef]]:
+        """Children of every parent, read concurrently (one partition each)."""
+        unique = list(dict.fromkeys(parents))
+        if not unique:
+            return {}
+        args = [(p.source, p.table, p.entity_id) for p in unique]
+        try:
+            results = execute_concurrent_with_args(
+                self._session, self._children, args, concurrency=self._concurrency, raise_on_first_error=False
+            )
+        except TRANSIENT_ERRORS as exc:
+            raise StoreUnavailable(f"entity children read failed: {exc}") from exc
+        found: dict[EntityRef, list[EntityRef]] = {}
+        for parent, (ok, rows) in zip(unique, results, strict=True):
+            if not ok:
+                raise StoreUnavailable(f"entity children read failed for {parent}: {rows!r}")
+            found[parent] = [EntityRef(parent.source, row.child_table, row.child_id) for row in rows]
+        return found
 
     def row(self, key: RowKey) -> StoredRow | None:
         rows = self._run(self._row, (key.customer_id, key.kind, key.source, key.table, key.entity_id))
