@@ -75,6 +75,7 @@ def _customer_in_all_three(settings: Settings) -> str:
     for (customer_id,) in rows:
         if customer_id in with_accounts:
             return str(customer_id)
+    console.print("[red]no customer has rows in crm, core and care[/]; reseed with `scv demo seed --reset`")
     raise typer.Exit(1)
 
 
