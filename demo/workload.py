@@ -121,7 +121,6 @@ class _Worker(threading.Thread):
             )
             .fetchall()
         )
-        self.conns["crm"].commit()
         self.customers = [int(r[0]) for r in rows]
 
     def begin(self, schedule: _Schedule) -> None:
@@ -160,11 +159,13 @@ class _Worker(threading.Thread):
             customer_id = rng.choice(self.customers)
             conn = self.conns[op.database]
             try:
-                with conn.cursor() as cur:
-                    changes = op.run(cur, rng, customer_id)
-                conn.commit()
+                if op.transactional:
+                    with conn.transaction(), conn.cursor() as cur:
+                        changes = op.run(cur, rng, customer_id)
+                else:
+                    with conn.cursor() as cur:
+                        changes = op.run(cur, rng, customer_id)
             except psycopg.Error as exc:
-                conn.rollback()
                 raise WorkloadFailed(
                     f"operation {op.name} on database {op.database} failed for customer {customer_id}: "
                     f"{exc}; the workload stopped (changes are never skipped on error)"
@@ -252,10 +253,11 @@ def run_workload(
             worker = _Worker(index=index, workers=count, conns={}, seed=seed, stop=stop)
             pool.append(worker)  # before connecting, so the finally below closes what was opened
             for db, name in names.items():
-                worker.conns[db] = connect(settings, name, autocommit=False)
+                # Autocommit: an operation is one statement (its own transaction) unless it is
+                # marked transactional, and then it opens a transaction block itself.
+                worker.conns[db] = connect(settings, name, autocommit=True)
                 if not synchronous_commit:
                     worker.conns[db].execute("SET synchronous_commit = off")
-                    worker.conns[db].commit()
             worker.load_customers()
             if not worker.customers:
                 raise DemoError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from cassandra.cluster import Session
@@ -22,10 +22,15 @@ from store.mutations import EntityRef, IndexEntry, RowKey
 from store.session import TRANSIENT_ERRORS
 from store.values import AttributeValue, decode_value
 
-__all__ = ["INDEX_BUCKETS", "EntityIndex", "StoredRow", "bucket_of"]
+__all__ = ["INDEX_BUCKETS", "IN_CHUNK", "EntityIndex", "StoredRow", "bucket_of"]
 
 # Fixed by migration 0001: changing it needs a migration that rewrites entity_index.
 INDEX_BUCKETS = 256
+
+# Entities (and so at most as many buckets) per multi-partition read. ScyllaDB refuses more than 100
+# partition-key or clustering-key restrictions per query (max_*_key_restrictions_per_query), and
+# the coordinator's work grows with buckets x ids: 32 measured best on the local stack.
+IN_CHUNK = 32
 
 
 def bucket_of(entity_id: str) -> int:
@@ -59,15 +64,15 @@ class EntityIndex:
         ks = keyspace
         self._get_in = session.prepare(
             f"SELECT entity_id, kind, customer_id, parent_table, parent_id, owner_ts FROM "
-            f"{ks}.entity_index WHERE source = ? AND table_name = ? AND bucket = ? AND entity_id IN ?"
+            f"{ks}.entity_index WHERE source = ? AND table_name = ? AND bucket IN ? AND entity_id IN ?"
         )
         self._scan_bucket = session.prepare(
             f"SELECT entity_id, kind, customer_id, parent_table, parent_id, owner_ts FROM "
             f"{ks}.entity_index WHERE source = ? AND table_name = ? AND bucket = ?"
         )
         self._children = session.prepare(
-            f"SELECT child_table, child_id FROM {ks}.entity_children "
-            "WHERE source = ? AND parent_table = ? AND parent_id = ?"
+            f"SELECT parent_id, child_table, child_id FROM {ks}.entity_children "
+            "WHERE source = ? AND parent_table = ? AND parent_id IN ?"
         )
         self._row = session.prepare(
             f"SELECT attributes, source_ts_us FROM {ks}.customer_view WHERE customer_id = ? AND kind = ? "
@@ -75,29 +80,28 @@ class EntityIndex:
         )
 
     def get_many(self, refs: Iterable[EntityRef]) -> dict[EntityRef, IndexEntry | None]:
-        """Index entries of ``refs``: one ``IN`` query per index partition, all concurrently.
+        """Index entries of ``refs`` (None for an entity never indexed), read concurrently.
 
-        Grouping by partition is what keeps the index affordable: a batch of 2,000 changes of one
-        table costs at most 256 reads (one per bucket), not 2,000 round trips.
+        Reads are what the replicator pays per change, so each request carries up to
+        ``IN_CHUNK`` entities of one table: ``bucket IN (...) AND entity_id IN (...)``. The
+        coordinator expands that to every (bucket, id) pair, but an id lives only in its own bucket,
+        so every row that comes back is the right one. Measured against one request per bucket on
+        the local stack: 3-15x less replicator CPU per entity (`python -m bench.index_reads`).
         """
-        groups: dict[tuple[str, str, int], list[str]] = defaultdict(list)
+        by_table: dict[tuple[str, str], list[str]] = defaultdict(list)
         for ref in dict.fromkeys(refs):
-            groups[(ref.source, ref.table, bucket_of(ref.entity_id))].append(ref.entity_id)
-        if not groups:
-            return {}
-        keys = list(groups)
-        args = [(source, table, bucket, groups[(source, table, bucket)]) for source, table, bucket in keys]
-        try:
-            results = execute_concurrent_with_args(
-                self._session, self._get_in, args, concurrency=self._concurrency, raise_on_first_error=False
-            )
-        except TRANSIENT_ERRORS as exc:
-            raise StoreUnavailable(f"entity index read failed: {exc}") from exc
+            by_table[(ref.source, ref.table)].append(ref.entity_id)
+        args: list[tuple[str, str, list[int], list[str]]] = []
+        for (source, table), ids in by_table.items():
+            # Neighbouring buckets in one request: fewer distinct partitions per request.
+            ids.sort(key=bucket_of)
+            for start in range(0, len(ids), IN_CHUNK):
+                chunk = ids[start : start + IN_CHUNK]
+                args.append((source, table, sorted({bucket_of(i) for i in chunk}), chunk))
         found: dict[EntityRef, IndexEntry | None] = {}
-        for (source, table, _bucket), (ok, rows) in zip(keys, results, strict=True):
-            if not ok:
-                raise StoreUnavailable(f"entity index read failed for {source}/{table}: {rows!r}")
-            for entity_id in groups[(source, table, _bucket)]:
+        results = self._concurrently(self._get_in, args)
+        for (source, table, _buckets, ids), rows in zip(args, results, strict=True):
+            for entity_id in ids:
                 found[EntityRef(source, table, entity_id)] = None
             for row in rows:
                 found[EntityRef(source, table, row.entity_id)] = _entry(source, table, row)
@@ -107,23 +111,41 @@ class EntityIndex:
         return self.children_many([parent])[parent]
 
     def children_many(self, parents: Iterable[EntityRef]) -> dict[EntityRef, list[EntityRef]]:
-        """Children of every parent, read concurrently (one partition each)."""
-        unique = list(dict.fromkeys(parents))
-        if not unique:
-            return {}
-        args = [(p.source, p.table, p.entity_id) for p in unique]
+        """Children of every parent: up to ``IN_CHUNK`` parents of one table per request."""
+        by_table: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for parent in dict.fromkeys(parents):
+            by_table[(parent.source, parent.table)].append(parent.entity_id)
+        args = [
+            (source, table, ids[start : start + IN_CHUNK])
+            for (source, table), ids in by_table.items()
+            for start in range(0, len(ids), IN_CHUNK)
+        ]
+        found: dict[EntityRef, list[EntityRef]] = {}
+        for (source, table, ids), rows in zip(args, self._concurrently(self._children, args), strict=True):
+            for parent_id in ids:
+                found[EntityRef(source, table, parent_id)] = []
+            for row in rows:
+                found[EntityRef(source, table, row.parent_id)].append(
+                    EntityRef(source, row.child_table, row.child_id)
+                )
+        return found
+
+    def _concurrently(self, statement: Any, args: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Run one statement per argument tuple, concurrently; every row of every result, in order."""
+        if not args:
+            return []
         try:
             results = execute_concurrent_with_args(
-                self._session, self._children, args, concurrency=self._concurrency, raise_on_first_error=False
+                self._session, statement, args, concurrency=self._concurrency, raise_on_first_error=False
             )
+            out: list[Any] = []
+            for ok, rows in results:
+                if not ok:
+                    raise StoreUnavailable(f"store read failed: {rows!r}")
+                out.append(list(rows))  # follows any further pages while still inside the try
+            return out
         except TRANSIENT_ERRORS as exc:
-            raise StoreUnavailable(f"entity children read failed: {exc}") from exc
-        found: dict[EntityRef, list[EntityRef]] = {}
-        for parent, (ok, rows) in zip(unique, results, strict=True):
-            if not ok:
-                raise StoreUnavailable(f"entity children read failed for {parent}: {rows!r}")
-            found[parent] = [EntityRef(parent.source, row.child_table, row.child_id) for row in rows]
-        return found
+            raise StoreUnavailable(f"store read failed: {exc}") from exc
 
     def row(self, key: RowKey) -> StoredRow | None:
         rows = self._run(self._row, (key.customer_id, key.kind, key.source, key.table, key.entity_id))

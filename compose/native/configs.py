@@ -47,6 +47,10 @@ def postgres_options(settings: Settings, socket_dir: Path, hba_file: Path) -> di
         "work_mem": "4MB",
         "maintenance_work_mem": "64MB",
         "max_wal_size": "512MB",
+        # Logical decoding sends a transaction only once its WAL is flushed. The demo workload commits
+        # asynchronously, so its WAL waits for the WAL writer: at the 200 ms default that wait alone
+        # was the median of Debezium's capture latency (measured 180 ms -> 36 ms at 1,000 changes/s).
+        "wal_writer_delay": "10ms",
         "logging_collector": "off",
         "log_line_prefix": "%m [%p] %q%u@%d ",
     }
