@@ -1,14 +1,16 @@
 """Apply a batch of placed changes to the store: read the index, plan, write, then follow moves.
 
-    applier = Applier(ViewWriter(session, ks), EntityIndex(session, ks))
+    applier = Applier(ViewWriter(session, ks), EntityIndex(session, ks), IndexCache(300_000))
     outcomes = applier.apply(changes)
 
 Order inside one call, and why:
-1. read the index entries the planner needs (one concurrent round trip);
+1. read the index entries the planner needs and the cache cannot vouch for (one concurrent round
+   trip; index_cache.py says which it can);
 2. write the planned mutations (one concurrent round of per-partition batches);
 3. move children of entities whose customer changed — after step 2, so a concurrent child change
    already resolves through the parent's new owner;
-4. apply truncates.
+4. apply truncates;
+5. teach the cache the index as written — only now, so a failed call leaves it untouched.
 Every step raises ``StoreUnavailable`` on failure; the caller retries the whole call, which is safe
 because every mutation is idempotent under its write timestamp.
 """
@@ -19,8 +21,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
+from consumer.index_cache import IndexCache
 from consumer.metrics import WRITE_LATENCY
-from consumer.planner import Located, Move, Outcome, Truncate, plan_batch, refs_to_read
+from consumer.planner import Located, Move, Outcome, Truncate, plan_batch, refs_to_read, trusted_refs
 from store.index import EntityIndex
 from store.mutations import DeleteIndex, DeleteRow, Mutation, PutIndex, PutRow, RowKey
 from store.writer import ViewWriter
@@ -29,12 +32,14 @@ __all__ = ["Applier"]
 
 
 class Applier:
-    def __init__(self, writer: ViewWriter, index: EntityIndex) -> None:
+    def __init__(self, writer: ViewWriter, index: EntityIndex, cache: IndexCache) -> None:
         self._writer = writer
         self._index = index
+        self._cache = cache
 
     def apply(self, changes: Sequence[Located]) -> list[Outcome]:
-        known = self._index.get_many(refs_to_read(changes))
+        known, to_read = self._cache.split(refs_to_read(changes), trusted_refs(changes))
+        known.update(self._index.get_many(to_read))
         plan = plan_batch(changes, known)
         started = time.perf_counter()
         self._writer.apply(plan.mutations)
@@ -48,7 +53,15 @@ class Applier:
                     self._move_children(move)
         for truncate in plan.truncates:
             self._truncate(truncate)
+        self._cache.learn(plan.index)
+        for truncate in plan.truncates:
+            self._cache.forget_table(truncate.source, truncate.table)
         return plan.outcomes
+
+    def warm_cache(self, tables: Sequence[tuple[str, str]]) -> int:
+        """Empty the cache, then load the index entries of these (direct-key) tables into it."""
+        self._cache.clear()
+        return self._cache.warm(self._index.table_entries_many(tables)) if self._cache.enabled else 0
 
     def _move_children(self, first: Move) -> None:
         pending = [first]
@@ -63,8 +76,10 @@ class Applier:
                     continue
                 old = RowKey(entry.customer_id, entry.kind, child.source, child.table, child.entity_id)
                 row = self._index.row(old)
-                # Never write below the child's own newest state, or the copy would lose to it.
-                ts = max(move.write_ts, row.source_ts_us if row else 0)
+                # Above the child's own newest state, strictly: a child placed in the orphan
+                # partition wrote its index entry at its own timestamp, and a tie would be broken by
+                # value ("~orphans/..." sorts above most customer ids), keeping the orphan owner.
+                ts = max(move.write_ts, row.source_ts_us if row else 0) + 1
                 mutations.append(DeleteRow(old, ts))
                 if row is not None:
                     new = replace(old, customer_id=move.customer_id)

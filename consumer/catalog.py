@@ -52,6 +52,10 @@ class MappingCatalog:
     def topics(self) -> list[str]:
         return sorted(self._by_topic)
 
+    def direct_key_tables(self) -> list[tuple[str, str]]:
+        """(source, table) of every table whose customer key is one of its own columns."""
+        return sorted((t.source, t.table) for t in self._by_topic.values() if not t.is_via)
+
     def table_for(self, topic: str) -> TableMapping | None:
         return self._by_topic.get(topic)
 

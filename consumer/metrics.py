@@ -17,6 +17,7 @@ __all__ = [
     "EVENTS_APPLIED",
     "EVENTS_CONSUMED",
     "FRESHNESS",
+    "INDEX_CACHE",
     "REGISTERED_TABLES",
     "WRITE_LATENCY",
 ]
@@ -61,3 +62,8 @@ CONSUMER_LAG_SECONDS = Gauge(
     ["topic", "partition"],
 )
 REGISTERED_TABLES = Gauge("scv_registered_tables", "Tables the replicator currently applies.")
+INDEX_CACHE = Counter(
+    "scv_index_cache_lookups_total",
+    "Trusted index lookups answered by the replicator's cache (hit) or read from the store (miss).",
+    ["result"],
+)

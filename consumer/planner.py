@@ -39,7 +39,17 @@ from store.mutations import (
     UnlinkChild,
 )
 
-__all__ = ["Located", "Move", "Outcome", "Plan", "Truncate", "collapse", "plan_batch", "refs_to_read"]
+__all__ = [
+    "Located",
+    "Move",
+    "Outcome",
+    "Plan",
+    "Truncate",
+    "collapse",
+    "plan_batch",
+    "refs_to_read",
+    "trusted_refs",
+]
 
 Outcome = Literal["applied", "skipped", "unknown_delete", "truncated"]
 
@@ -73,6 +83,8 @@ class Plan:
     moves: list[Move] = field(default_factory=list)
     truncates: list[Truncate] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    # The index as it stands once the mutations are written: every entry the batch read or set.
+    index: dict[EntityRef, IndexEntry | None] = field(default_factory=dict)
 
 
 def refs_to_read(changes: Sequence[Located]) -> set[EntityRef]:
@@ -88,6 +100,22 @@ def refs_to_read(changes: Sequence[Located]) -> set[EntityRef]:
         if placement.parent is not None:
             refs.add(placement.parent)
     return refs
+
+
+def trusted_refs(changes: Sequence[Located]) -> set[EntityRef]:
+    """Entities whose cached index entry may stand in for a read (consumer/index_cache.py says why):
+    direct-key entities whose every change in the batch is an update or a delete."""
+    trusted: set[EntityRef] = set()
+    untrusted: set[EntityRef] = set()
+    for change in changes:
+        placement = change.placement
+        if placement is None:
+            continue
+        if change.event.op in ("u", "d") and placement.parent is None:
+            trusted.add(placement.ref)
+        else:
+            untrusted.add(placement.ref)
+    return trusted - untrusted
 
 
 def _row_key(entry: IndexEntry) -> RowKey:
@@ -113,6 +141,7 @@ def plan_batch(changes: Sequence[Located], known: dict[EntityRef, IndexEntry | N
             _plan_upsert(event, table, placement, known, plan)
             plan.outcomes.append("applied")
     plan.mutations = collapse(plan.mutations)
+    plan.index = known
     return plan
 
 

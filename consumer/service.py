@@ -35,6 +35,7 @@ from consumer.catalog import MappingCatalog
 from consumer.deadletter import DeadLetterQueue
 from consumer.envelope import to_change_event
 from consumer.exceptions import PlacementError, PoisonRecord, TransientFailure
+from consumer.index_cache import IndexCache
 from consumer.mapping import place
 from consumer.metrics import (
     BATCH_EVENTS,
@@ -76,6 +77,9 @@ class Replicator:
         self._committed: dict[tuple[str, int], int] = {}
         self._lag_at = 0.0
         self._registrations_at = 0.0
+        # Set by a rebalance or a registration change: the index cache must be rebuilt before the
+        # next batch (consumer/index_cache.py says why).
+        self._cache_stale = True
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -107,6 +111,7 @@ class Replicator:
                     session, store.keyspace, self._config.write_concurrency, self._config.batch_partitions
                 ),
                 EntityIndex(session, store.keyspace, self._config.write_concurrency),
+                IndexCache(self._config.index_cache_entries),
             )
             self._decoder = AvroDecoder(
                 SchemaRegistryClient({"url": kafka.schema_registry_url}),
@@ -176,7 +181,13 @@ class Replicator:
             if now - self._registrations_at >= self._config.registrations_poll_s:
                 self._registrations_at = now
                 if self._retry(self._catalog.refresh, "registrations") and self._catalog.topics:
-                    self._consumer.subscribe([self._catalog.subscription_pattern()])
+                    self._consumer.subscribe(
+                        [self._catalog.subscription_pattern()],
+                        on_assign=self._on_rebalance,
+                        on_revoke=self._on_rebalance,
+                        on_lost=self._on_rebalance,
+                    )
+                    self._cache_stale = True
                     subscribed = True
                     log.info("subscribed", topics=len(self._catalog.topics))
             if not subscribed:
@@ -187,6 +198,8 @@ class Replicator:
             )
             if messages:
                 try:
+                    if self._cache_stale:
+                        self._rebuild_cache()
                     self._process(messages)
                 except ShutdownRequested:
                     log.warning("shutdown_during_outage", uncommitted=len(messages))
@@ -194,6 +207,22 @@ class Replicator:
             if now - self._lag_at >= _LAG_EVERY_S:
                 self._lag_at = now
                 self._report_lag()
+
+    def _on_rebalance(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if partitions:
+            self._cache_stale = True
+
+    def _rebuild_cache(self) -> None:
+        """Empty the index cache and, if configured, load the direct-key tables' entries into it.
+
+        Runs before the first batch after an assignment change: the partitions' previous owner has
+        finished writing by then (cooperative rebalancing revokes before it reassigns)."""
+        self._cache_stale = False
+        tables = self._catalog.direct_key_tables() if self._config.index_cache_warm else []
+        started = time.monotonic()
+        loaded = self._retry(lambda: self._applier.warm_cache(tables), "store")
+        if tables:
+            log.info("index_cache_warmed", entries=loaded, seconds=round(time.monotonic() - started, 1))
 
     def _process(self, messages: list[Message]) -> None:
         located: list[Located] = []

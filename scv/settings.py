@@ -127,6 +127,11 @@ class ConsumerSettings(BaseModel):
     write_concurrency: int = 64
     dead_letter_topic: str = "scv.dead-letter"
     registrations_poll_s: float = 2.0
+    # Index entries of direct-key entities kept in memory (consumer/index_cache.py); about 0.4 KB
+    # each. 0 turns the cache off: every update then reads the index.
+    index_cache_entries: int = Field(default=300_000, ge=0)
+    # Load those entries from the store after each partition assignment, before applying anything.
+    index_cache_warm: bool = True
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
 

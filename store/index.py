@@ -130,6 +130,14 @@ class EntityIndex:
                 )
         return found
 
+    def table_entries_many(self, tables: Iterable[tuple[str, str]]) -> Iterator[IndexEntry]:
+        """Every indexed entity of these (source, table)s, a table's buckets read concurrently."""
+        for source, table in tables:
+            args = [(source, table, bucket) for bucket in range(INDEX_BUCKETS)]
+            for rows in self._concurrently(self._scan_bucket, args):
+                for row in rows:
+                    yield _entry(source, table, row)
+
     def _concurrently(self, statement: Any, args: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Run one statement per argument tuple, concurrently; every row of every result, in order."""
         if not args:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
 
 from scv.settings import Settings
@@ -236,6 +237,18 @@ def test_card_arriving_before_its_account_is_placed_when_account_arrives(
     cards = wait_for(lambda: attributes(view_of(reader, str(cid)), "card"), what="orphan card adopted")
     assert cards[str(account * 10)]["last4"] == "4242"
 
+    # One transaction: both changes share a commit timestamp, so if the card is applied first (its
+    # topic is read independently) the adoption ties with the card's own orphan placement. The
+    # adopted card must still follow its account's next move.
+    later, card = new_customer_id(), str(account * 10 + 1)
+    with psycopg.connect(bank.dsn) as conn, conn.transaction():
+        conn.execute("INSERT INTO cards VALUES (%s, %s, '5151')", (account * 10 + 1, account + 1))
+        conn.execute("INSERT INTO accounts VALUES (%s, %s, 'deposit')", (account + 1, cid))
+    wait_for(lambda: card in attributes(view_of(reader, str(cid)), "card"), what="adopted")
+    bank.execute("UPDATE accounts SET customer_id = %s WHERE account_id = %s", (later, account + 1))
+    wait_for(lambda: card in attributes(view_of(reader, str(later)), "card"), what="followed")
+    assert card not in attributes(view_of(reader, str(cid)), "card")
+
 
 def test_composite_primary_key_entities(bank: SourceDatabase, reader: ViewReader) -> None:
     cid = new_customer_id()
@@ -345,3 +358,38 @@ def test_schema_the_ccompat_api_cannot_render_is_fetched_natively(
     ccompat = httpx.get(f"{stack.kafka.schema_registry_url}/schemas/ids/{schema_id}")
     assert ccompat.status_code == 400
     assert "discover artifact type" in ccompat.text
+
+
+def _cache_hits(replicator: ReplicatorProcess) -> float:
+    import httpx
+
+    body = httpx.get(f"http://127.0.0.1:{replicator.metrics_port}/metrics").text
+    for line in body.splitlines():
+        if line.startswith('scv_index_cache_lookups_total{result="hit"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_updates_of_a_known_entity_come_from_the_cache_and_a_move_still_leaves_the_old_customer(
+    bank: SourceDatabase, replicator: ReplicatorProcess, reader: ViewReader
+) -> None:
+    first, second, third = new_customer_id(), new_customer_id(), new_customer_id()
+    account = new_customer_id()
+    bank.execute("INSERT INTO accounts VALUES (%s, %s, 'current')", (account, first))
+    wait_for(lambda: str(account) in attributes(view_of(reader, str(first)), "account"), what="account")
+    hits = _cache_hits(replicator)
+
+    def kind_in_view() -> object:
+        return attributes(view_of(reader, str(first)), "account").get(str(account), {}).get("kind")
+
+    for kind in ("savings", "loan"):
+        bank.execute("UPDATE accounts SET kind = %s WHERE account_id = %s", (kind, account))
+        wait_for(lambda k=kind: kind_in_view() == k, what=f"update to {kind}")
+    assert _cache_hits(replicator) >= hits + 2, "updates of an entity the replicator created read the index"
+
+    # The cached owner is what the move must delete from: twice, so the second move starts from an
+    # entry the cache learned from the first.
+    for old, new in ((first, second), (second, third)):
+        bank.execute("UPDATE accounts SET customer_id = %s WHERE account_id = %s", (new, account))
+        wait_for(lambda n=new: str(account) in attributes(view_of(reader, str(n)), "account"), what="moved")
+        assert attributes(view_of(reader, str(old)), "account") == {}

@@ -9,7 +9,7 @@ import pytest
 from consumer.envelope import ChangeEvent, Op
 from consumer.exceptions import PlacementError
 from consumer.mapping import SourceMapping, TableMapping, entity_id_of, orphan_customer_id, place
-from consumer.planner import Located, Move, Truncate, collapse, plan_batch, refs_to_read
+from consumer.planner import Located, Move, Truncate, collapse, plan_batch, refs_to_read, trusted_refs
 from store.mutations import (
     DeleteIndex,
     DeleteRow,
@@ -284,3 +284,32 @@ def test_refs_to_read_skips_creates_of_childless_direct_tables() -> None:
     card = event(CARDS, "u", {"card_id": 9}, {"card_id": 9, "account_id": 1})
     refs = refs_to_read([located(CONSENTS, consent), located(ACCOUNTS, account), located(CARDS, card)])
     assert refs == {ref(ACCOUNTS, "1"), ref(CARDS, "9")}
+
+
+def test_only_updates_and_deletes_of_direct_key_entities_are_trusted_to_the_cache() -> None:
+    update = located(ACCOUNTS, event(ACCOUNTS, "u", {"account_id": 1}, {"account_id": 1, "customer_id": 7}))
+    delete = located(CONSENTS, event(CONSENTS, "d", {"consent_id": 3}))
+    snapshot = located(ACCOUNTS, event(ACCOUNTS, "r", {"account_id": 2}, {"account_id": 2, "customer_id": 7}))
+    card = located(CARDS, event(CARDS, "u", {"card_id": 9}, {"card_id": 9, "account_id": 1}))
+    assert trusted_refs([update, delete, snapshot, card]) == {ref(ACCOUNTS, "1"), ref(CONSENTS, "3")}
+
+
+def test_an_entity_created_in_the_batch_is_not_trusted_even_if_also_updated() -> None:
+    # After a truncate processed elsewhere, a cached entry may be gone from the store: the create
+    # that must follow in the source is what re-reads it, so the whole batch's view of it is read.
+    create = located(ACCOUNTS, event(ACCOUNTS, "c", {"account_id": 1}, {"account_id": 1, "customer_id": 7}))
+    update = located(ACCOUNTS, event(ACCOUNTS, "u", {"account_id": 1}, {"account_id": 1, "customer_id": 8}))
+    assert trusted_refs([create, update]) == set()
+
+
+def test_plan_reports_the_index_as_written_for_the_cache() -> None:
+    moved = event(ACCOUNTS, "u", {"account_id": 1}, {"account_id": 1, "customer_id": 8}, ts=2000)
+    gone = event(CONSENTS, "d", {"consent_id": 3}, ts=2000)
+    plan = plan_batch(
+        [located(ACCOUNTS, moved), located(CONSENTS, gone)],
+        {ref(ACCOUNTS, "1"): entry(ACCOUNTS, "1", "7"), ref(CONSENTS, "3"): entry(CONSENTS, "3", "7")},
+    )
+    assert plan.index == {
+        ref(ACCOUNTS, "1"): IndexEntry(ref(ACCOUNTS, "1"), "account", "8", None, 2000),
+        ref(CONSENTS, "3"): None,
+    }
