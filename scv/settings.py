@@ -123,7 +123,9 @@ class ConsumerSettings(BaseModel):
     max_batch_events: int = 2000
     max_batch_wait_s: float = 0.05
     # Partitions packed into one write request when they share replicas (and ScyllaDB shard); 1 = off.
-    batch_partitions: int = 16
+    # 64: measured on the local stack, 2,000 rows cost Cassandra 63 us/row in 64-partition batches
+    # against 171 in 16-partition ones (and 328 one request per row).
+    batch_partitions: int = 64
     write_concurrency: int = 64
     dead_letter_topic: str = "scv.dead-letter"
     registrations_poll_s: float = 2.0

@@ -59,7 +59,7 @@ def _estimated_bytes(params: tuple[Any, ...]) -> int:
 
 class ViewWriter:
     def __init__(
-        self, session: Session, keyspace: str, concurrency: int = 64, batch_partitions: int = 16
+        self, session: Session, keyspace: str, concurrency: int = 64, batch_partitions: int = 64
     ) -> None:
         self._session = session
         self._concurrency = concurrency

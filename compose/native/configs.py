@@ -215,6 +215,11 @@ def cassandra_yaml(settings: Settings, state_dir: Path) -> str:
         "concurrent_compactors": 1,
         "native_transport_max_threads": 32,
         "hinted_handoff_enabled": False,
+        # The replicator sends unlogged batches of up to 24 KiB spanning partitions that share a
+        # replica: by design, so the default warnings (5 KiB, 10 partitions) would log a line for
+        # nearly every batch (79k lines in one benchmark run), and logging costs CPU on a small box.
+        "batch_size_warn_threshold": "32KiB",
+        "unlogged_batch_across_partitions_warn_threshold": 256,
         # Tests drop keyspaces often; snapshots of them would only fill the disk.
         "auto_snapshot": False,
         "read_request_timeout": "10000ms",
