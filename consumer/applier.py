@@ -61,7 +61,8 @@ class Applier:
     def warm_cache(self, tables: Sequence[tuple[str, str]]) -> int:
         """Empty the cache, then load the index entries of these (direct-key) tables into it."""
         self._cache.clear()
-        return self._cache.warm(self._index.table_entries_many(tables)) if self._cache.enabled else 0
+        # Lazy: a disabled cache never pulls from the generator, so nothing is read.
+        return self._cache.warm(self._index.table_entries(tables))
 
     def _move_children(self, first: Move) -> None:
         pending = [first]
@@ -90,7 +91,7 @@ class Applier:
 
     def _truncate(self, truncate: Truncate) -> None:
         mutations: list[Mutation] = []
-        for entry in self._index.table_entries(truncate.source, truncate.table):
+        for entry in self._index.table_entries([(truncate.source, truncate.table)]):
             mutations.append(
                 DeleteRow(
                     RowKey(

@@ -37,7 +37,7 @@ __all__ = ["IndexCache"]
 class IndexCache:
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        # An OrderedDict in recency order is the LRU: one hash entry per key (~300 bytes an entry with
+        # An OrderedDict in recency order is the LRU: one hash entry per key (~400 bytes an entry with
         # its strings, measured), against three for cachetools' LRUCache.
         self._entries: OrderedDict[EntityRef, IndexEntry | None] = OrderedDict()
 

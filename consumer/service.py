@@ -222,11 +222,12 @@ class Replicator:
         tables = self._catalog.direct_key_tables() if self._config.index_cache_warm else []
         started = time.monotonic()
         loaded = self._retry(lambda: self._applier.warm_cache(tables), "store")
-        # Hundreds of thousands of long-lived cache objects would make every full collection of the
-        # cyclic GC walk them all (a stall of a good fraction of a second, measured as the
-        # freshness tail): move everything alive now out of the collector's generations.
-        gc.collect()
-        gc.freeze()
+        if loaded:
+            # Hundreds of thousands of long-lived cache objects would make every full collection of
+            # the cyclic GC walk them all (a stall of a good fraction of a second, measured as the
+            # freshness tail): move everything alive now out of the collector's generations.
+            gc.collect()
+            gc.freeze()
         if tables:
             log.info("index_cache_warmed", entries=loaded, seconds=round(time.monotonic() - started, 1))
 

@@ -85,8 +85,8 @@ class EntityIndex:
         Reads are what the replicator pays per change, so each request carries up to
         ``IN_CHUNK`` entities of one table: ``bucket IN (...) AND entity_id IN (...)``. The
         coordinator expands that to every (bucket, id) pair, but an id lives only in its own bucket,
-        so every row that comes back is the right one. Measured against one request per bucket on
-        the local stack: 3-15x less replicator CPU per entity (`python -m bench.index_reads`).
+        so every row that comes back is the right one. On the local stack, draining the demo topics
+        went from ~1,500 to ~2,050 events/s against one request per bucket.
         """
         by_table: dict[tuple[str, str], list[str]] = defaultdict(list)
         for ref in dict.fromkeys(refs):
@@ -130,14 +130,6 @@ class EntityIndex:
                 )
         return found
 
-    def table_entries_many(self, tables: Iterable[tuple[str, str]]) -> Iterator[IndexEntry]:
-        """Every indexed entity of these (source, table)s, a table's buckets read concurrently."""
-        for source, table in tables:
-            args = [(source, table, bucket) for bucket in range(INDEX_BUCKETS)]
-            for rows in self._concurrently(self._scan_bucket, args):
-                for row in rows:
-                    yield _entry(source, table, row)
-
     def _concurrently(self, statement: Any, args: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Run one statement per argument tuple, concurrently; every row of every result, in order."""
         if not args:
@@ -163,11 +155,15 @@ class EntityIndex:
         attributes = {name: decode_value(cell) for name, cell in (row.attributes or {}).items()}
         return StoredRow(attributes, row.source_ts_us or 0)
 
-    def table_entries(self, source: str, table: str) -> Iterator[IndexEntry]:
-        """Every indexed entity of one table (for truncate), bucket by bucket, paged."""
-        for bucket in range(INDEX_BUCKETS):
-            for row in self._run(self._scan_bucket, (source, table, bucket)):
-                yield _entry(source, table, row)
+    def table_entries(self, tables: Iterable[tuple[str, str]]) -> Iterator[IndexEntry]:
+        """Every indexed entity of these (source, table)s (truncate, cache warm-up): buckets read
+        ``IN_CHUNK`` at a time, concurrently, so memory holds a few buckets, not a whole table."""
+        for source, table in tables:
+            for start in range(0, INDEX_BUCKETS, IN_CHUNK):
+                args = [(source, table, bucket) for bucket in range(start, start + IN_CHUNK)]
+                for rows in self._concurrently(self._scan_bucket, args):
+                    for row in rows:
+                        yield _entry(source, table, row)
 
     def _run(self, statement: Any, params: tuple[Any, ...]) -> Any:
         try:
