@@ -178,6 +178,11 @@ def render_connector_config(
         # Debezium waits poll.interval.ms (default 500) whenever its queue is empty; at moderate
         # change rates that wait dominates freshness (the p99 < 1 s objective), so keep it short.
         "poll.interval.ms": "50",
+        # Connect's producer sends each record as soon as it is handed over (linger 0), so at a
+        # thousand changes/s it makes a produce request per few records: a third of Connect's and
+        # much of the broker's CPU on the local stack. 10 ms of linger cuts both (Connect 62% -> 28-44%
+        # of a core at 1,000 changes/s) for at most 10 ms of freshness.
+        "producer.override.linger.ms": "10",
         # Exact decimals and microsecond times: consumer/logical.py decodes exactly these encodings.
         "decimal.handling.mode": "precise",
         "time.precision.mode": "adaptive_time_microseconds",

@@ -107,9 +107,6 @@ class EntityIndex:
                 found[EntityRef(source, table, row.entity_id)] = _entry(source, table, row)
         return found
 
-    def children(self, parent: EntityRef) -> list[EntityRef]:
-        return self.children_many([parent])[parent]
-
     def children_many(self, parents: Iterable[EntityRef]) -> dict[EntityRef, list[EntityRef]]:
         """Children of every parent: up to ``IN_CHUNK`` parents of one table per request."""
         by_table: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -147,13 +144,19 @@ class EntityIndex:
         except TRANSIENT_ERRORS as exc:
             raise StoreUnavailable(f"store read failed: {exc}") from exc
 
-    def row(self, key: RowKey) -> StoredRow | None:
-        rows = self._run(self._row, (key.customer_id, key.kind, key.source, key.table, key.entity_id))
-        row = rows.one()
-        if row is None:
-            return None
-        attributes = {name: decode_value(cell) for name, cell in (row.attributes or {}).items()}
-        return StoredRow(attributes, row.source_ts_us or 0)
+    def rows_many(self, keys: Iterable[RowKey]) -> dict[RowKey, StoredRow | None]:
+        """The stored rows at ``keys`` (None where there is none), one request per row, concurrently."""
+        wanted = list(dict.fromkeys(keys))
+        args = [(k.customer_id, k.kind, k.source, k.table, k.entity_id) for k in wanted]
+        found: dict[RowKey, StoredRow | None] = {}
+        for key, rows in zip(wanted, self._concurrently(self._row, args), strict=True):
+            if not rows:
+                found[key] = None
+                continue
+            row = rows[0]
+            attributes = {name: decode_value(cell) for name, cell in (row.attributes or {}).items()}
+            found[key] = StoredRow(attributes, row.source_ts_us or 0)
+        return found
 
     def table_entries(self, tables: Iterable[tuple[str, str]]) -> Iterator[IndexEntry]:
         """Every indexed entity of these (source, table)s (truncate, cache warm-up): buckets read
@@ -164,9 +167,3 @@ class EntityIndex:
                 for rows in self._concurrently(self._scan_bucket, args):
                     for row in rows:
                         yield _entry(source, table, row)
-
-    def _run(self, statement: Any, params: tuple[Any, ...]) -> Any:
-        try:
-            return self._session.execute(statement, params)
-        except TRANSIENT_ERRORS as exc:
-            raise StoreUnavailable(f"store read failed: {exc}") from exc

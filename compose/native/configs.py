@@ -140,6 +140,9 @@ def connect_properties(settings: Settings, plugin_path: list[Path]) -> str:
         "offset.flush.interval.ms": 5000,
         "scheduled.rebalance.max.delay.ms": 5000,
         "config.providers": ",".join(CONNECT_CONFIG_PROVIDERS),
+        # Connectors set producer.override.* (connectors/render.py); say so instead of relying on
+        # the default policy, which distributions change.
+        "connector.client.config.override.policy": "All",
     }
     for name, cls in CONNECT_CONFIG_PROVIDERS.items():
         values[f"config.providers.{name}.class"] = cls

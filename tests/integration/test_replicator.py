@@ -52,6 +52,7 @@ CREATE TABLE public.customers (
 );
 CREATE TABLE public.accounts (account_id bigint PRIMARY KEY, customer_id bigint NOT NULL, kind text);
 CREATE TABLE public.cards (card_id bigint PRIMARY KEY, account_id bigint NOT NULL, last4 text);
+CREATE TABLE public.card_tokens (token_id bigint PRIMARY KEY, card_id bigint NOT NULL, wallet text);
 CREATE TABLE public.consents (
     customer_id bigint, purpose text, granted boolean, PRIMARY KEY (customer_id, purpose)
 );
@@ -62,6 +63,7 @@ TABLES = """\
   public.customers: {kind: profile, customer_key: customer_id}
   public.accounts: {kind: account, customer_key: customer_id}
   public.cards: {kind: card, customer_key: {via: public.accounts, column: account_id}}
+  public.card_tokens: {kind: card_token, customer_key: {via: public.cards, column: card_id}}
   public.consents: {kind: consent, customer_key: customer_id}
   public.orders: {kind: order, customer_key: customer_id, null_customer_key: skip}
 """
@@ -248,6 +250,39 @@ def test_card_arriving_before_its_account_is_placed_when_account_arrives(
     bank.execute("UPDATE accounts SET customer_id = %s WHERE account_id = %s", (later, account + 1))
     wait_for(lambda: card in attributes(view_of(reader, str(later)), "card"), what="followed")
     assert card not in attributes(view_of(reader, str(cid)), "card")
+
+
+def test_many_orphans_are_adopted_at_once_and_grandchildren_follow_the_next_move(
+    bank: SourceDatabase, reader: ViewReader
+) -> None:
+    # The shape of an initial snapshot whose child topics are consumed before their parents': tokens
+    # (via cards) and cards (via accounts) wait in orphan partitions, then many accounts arrive in
+    # one transaction and adopt them all — and a later move of every account takes both levels along.
+    first, second = str(new_customer_id()), str(new_customer_id())
+    accounts = [new_customer_id() for _ in range(40)]
+    with psycopg.connect(bank.dsn) as conn, conn.transaction():
+        for account in accounts:
+            conn.execute("INSERT INTO card_tokens VALUES (%s, %s, 'pay')", (account * 100, account * 10))
+    with psycopg.connect(bank.dsn) as conn, conn.transaction():
+        for account in accounts:
+            conn.execute("INSERT INTO cards VALUES (%s, %s, '1111')", (account * 10, account))
+    bank.execute(
+        "INSERT INTO accounts SELECT a, %s, 'current' FROM unnest(%s::bigint[]) AS a", (int(first), accounts)
+    )
+
+    def placed(customer: str) -> bool:
+        view = view_of(reader, customer)
+        return all(len(attributes(view, kind)) == 40 for kind in ("account", "card", "card_token"))
+
+    wait_for(lambda: placed(first), what="40 accounts with their adopted cards and tokens")
+    bank.execute("UPDATE accounts SET customer_id = %s WHERE account_id = ANY(%s)", (int(second), accounts))
+    wait_for(lambda: placed(second), what="every account, card and token at the new owner")
+    old = view_of(reader, first)
+    assert {kind: attributes(old, kind) for kind in ("account", "card", "card_token")} == {
+        "account": {},
+        "card": {},
+        "card_token": {},
+    }
 
 
 def test_composite_primary_key_entities(bank: SourceDatabase, reader: ViewReader) -> None:

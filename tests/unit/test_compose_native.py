@@ -41,6 +41,11 @@ def test_connect_worker_resolves_secrets_through_config_providers(tmp_path: Path
     assert props["bootstrap.servers"] == "127.0.0.1:19092"
 
 
+def test_connect_worker_lets_connectors_tune_their_producer(tmp_path: Path) -> None:
+    props = _props(configs.connect_properties(_settings(tmp_path), [tmp_path / "a"]))
+    assert props["connector.client.config.override.policy"] == "All"
+
+
 def test_pg_hba_trusts_only_the_superuser() -> None:
     rules = [line.split() for line in configs.pg_hba_conf().splitlines() if line and not line.startswith("#")]
     assert all(rule[-1] == "scram-sha-256" for rule in rules if "postgres" not in rule)

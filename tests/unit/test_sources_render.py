@@ -52,6 +52,8 @@ def test_render_sets_debezium_essentials(spec: SourceSpec, settings: Settings) -
     assert config["skipped.operations"] == "none"
     assert config["tombstones.on.delete"] == "true"
     assert config["snapshot.mode"] == "initial"
+    # Batched produce requests; the worker's override policy must allow it (test_compose_native).
+    assert config["producer.override.linger.ms"] == "10"
     # Truncate events have no key; a compacted topic would reject them and kill the task.
     assert config["topic.creation.default.cleanup.policy"] == "delete"
     assert config["topic.creation.default.partitions"] == str(settings.kafka.topic_partitions)
