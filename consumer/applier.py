@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from consumer.index_cache import IndexCache
-from consumer.metrics import WRITE_LATENCY
+from consumer.metrics import BATCH_PHASE, WRITE_LATENCY
 from consumer.planner import Located, Move, Outcome, Truncate, plan_batch, refs_to_read, trusted_refs
 from store.index import EntityIndex
 from store.mutations import DeleteIndex, DeleteRow, EntityRef, IndexEntry, Mutation, PutIndex, PutRow, RowKey
@@ -41,16 +41,24 @@ class Applier:
         self._cache = cache
 
     def apply(self, changes: Sequence[Located]) -> list[Outcome]:
+        started = time.perf_counter()
         known, to_read = self._cache.split(refs_to_read(changes), trusted_refs(changes))
         known.update(self._index.get_many(to_read))
         plan = plan_batch(changes, known)
-        started = time.perf_counter()
+        planned = time.perf_counter()
+        BATCH_PHASE.labels("index_read").observe(planned - started)
         self._writer.apply(plan.mutations)
-        WRITE_LATENCY.observe(time.perf_counter() - started)
+        written = time.perf_counter()
+        WRITE_LATENCY.observe(written - planned)
+        BATCH_PHASE.labels("write").observe(written - planned)
         if plan.moves:
             self._move_children(plan.moves)
-        for truncate in plan.truncates:
-            self._truncate(truncate)
+            BATCH_PHASE.labels("moves").observe(time.perf_counter() - written)
+        if plan.truncates:
+            truncating = time.perf_counter()
+            for truncate in plan.truncates:
+                self._truncate(truncate)
+            BATCH_PHASE.labels("truncates").observe(time.perf_counter() - truncating)
         self._cache.learn(plan.index)
         for truncate in plan.truncates:
             self._cache.forget_table(truncate.source, truncate.table)

@@ -11,6 +11,7 @@ from types import FrameType
 import structlog
 import typer
 
+from consumer.exceptions import ReplicatorError
 from consumer.service import Replicator
 from scv.logs import configure_logging
 from scv.settings import get_settings
@@ -26,7 +27,12 @@ def _run_one(metrics_port: int) -> None:
     configure_logging(settings)
     replicator = Replicator(settings, metrics_port=metrics_port)
     replicator.install_signal_handlers()
-    replicator.run()
+    try:
+        replicator.run()
+    except ReplicatorError as exc:
+        # A setup problem the operator fixes (the message says how): no traceback, exit 1.
+        log.error("replicator_failed", error=str(exc))
+        raise SystemExit(1) from exc
 
 
 def consume(

@@ -8,10 +8,12 @@ Commit protocol for every batch, in this order (the safety argument):
 2. write the batch's mutations to the store and wait for every acknowledgement (retried with
    backoff while the store is out);
 3. flush the dead-letter producer and wait for every acknowledgement;
-4. commit, synchronously, the offset after the last record of each partition.
-A crash anywhere before 4 redelivers the batch; re-applying it is harmless because every write
-carries the source change's timestamp. SIGTERM sets a flag checked between batches, so the batch in
-flight completes steps 1-4 before the consumer leaves the group.
+4. commit the offset after the last record of each partition — asynchronously, so the next batch
+   does not wait for the broker; synchronously for partitions being revoked and at shutdown.
+A crash anywhere before 4, or a commit that fails, redelivers records; re-applying them is harmless
+because every write carries the source change's timestamp. A commit is only ever sent after steps
+2-3, so no committed offset covers a write that is not durable. SIGTERM sets a flag checked between
+batches, so the batch in flight completes steps 1-4 before the consumer leaves the group.
 """
 
 from __future__ import annotations
@@ -35,18 +37,19 @@ from consumer.applier import Applier
 from consumer.catalog import MappingCatalog
 from consumer.deadletter import DeadLetterQueue
 from consumer.envelope import to_change_event
-from consumer.exceptions import PlacementError, PoisonRecord, TransientFailure
+from consumer.exceptions import PlacementError, PoisonRecord, ReplicatorError, TransientFailure
+from consumer.gc_pauses import watch_gc_pauses
 from consumer.index_cache import IndexCache
 from consumer.mapping import place
 from consumer.metrics import (
     BATCH_EVENTS,
+    BATCH_PHASE,
     CONSUMER_LAG_OFFSETS,
     CONSUMER_LAG_SECONDS,
     ERRORS,
     EVENTS_APPLIED,
-    EVENTS_CONSUMED,
-    FRESHNESS,
 )
+from consumer.observe import observe_applied, observe_consumed
 from consumer.planner import Located
 from consumer.wire import ApicurioContent, AvroDecoder
 from scv.settings import Settings
@@ -75,7 +78,9 @@ class Replicator:
         self._metrics_port = self._config.metrics_port if metrics_port is None else metrics_port
         self._stopping = False
         self._last_source_ts: dict[tuple[str, int], float] = {}
+        # Offsets acknowledged by the group coordinator, and the newest ones sent (step 4).
         self._committed: dict[tuple[str, int], int] = {}
+        self._sent: dict[tuple[str, int], int] = {}
         self._lag_at = 0.0
         self._registrations_at = 0.0
         # Set by a rebalance or a registration change: the index cache must be rebuilt before the
@@ -99,7 +104,8 @@ class Replicator:
         kafka = self._settings.kafka
         store = self._settings.store
         if self._metrics_port:
-            start_http_server(self._metrics_port, addr=self._config.metrics_host)
+            self._serve_metrics()
+        watch_gc_pauses()
         try:
             cluster, session = self._retry(lambda: connect(store), "store_connect")
         except ShutdownRequested:
@@ -132,12 +138,24 @@ class Replicator:
             log.info("replicator_started", group=self._config.group_id, metrics_port=self._metrics_port)
             try:
                 self._loop()
+                self._commit_sent()
             finally:
                 self._consumer.close()
                 producer.flush(10)
                 log.info("replicator_stopped")
         finally:
             cluster.shutdown()
+
+    def _serve_metrics(self) -> None:
+        host, port = self._config.metrics_host, self._metrics_port
+        try:
+            start_http_server(port, addr=host)
+        except OSError as exc:
+            raise ReplicatorError(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror}. Another replicator (or another "
+                f"program) holds the port: stop it, or give this one its own port with "
+                f"SCV_CONSUMER__METRICS_PORT (0 turns the endpoint off)"
+            ) from exc
 
     def _consumer_config(self) -> dict[str, Any]:
         return {
@@ -151,6 +169,7 @@ class Replicator:
             "topic.metadata.refresh.interval.ms": 5000,
             # A store outage pauses the loop in retries; keep the member in the group meanwhile.
             "max.poll.interval.ms": 600_000,
+            "on_commit": self._on_commit,
         }
 
     def _ensure_dead_letter_topic(self) -> None:
@@ -184,9 +203,9 @@ class Replicator:
                 if self._retry(self._catalog.refresh, "registrations") and self._catalog.topics:
                     self._consumer.subscribe(
                         [self._catalog.subscription_pattern()],
-                        on_assign=self._on_rebalance,
-                        on_revoke=self._on_rebalance,
-                        on_lost=self._on_rebalance,
+                        on_assign=self._on_assign,
+                        on_revoke=self._on_revoke,
+                        on_lost=self._on_assign,
                     )
                     self._cache_stale = True
                     subscribed = True
@@ -194,9 +213,7 @@ class Replicator:
             if not subscribed:
                 time.sleep(min(0.5, self._config.registrations_poll_s))
                 continue
-            messages = self._consumer.consume(
-                num_messages=self._config.max_batch_events, timeout=self._config.max_batch_wait_s
-            )
+            messages = self._next_batch()
             if messages:
                 try:
                     if self._cache_stale:
@@ -209,9 +226,39 @@ class Replicator:
                 self._lag_at = now
                 self._report_lag()
 
-    def _on_rebalance(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _next_batch(self) -> list[Message]:
+        """Whatever has arrived, up to ``max_batch_events``; when nothing has, block until something
+        does (at most ``max_batch_wait_s``).
+
+        A batch is not held open to fill: ``consume(n, timeout)`` waits the whole timeout unless n
+        records arrive, and under a steady stream that wait was added to every batch's latency, and
+        amplified by the records that piled up meanwhile. Batches form naturally instead: what arrives
+        while one batch is applied is the next batch, so they grow with the load (up to the maximum
+        in a backlog) and stay small when the stream is light.
+        """
+        limit = self._config.max_batch_events
+        messages = self._consumer.consume(num_messages=limit, timeout=0)
+        if messages:
+            return messages
+        first = self._consumer.consume(num_messages=1, timeout=self._config.max_batch_wait_s)
+        if not first:
+            return first
+        if self._config.batch_linger_s > 0:
+            time.sleep(self._config.batch_linger_s)
+        return first + self._consumer.consume(num_messages=limit - 1, timeout=0)
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if partitions:
             self._cache_stale = True
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if partitions:
+            self._cache_stale = True
+            # The next owner starts where this process stopped, not at the last acknowledged
+            # asynchronous commit: fewer records applied twice.
+            self._commit_sent({(tp.topic, tp.partition) for tp in partitions})
+            for tp in partitions:
+                self._sent.pop((tp.topic, tp.partition), None)
 
     def _rebuild_cache(self) -> None:
         """Empty the index cache and, if configured, load the direct-key tables' entries into it.
@@ -232,8 +279,11 @@ class Replicator:
             log.info("index_cache_warmed", entries=loaded, seconds=round(time.monotonic() - started, 1))
 
     def _process(self, messages: list[Message]) -> None:
+        started = time.perf_counter()
         located: list[Located] = []
         origins: list[tuple[str, int]] = []
+        # When Kafka Connect produced each located record (ms), to split freshness in two.
+        produced_ms: list[int] = []
         last_offsets: dict[tuple[str, int], int] = {}
         for message in messages:
             error = message.error()
@@ -253,19 +303,22 @@ class Replicator:
             if change is not None:
                 located.append(change)
                 origins.append(origin)
-                EVENTS_CONSUMED.labels(change.table.source, change.table.table, change.event.op).inc()
+                produced_ms.append(message.timestamp()[1])
         BATCH_EVENTS.observe(len(messages))
+        observe_consumed(located)
+        decoded = time.perf_counter()
+        BATCH_PHASE.labels("decode").observe(decoded - started)
 
         outcomes = self._retry(lambda: self._applier.apply(located), "store") if located else []
-        now = time.time()
-        for change, origin, outcome in zip(located, origins, outcomes, strict=True):
-            event = change.event
-            EVENTS_APPLIED.labels(event.source, event.table, event.op, outcome).inc()
-            self._last_source_ts[origin] = event.ts_seconds
-            if event.snapshot is None:
-                FRESHNESS.labels(event.source).observe(max(0.0, now - event.ts_seconds))
+        observe_applied(located, outcomes, produced_ms, time.time())
+        for change, origin in zip(located, origins, strict=True):
+            self._last_source_ts[origin] = change.event.ts_seconds
+        flushing = time.perf_counter()
         self._retry(self._dlq.flush, "dead_letter")
+        committing = time.perf_counter()
+        BATCH_PHASE.labels("dead_letter").observe(committing - flushing)
         self._commit(last_offsets)
+        BATCH_PHASE.labels("commit").observe(time.perf_counter() - committing)
 
     def _locate(self, message: Message) -> Located | None:
         """Decode and place one record; poison goes to the dead-letter topic and yields None."""
@@ -300,19 +353,49 @@ class Replicator:
             return None
 
     def _commit(self, last_offsets: dict[tuple[str, int], int]) -> None:
+        """Step 4, asynchronously: the acknowledgement (or the error) arrives in ``_on_commit``."""
         if not last_offsets:
             return
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last_offsets.items()]
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
-            # A rebalance took the partitions: the new owner re-applies from the last commit, which
-            # is harmless (idempotent writes). Anything else is logged and counted the same way.
             ERRORS.labels(kind="commit").inc()
             log.warning("commit_failed", error=str(exc))
             return
-        for (topic, partition), offset in last_offsets.items():
-            self._committed[(topic, partition)] = offset + 1
+        for origin, offset in last_offsets.items():
+            self._sent[origin] = offset + 1
+
+    def _commit_sent(self, origins: set[tuple[str, int]] | None = None) -> None:
+        """Commit, synchronously, the newest offsets sent (of ``origins``, or all): on revoke and at
+        shutdown, so nothing applied is left to redeliver."""
+        offsets = [
+            TopicPartition(t, p, o)
+            for (t, p), o in self._sent.items()
+            if (origins is None or (t, p) in origins) and self._committed.get((t, p)) != o
+        ]
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # A rebalance already took the partitions: the new owner re-applies from the last
+            # acknowledged commit, which is harmless (idempotent writes).
+            ERRORS.labels(kind="commit").inc()
+            log.warning("commit_failed", error=str(exc))
+            return
+        for tp in offsets:
+            self._committed[(tp.topic, tp.partition)] = tp.offset
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is not None:
+            # The next commit covers these offsets too; until then a restart re-applies them.
+            ERRORS.labels(kind="commit").inc()
+            log.warning("commit_failed", error=str(error))
+            return
+        for tp in partitions:
+            if tp.error is None and tp.offset >= 0:
+                self._committed[(tp.topic, tp.partition)] = tp.offset
 
     def _report_lag(self) -> None:
         try:

@@ -12,6 +12,9 @@ from datetime import UTC, datetime
 
 from cassandra.cluster import Session
 
+from store.exceptions import StoreUnavailable
+from store.session import TRANSIENT_ERRORS
+
 __all__ = ["Registration", "RegistrationStore"]
 
 
@@ -40,7 +43,11 @@ class RegistrationStore:
         self._session.execute(self._delete, (name,))
 
     def all(self) -> list[Registration]:
-        return [
-            Registration(row.name, row.mapping, row.registered_at.replace(tzinfo=UTC))
-            for row in self._session.execute(self._all)
-        ]
+        """Every registration; ``StoreUnavailable`` while the store is out (callers retry)."""
+        try:
+            rows = list(self._session.execute(self._all))
+        except TRANSIENT_ERRORS as exc:
+            # The replicator polls this every few seconds, idle or not: an outage must reach it as
+            # the retried kind of failure, not as a driver error that ends the process.
+            raise StoreUnavailable(f"reading source registrations failed: {exc}") from exc
+        return [Registration(row.name, row.mapping, row.registered_at.replace(tzinfo=UTC)) for row in rows]

@@ -61,13 +61,19 @@ def _java() -> str:
     return java
 
 
-def _jvm_options(heap_mb: int, tmp: Path) -> list[str]:
+def _gc_log(paths: StackPaths, service: str) -> str:
+    # Pauses are what a latency tail is made of on a small shared box: every JVM logs its own.
+    return f"-Xlog:gc:file={paths.logs / f'{service}-gc.log'}:time,uptime:filecount=2,filesize=10m"
+
+
+def _jvm_options(heap_mb: int, tmp: Path, gc_log: str) -> list[str]:
     tmp.mkdir(parents=True, exist_ok=True)
     # -Xms small, -Xmx explicit: the heap can grow to its bound but idle services keep a small RSS.
     return [
         f"-Xms{min(heap_mb, 128)}m",
         f"-Xmx{heap_mb}m",
         "-XX:+UseG1GC",
+        gc_log,
         "-XX:MaxMetaspaceSize=256m",
         "-XX:MaxDirectMemorySize=256m",
         "-XX:ReservedCodeCacheSize=128m",
@@ -153,7 +159,7 @@ def _prepare_kafka(ctx: Context) -> Launch:
         )  # fmt: skip
     argv = [
         _java(),
-        *_jvm_options(ctx.settings.stack.kafka_heap_mb, state / "tmp"),
+        *_jvm_options(ctx.settings.stack.kafka_heap_mb, state / "tmp", _gc_log(ctx.paths, "kafka")),
         log4j,
         "-cp",
         classpath,
@@ -176,7 +182,7 @@ def _prepare_connect(ctx: Context) -> Launch:
     (conf / "log4j2.xml").write_text(configs.log4j2_xml())
     argv = [
         _java(),
-        *_jvm_options(ctx.settings.stack.connect_heap_mb, state / "tmp"),
+        *_jvm_options(ctx.settings.stack.connect_heap_mb, state / "tmp", _gc_log(ctx.paths, "connect")),
         f"-Dlog4j2.configurationFile={conf / 'log4j2.xml'}",
         "-cp",
         f"{ctx.bundles['kafka']}/*",
@@ -253,7 +259,7 @@ def _prepare_registry(ctx: Context) -> Launch:
     }
     argv = [
         _java(),
-        *_jvm_options(st.registry_heap_mb, state / "tmp"),
+        *_jvm_options(st.registry_heap_mb, state / "tmp", _gc_log(ctx.paths, "registry")),
         *(f"-D{k}={v}" for k, v in properties.items()),
         "-jar",
         str(runner),
@@ -316,6 +322,7 @@ def _prepare_cassandra(ctx: Context) -> Launch:
         f"-Xmx{heap}m",
         "-Xss256k",
         "-XX:+UseG1GC",
+        _gc_log(ctx.paths, "cassandra"),
         "-XX:MaxTenuringThreshold=1",
         "-XX:MaxMetaspaceSize=256m",
         "-XX:MaxDirectMemorySize=512m",

@@ -107,7 +107,10 @@ def _group_ends(settings: Settings, group: str, topics: list[str]) -> tuple[list
     )
     try:
         metadata = consumer.list_topics(timeout=10)
-        partitions = [TopicPartition(t, p) for t in topics for p in metadata.topics[t].partitions]
+        # A topic Debezium has not created yet holds no records: nothing to skip or to wait for.
+        partitions = [
+            TopicPartition(t, p) for t in topics if t in metadata.topics for p in metadata.topics[t].partitions
+        ]
         ends = [
             TopicPartition(tp.topic, tp.partition, consumer.get_watermark_offsets(tp, timeout=10)[1])
             for tp in partitions
@@ -128,6 +131,8 @@ def committed_matches_end(settings: Settings, group: str, topics: list[str]) -> 
 def start_at_end(settings: Settings, group: str, topics: list[str]) -> None:
     """Commit the current end offsets for ``group``, so its replicator sees only new changes."""
     _committed, ends = _group_ends(settings, group, topics)
+    if not ends:
+        return
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -374,6 +379,49 @@ def test_store_outage_is_retried_and_nothing_is_lost(
             what="every change applied after the store came back",
         )
         assert _metric(9434, "scv_events_dead_lettered_total") == 0
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+        proxy.cut()
+
+
+def test_store_outage_while_idle_is_retried_not_fatal(
+    loyalty: SourceDatabase, stack: Settings, store_session: Session, isolated_keyspace: str, tmp_path: Path
+) -> None:
+    # An idle replicator still reads the store: it polls the source registrations every few seconds.
+    # A driver error there once ended the process (found by restarting Cassandra under a replicator).
+    proxy = FaultyProxy(stack.store.port)
+    proxy.start()
+    group = f"scv-idle-outage-{uuid.uuid4().hex[:6]}"
+    start_at_end(stack, group, [f"{loyalty.name}.public.members", f"{loyalty.name}.public.rewards"])
+    worker = start_replicator(
+        tmp_path,
+        metrics_port=9436,
+        group_id=group,
+        extra_env={
+            "SCV_STORE__PORT": str(proxy.port),
+            "SCV_STORE__KEYSPACE": isolated_keyspace,
+            "SCV_STORE__REQUEST_TIMEOUT_S": "2",
+            "SCV_CONSUMER__REGISTRATIONS_POLL_S": "0.5",
+        },
+    )
+    reader = ViewReader(store_session, isolated_keyspace)
+    try:
+        wait_for(lambda: _metric(9436, "scv_registered_tables") >= 1, timeout_s=60, what="replicator up")
+        proxy.cut()
+        wait_for(
+            lambda: _metric(9436, 'scv_errors_total{kind="registrations_unavailable"}') >= 2,
+            timeout_s=60,
+            what="registration polls retried during the outage",
+        )
+        assert worker.process.poll() is None, worker.log_tail()
+        proxy.restore()
+        cid, member = new_id(), new_id()
+        loyalty.execute("INSERT INTO members VALUES (%s, %s, 'after idle outage')", (member, cid))
+        wait_for(
+            lambda: attributes(view_of(reader, str(cid)), "loyalty_member"),
+            timeout_s=120,
+            what="a change after the outage applied",
+        )
     finally:
         assert worker.stop() == 0, worker.log_tail()
         proxy.cut()

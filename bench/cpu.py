@@ -1,0 +1,100 @@
+"""Where the machine's cores went during a measurement, by component (read from /proc, Linux only).
+
+    with CpuSampler() as cpu:
+        run_workload(...)
+    cpu.shares()   # {"replicator": 0.27, "cassandra": 0.31, ..., "idle": 0.41}  (1.0 = one core)
+
+On a small box the benchmark shares its cores with the whole stack and the workload generator, so a
+latency figure is only readable next to what everything else was doing. Processes are grouped by
+their command line; processes that start and end inside the window are not seen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["CpuSampler", "component_of"]
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+# First match wins: (component, substrings of the command line, any of which identifies it).
+_COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("replicator", ("scv consume", "-m consumer")),
+    ("connect", ("ConnectDistributed",)),
+    ("cassandra", ("CassandraDaemon",)),
+    ("kafka", ("kafka.Kafka",)),
+    ("registry", ("apicurio", "quarkus")),
+    ("postgres walsenders", ("postgres: walsender",)),
+    ("postgres", ("postgres:", "bin/postgres")),
+    ("prometheus", ("prometheus",)),
+)
+
+
+def component_of(cmdline: str, own_pid_group: bool = False) -> str:
+    if own_pid_group:
+        return "benchmark + workload"
+    for name, needles in _COMPONENTS:
+        if any(needle in cmdline for needle in needles):
+            return name
+    return "other"
+
+
+def _ticks_by_pid() -> dict[int, tuple[str, int]]:
+    found: dict[int, tuple[str, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended while being read
+        # utime and stime: fields 14 and 15 of /proc/PID/stat, 12 and 13 after the ") ".
+        found[int(entry.name)] = (cmdline, int(fields[11]) + int(fields[12]))
+    return found
+
+
+def _machine_ticks() -> tuple[int, int]:
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(values), values[3] + values[4]  # total, idle + iowait
+
+
+class CpuSampler:
+    """CPU used by each component between ``__enter__`` and ``__exit__``, in cores."""
+
+    def __init__(self) -> None:
+        self._own = os.getpid()
+        self._start: dict[int, tuple[str, int]] = {}
+        self._end: dict[int, tuple[str, int]] = {}
+        self._machine: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
+        self._wall = 0.0
+
+    def __enter__(self) -> CpuSampler:
+        self._start = _ticks_by_pid()
+        self._machine = (_machine_ticks(), (0, 0))
+        self._wall_start = os.times().elapsed
+        return self
+
+    def __exit__(
+        self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self._end = _ticks_by_pid()
+        self._machine = (self._machine[0], _machine_ticks())
+        self._wall = os.times().elapsed - self._wall_start
+
+    def shares(self) -> dict[str, float]:
+        """Cores used per component (largest first), and ``idle`` for what nobody used."""
+        used: Counter[str] = Counter()
+        for pid, (cmdline, ticks) in self._end.items():
+            before = self._start.get(pid, ("", 0))[1]  # 0: started inside the window
+            used[component_of(cmdline, own_pid_group=pid == self._own)] += ticks - before
+        seconds = max(self._wall, 1e-9)
+        shares = {name: ticks / _TICKS / seconds for name, ticks in used.most_common() if ticks > 0}
+        (total_a, idle_a), (total_b, idle_b) = self._machine
+        cores = os.cpu_count() or 1
+        if total_b > total_a:
+            shares["idle"] = cores * (idle_b - idle_a) / (total_b - total_a)
+        return shares
