@@ -33,17 +33,22 @@ _COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def component_of(cmdline: str, own_pid_group: bool = False) -> str:
+def component_of(cmdline: str, own_pid_group: bool = False, parent: str = "") -> str:
+    """``parent``: the parent's command line, which names a ``multiprocessing`` worker's component
+    (``scv consume --processes N`` spawns its workers that way)."""
     if own_pid_group:
         return "benchmark + workload"
     for name, needles in _COMPONENTS:
         if any(needle in cmdline for needle in needles):
             return name
+    if "multiprocessing" in cmdline and parent:
+        return component_of(parent)
     return "other"
 
 
-def _ticks_by_pid() -> dict[int, tuple[str, int]]:
-    found: dict[int, tuple[str, int]] = {}
+def _ticks_by_pid() -> dict[int, tuple[str, int, int]]:
+    """pid -> (command line, parent pid, CPU ticks so far)."""
+    found: dict[int, tuple[str, int, int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -52,8 +57,8 @@ def _ticks_by_pid() -> dict[int, tuple[str, int]]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # ended while being read
-        # utime and stime: fields 14 and 15 of /proc/PID/stat, 12 and 13 after the ") ".
-        found[int(entry.name)] = (cmdline, int(fields[11]) + int(fields[12]))
+        # ppid, utime and stime: fields 4, 14 and 15 of /proc/PID/stat (2, 12, 13 after the ") ").
+        found[int(entry.name)] = (cmdline, int(fields[1]), int(fields[11]) + int(fields[12]))
     return found
 
 
@@ -67,8 +72,8 @@ class CpuSampler:
 
     def __init__(self) -> None:
         self._own = os.getpid()
-        self._start: dict[int, tuple[str, int]] = {}
-        self._end: dict[int, tuple[str, int]] = {}
+        self._start: dict[int, tuple[str, int, int]] = {}
+        self._end: dict[int, tuple[str, int, int]] = {}
         self._machine: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
         self._wall = 0.0
 
@@ -88,9 +93,10 @@ class CpuSampler:
     def shares(self) -> dict[str, float]:
         """Cores used per component (largest first), and ``idle`` for what nobody used."""
         used: Counter[str] = Counter()
-        for pid, (cmdline, ticks) in self._end.items():
-            before = self._start.get(pid, ("", 0))[1]  # 0: started inside the window
-            used[component_of(cmdline, own_pid_group=pid == self._own)] += ticks - before
+        for pid, (cmdline, ppid, ticks) in self._end.items():
+            before = self._start.get(pid, ("", 0, 0))[2]  # 0: started inside the window
+            parent = self._end.get(ppid, ("", 0, 0))[0]
+            used[component_of(cmdline, own_pid_group=pid == self._own, parent=parent)] += ticks - before
         seconds = max(self._wall, 1e-9)
         shares = {name: ticks / _TICKS / seconds for name, ticks in used.most_common() if ticks > 0}
         (total_a, idle_a), (total_b, idle_b) = self._machine

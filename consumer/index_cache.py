@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
-from consumer.metrics import INDEX_CACHE
+from consumer.metrics import INDEX_CACHE, INDEX_CACHE_ENTRIES
 from store.mutations import EntityRef, IndexEntry
 
 __all__ = ["IndexCache"]
@@ -114,6 +114,7 @@ class IndexCache:
                 cached.move_to_end(key)
             while len(cached) > self._capacity:
                 cached.popitem(last=False)
+            INDEX_CACHE_ENTRIES.set(len(cached))
 
     def warm(self, entries: Iterable[IndexEntry]) -> int:
         """Load entries read from the index into an empty cache, up to capacity; returns how many."""
@@ -124,11 +125,14 @@ class IndexCache:
                     break
                 self._entries[_key(entry.ref)] = _value(entry)
                 loaded += 1
+            INDEX_CACHE_ENTRIES.set(len(self._entries))
         return loaded
 
     def forget_table(self, source: str, table: str) -> None:
         for key in [k for k in self._entries if k[0] == source and k[1] == table]:
             del self._entries[key]
+        INDEX_CACHE_ENTRIES.set(len(self._entries))
 
     def clear(self) -> None:
         self._entries.clear()
+        INDEX_CACHE_ENTRIES.set(0)

@@ -22,6 +22,7 @@ __all__ = [
     "FRESHNESS",
     "GC_PAUSE",
     "INDEX_CACHE",
+    "INDEX_CACHE_ENTRIES",
     "LATENCY_BUCKETS",
     "REGISTERED_TABLES",
     "WRITE_LATENCY",
@@ -101,4 +102,7 @@ INDEX_CACHE = Counter(
     "scv_index_cache_lookups_total",
     "Trusted index lookups answered by the replicator's cache (hit) or read from the store (miss).",
     ["result"],
+)
+INDEX_CACHE_ENTRIES = Gauge(
+    "scv_index_cache_entries", "Index entries held in the replicator's memory (about 0.4 KB each)."
 )

@@ -214,14 +214,16 @@ class Replicator:
                 time.sleep(min(0.5, self._config.registrations_poll_s))
                 continue
             messages = self._next_batch()
-            if messages:
-                try:
-                    if self._cache_stale:
-                        self._rebuild_cache()
+            try:
+                # Rebuilt as soon as partitions arrive, not when their first record does: the first
+                # change after a rebalance should not wait for the warm-up.
+                if self._cache_stale and (messages or self._consumer.assignment()):
+                    self._rebuild_cache()
+                if messages:
                     self._process(messages)
-                except ShutdownRequested:
-                    log.warning("shutdown_during_outage", uncommitted=len(messages))
-                    return
+            except ShutdownRequested:
+                log.warning("shutdown_during_outage", uncommitted=len(messages))
+                return
             if now - self._lag_at >= _LAG_EVERY_S:
                 self._lag_at = now
                 self._report_lag()
@@ -263,7 +265,7 @@ class Replicator:
     def _rebuild_cache(self) -> None:
         """Empty the index cache and, if configured, load the direct-key tables' entries into it.
 
-        Runs before the first batch after an assignment change: the partitions' previous owner has
+        Runs once partitions are assigned, before the next batch: the partitions' previous owner has
         finished writing by then (cooperative rebalancing revokes before it reassigns)."""
         self._cache_stale = False
         tables = self._catalog.direct_key_tables() if self._config.index_cache_warm else []

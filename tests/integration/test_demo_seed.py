@@ -20,6 +20,7 @@ from demo.connect import connect
 from demo.exceptions import SeedConflict
 from demo.generator import generate
 from demo.model import DATABASES, TABLES, database_names
+from demo.pgbench import run_pgbench_workload
 from demo.secrets import CDC_ROLES, read_password
 from demo.seed import SeedReport, seed_demo
 from demo.workload import run_workload
@@ -181,6 +182,56 @@ def test_workload_keeps_one_primary_email_per_customer(
     stack: Settings, seeded: SeedReport, crm: psycopg.Connection[TupleRow]
 ) -> None:
     run_workload(stack, rate=500, max_changes=500, seed=6, database_prefix=PREFIX, workers=4)
+    assert (
+        _scalar(
+            crm,
+            "SELECT count(*) FROM (SELECT customer_id FROM customer_emails GROUP BY customer_id "
+            "HAVING count(*) FILTER (WHERE is_primary) > 1) multi",
+        )
+        == 0
+    )
+
+
+def _table_activity(stack: Settings) -> Counter[tuple[str, str, str]]:
+    """(database, table, ins|upd|del) -> rows, from PostgreSQL's cumulative statistics."""
+    activity: Counter[tuple[str, str, str]] = Counter()
+    for source, name in NAMES.items():
+        with connect(stack, name) as conn:
+            for table, ins, upd, dele in conn.execute(
+                "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables"
+            ).fetchall():
+                activity.update(
+                    {(source, table, "ins"): ins, (source, table, "upd"): upd, (source, table, "del"): dele}
+                )
+    return activity
+
+
+def test_pgbench_drives_the_same_mix_server_side(
+    stack: Settings, seeded: SeedReport, crm: psycopg.Connection[TupleRow]
+) -> None:
+    before = _table_activity(stack)
+    stats = run_pgbench_workload(stack, rate=300, duration_s=4, database_prefix=PREFIX)
+    # pgbench paces a Poisson process at the mean rate: ~1,200 operations, none failed.
+    assert 900 <= stats.changes <= 1500
+    assert set(stats.transactions) == {"crm", "core", "care"}
+    assert stats.transactions["core"] > stats.transactions["care"]  # weights 45 against 15
+    after = _table_activity(stack)
+    changed = {key for key in after if after[key] > before.get(key, 0)}
+    for expected in [
+        ("crm", "customer_emails", "ins"),
+        ("crm", "customer_emails", "upd"),
+        ("crm", "customer_emails", "del"),
+        ("crm", "consents", "upd"),
+        ("crm", "customers", "upd"),
+        ("core", "accounts", "upd"),
+        ("core", "orders", "ins"),
+        ("core", "orders", "upd"),
+        ("care", "interactions", "ins"),
+        ("care", "interactions", "upd"),
+        ("care", "surveys", "ins"),
+    ]:
+        assert expected in changed, expected
+    # Concurrent clients never interleave on one customer: still one primary e-mail each.
     assert (
         _scalar(
             crm,

@@ -108,9 +108,8 @@ def _group_ends(settings: Settings, group: str, topics: list[str]) -> tuple[list
     try:
         metadata = consumer.list_topics(timeout=10)
         # A topic Debezium has not created yet holds no records: nothing to skip or to wait for.
-        partitions = [
-            TopicPartition(t, p) for t in topics if t in metadata.topics for p in metadata.topics[t].partitions
-        ]
+        present = [t for t in topics if t in metadata.topics]
+        partitions = [TopicPartition(t, p) for t in present for p in metadata.topics[t].partitions]
         ends = [
             TopicPartition(tp.topic, tp.partition, consumer.get_watermark_offsets(tp, timeout=10)[1])
             for tp in partitions

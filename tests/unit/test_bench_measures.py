@@ -1,0 +1,53 @@
+"""The benchmark's own arithmetic: quantiles from histogram deltas, and who used the cores."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench.cpu import component_of
+from bench.freshness import histogram_quantile
+
+# Cumulative bucket counts, as Prometheus exports them: le -> observations <= le.
+BEFORE = {0.1: 10.0, 0.5: 10.0, 1.0: 10.0, math.inf: 10.0}
+AFTER = {0.1: 60.0, 0.5: 100.0, 1.0: 109.0, math.inf: 110.0}  # window: 50, 40, 9, 1 per bucket
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        (0.25, 0.05),  # rank 25 of 100, inside the first bucket (0, 0.1]: interpolated
+        (0.5, 0.1),  # rank 50: exactly the first bucket's bound
+        (0.7, 0.3),  # rank 70: 20 of the 40 in (0.1, 0.5], halfway through it
+        (0.99, 1.0),  # rank 99: the last of (0.5, 1.0]
+        (0.999, 1.0),  # above every finite bucket: its largest bound, as Prometheus answers
+    ],
+)
+def test_quantile_interpolates_within_the_window_buckets(q: float, expected: float) -> None:
+    assert histogram_quantile(q, BEFORE, AFTER) == pytest.approx(expected)
+
+
+def test_quantile_of_an_empty_window_is_nan() -> None:
+    assert math.isnan(histogram_quantile(0.5, AFTER, AFTER))
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "component"),
+    [
+        ("/work/.venv/bin/python -m scv consume --processes 2", "replicator"),
+        ("/usr/bin/java -Xmx768m org.apache.kafka.connect.cli.ConnectDistributed c.properties", "connect"),
+        ("/usr/bin/java ... org.apache.cassandra.service.CassandraDaemon", "cassandra"),
+        ("/usr/bin/java -cp /x/* kafka.Kafka server.properties", "kafka"),
+        ("postgres: walsender cdc_core 127.0.0.1(33124) START_REPLICATION", "postgres walsenders"),
+        ("postgres: postgres core 127.0.0.1(40000) SELECT", "postgres"),
+        ("/usr/lib/postgresql/15/bin/pgbench --no-vacuum", "other"),
+    ],
+)
+def test_processes_are_grouped_by_component(cmdline: str, component: str) -> None:
+    assert component_of(cmdline) == component
+
+
+def test_spawned_worker_processes_belong_to_their_parent_component() -> None:
+    worker = "/work/.venv/bin/python -B -c from multiprocessing.spawn import spawn_main; spawn_main()"
+    assert component_of(worker, parent="/work/.venv/bin/python -m scv consume -p 2") == "replicator"
