@@ -12,6 +12,8 @@ their command line; processes that start and end inside the window are not seen.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +25,7 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 # First match wins: (component, substrings of the command line, any of which identifies it).
 _COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("replicator", ("scv consume", "-m consumer")),
+    ("load generator (pgbench)", ("pgbench",)),
     ("connect", ("ConnectDistributed",)),
     ("cassandra", ("CassandraDaemon",)),
     ("kafka", ("kafka.Kafka",)),
@@ -68,34 +71,50 @@ def _machine_ticks() -> tuple[int, int]:
 
 
 class CpuSampler:
-    """CPU used by each component between ``__enter__`` and ``__exit__``, in cores."""
+    """CPU used by each component between ``__enter__`` and ``__exit__``, in cores.
 
-    def __init__(self) -> None:
+    /proc is read every ``every_s`` in a thread: a process that ends inside the window (a pgbench
+    run's PostgreSQL backends, say) is counted up to its last reading instead of vanishing."""
+
+    def __init__(self, every_s: float = 1.0) -> None:
         self._own = os.getpid()
+        self._every_s = every_s
         self._start: dict[int, tuple[str, int, int]] = {}
-        self._end: dict[int, tuple[str, int, int]] = {}
+        self._last: dict[int, tuple[str, int, int]] = {}
         self._machine: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
         self._wall = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self._every_s):
+            self._last.update(_ticks_by_pid())
 
     def __enter__(self) -> CpuSampler:
         self._start = _ticks_by_pid()
+        self._last = dict(self._start)
         self._machine = (_machine_ticks(), (0, 0))
-        self._wall_start = os.times().elapsed
+        self._wall_start = time.monotonic()
+        self._thread = threading.Thread(target=self._poll, name="cpu-sampler", daemon=True)
+        self._thread.start()
         return self
 
     def __exit__(
         self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
     ) -> None:
-        self._end = _ticks_by_pid()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._last.update(_ticks_by_pid())
         self._machine = (self._machine[0], _machine_ticks())
-        self._wall = os.times().elapsed - self._wall_start
+        self._wall = time.monotonic() - self._wall_start
 
     def shares(self) -> dict[str, float]:
         """Cores used per component (largest first), and ``idle`` for what nobody used."""
         used: Counter[str] = Counter()
-        for pid, (cmdline, ppid, ticks) in self._end.items():
+        for pid, (cmdline, ppid, ticks) in self._last.items():
             before = self._start.get(pid, ("", 0, 0))[2]  # 0: started inside the window
-            parent = self._end.get(ppid, ("", 0, 0))[0]
+            parent = self._last.get(ppid, ("", 0, 0))[0]
             used[component_of(cmdline, own_pid_group=pid == self._own, parent=parent)] += ticks - before
         seconds = max(self._wall, 1e-9)
         shares = {name: ticks / _TICKS / seconds for name, ticks in used.most_common() if ticks > 0}

@@ -41,7 +41,8 @@ def test_quantile_of_an_empty_window_is_nan() -> None:
         ("/usr/bin/java -cp /x/* kafka.Kafka server.properties", "kafka"),
         ("postgres: walsender cdc_core 127.0.0.1(33124) START_REPLICATION", "postgres walsenders"),
         ("postgres: postgres core 127.0.0.1(40000) SELECT", "postgres"),
-        ("/usr/lib/postgresql/15/bin/pgbench --no-vacuum", "other"),
+        ("/usr/lib/postgresql/15/bin/pgbench --no-vacuum", "load generator (pgbench)"),
+        ("/usr/sbin/sshd -D", "other"),
     ],
 )
 def test_processes_are_grouped_by_component(cmdline: str, component: str) -> None:
