@@ -356,17 +356,10 @@ class Replicator:
 
     def _commit(self, last_offsets: dict[tuple[str, int], int]) -> None:
         """Step 4, asynchronously: the acknowledgement (or the error) arrives in ``_on_commit``."""
-        if not last_offsets:
-            return
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last_offsets.items()]
-        try:
-            self._consumer.commit(offsets=offsets, asynchronous=True)
-        except KafkaException as exc:
-            ERRORS.labels(kind="commit").inc()
-            log.warning("commit_failed", error=str(exc))
-            return
-        for origin, offset in last_offsets.items():
-            self._sent[origin] = offset + 1
+        if self._send_commit(offsets, asynchronous=True):
+            for tp in offsets:
+                self._sent[(tp.topic, tp.partition)] = tp.offset
 
     def _commit_sent(self, origins: set[tuple[str, int]] | None = None) -> None:
         """Commit, synchronously, the newest offsets sent (of ``origins``, or all): on revoke and at
@@ -376,18 +369,25 @@ class Replicator:
             for (t, p), o in self._sent.items()
             if (origins is None or (t, p) in origins) and self._committed.get((t, p)) != o
         ]
+        if self._send_commit(offsets, asynchronous=False):
+            for tp in offsets:
+                self._committed[(tp.topic, tp.partition)] = tp.offset
+
+    def _send_commit(self, offsets: list[TopicPartition], *, asynchronous: bool) -> bool:
         if not offsets:
-            return
+            return False
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            if asynchronous:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            # A rebalance already took the partitions: the new owner re-applies from the last
-            # acknowledged commit, which is harmless (idempotent writes).
+            # A rebalance took the partitions: the new owner re-applies from the last acknowledged
+            # commit, which is harmless (idempotent writes). Anything else is counted the same way.
             ERRORS.labels(kind="commit").inc()
             log.warning("commit_failed", error=str(exc))
-            return
-        for tp in offsets:
-            self._committed[(tp.topic, tp.partition)] = tp.offset
+            return False
+        return True
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if error is not None:

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +80,19 @@ def install_server_ops(settings: Settings, database_prefix: str = "") -> int:
     return int(row[0])
 
 
+def _read_stderr(
+    source: str,
+    process: subprocess.Popen[str],
+    lines: list[str],
+    on_progress: Callable[[str], None] | None,
+) -> None:
+    assert process.stderr is not None
+    for line in process.stderr:
+        lines.append(line)
+        if on_progress is not None and line.startswith("progress:"):
+            on_progress(f"{source}: {line.rstrip()}")
+
+
 def run_pgbench_workload(
     settings: Settings,
     *,
@@ -121,14 +135,23 @@ def run_pgbench_workload(
                 argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
         log.info("pgbench_workload_started", rate=rate, duration_s=duration_s, max_customer=max_customer)
+        # pgbench reports progress on stderr every 5 s; read as it comes, so a long run shows it live.
+        errors: dict[str, list[str]] = {source: [] for source in runs}
+        readers = [
+            threading.Thread(target=_read_stderr, args=(source, process, errors[source], on_progress))
+            for source, process in runs.items()
+        ]
+        for reader in readers:
+            reader.start()
         outputs: dict[str, tuple[int, str, str]] = {}
         for source, process in runs.items():
-            out, err = process.communicate()
-            outputs[source] = (process.returncode, out, err)
-            if on_progress is not None:
-                for line in err.splitlines():
-                    if line.startswith("progress:"):
-                        on_progress(f"{source}: {line}")
+            assert process.stdout is not None
+            out = process.stdout.read()
+            process.wait()
+            outputs[source] = (process.returncode, out, "")
+        for reader in readers:
+            reader.join()
+        outputs = {source: (code, out, "".join(errors[source])) for source, (code, out, _) in outputs.items()}
     elapsed = time.monotonic() - started
     transactions: dict[str, int] = {}
     rates: dict[str, float] = {}

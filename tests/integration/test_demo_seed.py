@@ -55,6 +55,14 @@ def _scalar(conn: psycopg.Connection[TupleRow], query: str) -> object:
     return row[0]
 
 
+def _customers_with_two_primary_emails(crm: psycopg.Connection[TupleRow]) -> object:
+    return _scalar(
+        crm,
+        "SELECT count(*) FROM (SELECT customer_id FROM customer_emails GROUP BY customer_id "
+        "HAVING count(*) FILTER (WHERE is_primary) > 1) multi",
+    )
+
+
 def test_seed_loads_exactly_the_generated_rows(seeded: SeedReport) -> None:
     expected: Counter[str] = Counter()
     for batch in generate(CUSTOMERS, SEED):
@@ -182,14 +190,7 @@ def test_workload_keeps_one_primary_email_per_customer(
     stack: Settings, seeded: SeedReport, crm: psycopg.Connection[TupleRow]
 ) -> None:
     run_workload(stack, rate=500, max_changes=500, seed=6, database_prefix=PREFIX, workers=4)
-    assert (
-        _scalar(
-            crm,
-            "SELECT count(*) FROM (SELECT customer_id FROM customer_emails GROUP BY customer_id "
-            "HAVING count(*) FILTER (WHERE is_primary) > 1) multi",
-        )
-        == 0
-    )
+    assert _customers_with_two_primary_emails(crm) == 0
 
 
 def _table_activity(stack: Settings) -> Counter[tuple[str, str, str]]:
@@ -232,11 +233,4 @@ def test_pgbench_drives_the_same_mix_server_side(
     ]:
         assert expected in changed, expected
     # Concurrent clients never interleave on one customer: still one primary e-mail each.
-    assert (
-        _scalar(
-            crm,
-            "SELECT count(*) FROM (SELECT customer_id FROM customer_emails GROUP BY customer_id "
-            "HAVING count(*) FILTER (WHERE is_primary) > 1) multi",
-        )
-        == 0
-    )
+    assert _customers_with_two_primary_emails(crm) == 0

@@ -335,23 +335,37 @@ def test_registry_outage_is_retried_not_dead_lettered(
         proxy.cut()
 
 
-def test_store_outage_is_retried_and_nothing_is_lost(
-    loyalty: SourceDatabase, stack: Settings, store_session: Session, isolated_keyspace: str, tmp_path: Path
-) -> None:
+def _replicator_behind_store_proxy(
+    stack: Settings,
+    loyalty: SourceDatabase,
+    keyspace: str,
+    tmp_path: Path,
+    metrics_port: int,
+    extra_env: dict[str, str] | None = None,
+) -> tuple[FaultyProxy, ReplicatorProcess]:
+    """A replicator of its own group (new changes only) that reaches the store through a proxy."""
     proxy = FaultyProxy(stack.store.port)
     proxy.start()
-    group = f"scv-store-outage-{uuid.uuid4().hex[:6]}"
+    group = f"scv-store-fault-{uuid.uuid4().hex[:6]}"
     start_at_end(stack, group, [f"{loyalty.name}.public.members", f"{loyalty.name}.public.rewards"])
     worker = start_replicator(
         tmp_path,
-        metrics_port=9434,
+        metrics_port=metrics_port,
         group_id=group,
         extra_env={
             "SCV_STORE__PORT": str(proxy.port),
-            "SCV_STORE__KEYSPACE": isolated_keyspace,
+            "SCV_STORE__KEYSPACE": keyspace,
             "SCV_STORE__REQUEST_TIMEOUT_S": "2",
+            **(extra_env or {}),
         },
     )
+    return proxy, worker
+
+
+def test_store_outage_is_retried_and_nothing_is_lost(
+    loyalty: SourceDatabase, stack: Settings, store_session: Session, isolated_keyspace: str, tmp_path: Path
+) -> None:
+    proxy, worker = _replicator_behind_store_proxy(stack, loyalty, isolated_keyspace, tmp_path, 9434)
     reader = ViewReader(store_session, isolated_keyspace)
     try:
         cid = new_id()
@@ -388,20 +402,8 @@ def test_store_outage_while_idle_is_retried_not_fatal(
 ) -> None:
     # An idle replicator still reads the store: it polls the source registrations every few seconds.
     # A driver error there once ended the process (found by restarting Cassandra under a replicator).
-    proxy = FaultyProxy(stack.store.port)
-    proxy.start()
-    group = f"scv-idle-outage-{uuid.uuid4().hex[:6]}"
-    start_at_end(stack, group, [f"{loyalty.name}.public.members", f"{loyalty.name}.public.rewards"])
-    worker = start_replicator(
-        tmp_path,
-        metrics_port=9436,
-        group_id=group,
-        extra_env={
-            "SCV_STORE__PORT": str(proxy.port),
-            "SCV_STORE__KEYSPACE": isolated_keyspace,
-            "SCV_STORE__REQUEST_TIMEOUT_S": "2",
-            "SCV_CONSUMER__REGISTRATIONS_POLL_S": "0.5",
-        },
+    proxy, worker = _replicator_behind_store_proxy(
+        stack, loyalty, isolated_keyspace, tmp_path, 9436, {"SCV_CONSUMER__REGISTRATIONS_POLL_S": "0.5"}
     )
     reader = ViewReader(store_session, isolated_keyspace)
     try:

@@ -52,3 +52,19 @@ def test_workload_command_exits_non_zero_when_postgres_is_down(
     result = CliRunner().invoke(demo.cli.app, ["workload", "--rate", "10", "--changes", "5"])
     assert result.exit_code == 2
     assert "scv stack up" in result.output
+
+
+def test_pgbench_workload_needs_a_duration(unreachable: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo.cli, "get_settings", lambda: unreachable)
+    result = CliRunner().invoke(demo.cli.app, ["workload", "--pgbench", "--changes", "5"])
+    assert result.exit_code == 2
+    assert "--duration" in result.output
+
+
+def test_pgbench_workload_exits_non_zero_when_postgres_is_down(
+    unreachable: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo.cli, "get_settings", lambda: unreachable)
+    result = CliRunner().invoke(demo.cli.app, ["workload", "--pgbench", "--duration", "2"])
+    assert result.exit_code == 2
+    assert "scv stack up" in result.output
