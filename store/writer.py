@@ -23,6 +23,7 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
+from store.binding import Binder
 from store.exceptions import StoreUnavailable
 from store.index import bucket_of
 from store.mutations import (
@@ -97,6 +98,19 @@ class ViewWriter:
             "AND parent_id = ? AND child_table = ? AND child_id = ?"
         )
 
+        self._binders = {
+            statement.query_id: Binder(statement)
+            for statement in (
+                self._put_replace,
+                self._put_merge,
+                self._delete_row,
+                self._put_index,
+                self._delete_index,
+                self._link,
+                self._unlink,
+            )
+        }
+
     def apply(self, mutations: Iterable[Mutation]) -> int:
         """Write every mutation; returns the number of requests sent."""
         partitions: dict[Hashable, list[BoundStatement]] = defaultdict(list)
@@ -104,7 +118,7 @@ class ViewWriter:
         applied_at = datetime.now(UTC)
         for mutation in mutations:
             partition, (statement, params) = self._bind(mutation, applied_at)
-            partitions[partition].append(statement.bind(params))
+            partitions[partition].append(self._binders[statement.query_id].bind(params))
             sizes[partition] += _estimated_bytes(params)
         # Requests, not statements, are what the driver pays for: pack the partitions owned by the same
         # replicas (and, on ScyllaDB, the same shard) into one unlogged batch, within a statement and

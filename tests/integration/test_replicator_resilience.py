@@ -407,7 +407,9 @@ def test_store_outage_while_idle_is_retried_not_fatal(
     )
     reader = ViewReader(store_session, isolated_keyspace)
     try:
-        wait_for(lambda: _metric(9436, "scv_registered_tables") >= 1, timeout_s=60, what="replicator up")
+        # Assigned and warmed up first: the outage must meet the idle loop, not the warm-up (which
+        # reads the store too, and is retried as a store outage).
+        wait_for(lambda: "index_cache_warmed" in worker.log_tail(200), timeout_s=60, what="replicator up")
         proxy.cut()
         wait_for(
             lambda: _metric(9436, 'scv_errors_total{kind="registrations_unavailable"}') >= 2,
