@@ -183,12 +183,11 @@ def render_connector_config(
         # much of the broker's CPU on the local stack. 10 ms of linger cuts both (Connect 62% -> 28-44%
         # of a core at 1,000 changes/s) for at most 10 ms of freshness.
         "producer.override.linger.ms": "10",
-        # Connect pins its source producers to one request in flight (for ordering, from before
-        # idempotent producers), so one slow produce round trip — a broker GC pause, a busy core —
-        # holds back every record behind it: that was the p99 of Debezium's capture latency on the
-        # local stack. The idempotent producer keeps per-partition order with up to 5 in flight.
-        "producer.override.enable.idempotence": "true",
-        "producer.override.max.in.flight.requests.per.connection": "5",
+        # NOT more requests in flight, although Connect's one-in-flight producer is what a slow
+        # produce round trip holds back: with 5 in flight (idempotent), the first records of a table,
+        # sent while Connect creates its topic, made the producer resend from sequence 0 and retry
+        # OUT_OF_ORDER_SEQUENCE_NUMBER forever (delivery.timeout is unbounded in Connect): the
+        # connector stalled silently during the benchmark's snapshot.
         # Exact decimals and microsecond times: consumer/logical.py decodes exactly these encodings.
         "decimal.handling.mode": "precise",
         "time.precision.mode": "adaptive_time_microseconds",

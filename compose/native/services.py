@@ -69,8 +69,9 @@ def _gc_log(paths: StackPaths, service: str) -> str:
 def _jvm_options(heap_mb: int, tmp: Path, gc_log: str, fixed_heap: bool = False) -> list[str]:
     tmp.mkdir(parents=True, exist_ok=True)
     # -Xms small, -Xmx explicit: the heap can grow to its bound but idle services keep a small RSS.
-    # ``fixed_heap`` for a service on the latency path: a heap that starts small keeps a small young
-    # generation, and Connect then paused for a young GC every ~3 s under the demo workload.
+    # ``fixed_heap`` for the services on the capture path (Kafka, Connect): a heap that starts small
+    # keeps a small young generation, and Connect then paused for a young GC every ~3 s under the
+    # demo workload; every pause of either holds back Debezium's records.
     return [
         f"-Xms{heap_mb if fixed_heap else min(heap_mb, 128)}m",
         f"-Xmx{heap_mb}m",
@@ -161,7 +162,9 @@ def _prepare_kafka(ctx: Context) -> Launch:
         )  # fmt: skip
     argv = [
         _java(),
-        *_jvm_options(ctx.settings.stack.kafka_heap_mb, state / "tmp", _gc_log(ctx.paths, "kafka")),
+        *_jvm_options(
+            ctx.settings.stack.kafka_heap_mb, state / "tmp", _gc_log(ctx.paths, "kafka"), fixed_heap=True
+        ),
         log4j,
         "-cp",
         classpath,
