@@ -19,7 +19,7 @@ from demo.seed import seed_demo
 from demo.workload import run_workload
 from scv.settings import Settings
 
-__all__ = ["DEMO_SOURCES", "backlog_topics", "end_offsets", "prepare_backlog"]
+__all__ = ["DEMO_SOURCES", "backlog_topics", "discard_backlog", "end_offsets", "prepare_backlog"]
 
 DEMO_SOURCES = ("crm", "core", "care")
 SPECS = Path(__file__).resolve().parents[1] / "connectors" / "sources"
@@ -63,20 +63,29 @@ def _wait_stable(settings: Settings, console: Console, quiet_s: float = 10.0) ->
         time.sleep(2)
 
 
+def discard_backlog(settings: Settings) -> None:
+    """Remove the demo sources the benchmark onboarded and delete their topics.
+
+    The benchmark reseeds the demo databases under the demo's own source names: left behind, its
+    connectors would keep streaming and its million records would replay into the demo's view.
+    """
+    for name in DEMO_SOURCES:
+        with contextlib.suppress(Exception):  # not registered is fine
+            remove_source(name, settings)
+    topics = backlog_topics(settings)
+    if topics:
+        admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+        for future in admin.delete_topics(topics).values():
+            with contextlib.suppress(Exception):
+                future.result(30)
+        time.sleep(3)  # deletion completes asynchronously on the broker
+
+
 def prepare_backlog(
     settings: Settings, customers: int, min_events: int, console: Console
 ) -> tuple[list[str], int]:
     console.rule("preparing the backlog")
-    for name in DEMO_SOURCES:
-        with contextlib.suppress(Exception):  # not registered yet is fine
-            remove_source(name, settings)
-    stale = backlog_topics(settings)
-    if stale:
-        admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
-        for future in admin.delete_topics(stale).values():
-            with contextlib.suppress(Exception):
-                future.result(30)
-        time.sleep(3)
+    discard_backlog(settings)
     console.print(f"seeding {customers:,} customers into crm/core/care")
     seed_demo(settings, customers=customers, seed=7, reset=True)
     export_demo_passwords(settings)

@@ -1,6 +1,6 @@
 """Replicator benchmark: throughput over a >= 1M-event backlog against two ceilings, and freshness.
 
-    python -m bench.replicator [--customers 50000] [--min-events 1000000] [--skip-prepare]
+    python -m bench.replicator [--customers 50000] [--min-events 1000000] [--skip-prepare] [--keep-backlog]
 
 In one run on this machine:
 (a) sustained apply throughput of `scv consume` (1 process, then one per core) over the backlog;
@@ -32,7 +32,7 @@ from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from bench.backlog import DEMO_SOURCES, backlog_topics, end_offsets, prepare_backlog
+from bench.backlog import DEMO_SOURCES, backlog_topics, discard_backlog, end_offsets, prepare_backlog
 from bench.ceilings import CeilingResult, bare_consume_decode, bare_cql_writes
 from bench.freshness import FreshnessResult, measure_freshness, wait_for_compactions
 from scv.settings import Settings, get_settings
@@ -229,6 +229,11 @@ def main() -> None:
     parser.add_argument("--freshness-driver", choices=("pgbench", "python"), default="pgbench")
     parser.add_argument("--skip-prepare", action="store_true", help="reuse the backlog already in Kafka")
     parser.add_argument(
+        "--keep-backlog",
+        action="store_true",
+        help="leave the benchmark's sources and topics in place for a later --skip-prepare run",
+    )
+    parser.add_argument(
         "--max-seconds",
         type=float,
         default=None,
@@ -323,6 +328,14 @@ def main() -> None:
     }
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
     _drop_bench_data(settings, [first_keyspace, second_keyspace])
+    if args.keep_backlog:
+        console.print(
+            "backlog kept for --skip-prepare; before `make demo`: "
+            "`scv sources remove NAME --yes --delete-topics` for crm, core and care"
+        )
+    else:
+        discard_backlog(settings)
+        console.print("benchmark sources and topics removed; next: `scv demo seed --reset`, `make demo`")
 
 
 def _drop_bench_data(settings: Settings, keyspaces: list[str]) -> None:

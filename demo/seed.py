@@ -88,9 +88,12 @@ def _drop(admin: psycopg.Connection[TupleRow], dbname: str) -> None:
         time.sleep(0.5)
     for slot_name, active in slots:
         if active:
+            # Slots of onboarded sources are named scv_<source> (connectors/spec.py).
+            source = slot_name.removeprefix("scv_")
             raise SeedConflict(
                 f"database {dbname} has replication slot {slot_name} in use by a running connector; "
-                f"delete that connector first, then rerun `scv demo seed --reset`"
+                f"delete that connector first (`scv sources remove {source} --yes`), then rerun "
+                f"`scv demo seed --reset`"
             )
         # A slot pins its database; DROP DATABASE refuses while one exists, even WITH (FORCE).
         admin.execute("SELECT pg_drop_replication_slot(%s)", (slot_name,))

@@ -20,12 +20,15 @@ import psycopg
 import typer
 from rich.console import Console
 
+from connectors.exceptions import SourceError
 from connectors.onboard import add_source
 from connectors.spec import load_spec
+from consumer.lag import committed_lag
+from demo.exceptions import DemoError
 from demo.secrets import export_demo_passwords
 from demo.seed import seed_demo
 from scv.settings import Settings, get_settings
-from store.exceptions import CustomerNotFound
+from store.exceptions import CustomerNotFound, StoreError
 from store.migrate import migrate
 from store.reader import CustomerView, ViewReader
 from store.session import open_session
@@ -36,6 +39,7 @@ SPECS = Path(__file__).resolve().parents[1] / "connectors" / "sources"
 SOURCES = ("crm", "core", "care")
 # Wide enough for one entity per line even when piped (rich assumes 80 columns off a terminal).
 console = Console(width=max(120, shutil.get_terminal_size().columns))
+errors = Console(stderr=True)
 
 
 def start_background_replicator(settings: Settings) -> int:
@@ -79,6 +83,24 @@ def _customer_in_all_three(settings: Settings) -> str:
     raise typer.Exit(1)
 
 
+def _wait_caught_up(settings: Settings, topics: list[str], log_path: Path, timeout_s: float = 600) -> None:
+    # The view is shown, and the change timed, once the snapshots are applied: before that the
+    # view is partial and the change waits in line behind the snapshot's records.
+    deadline = time.monotonic() + timeout_s
+    with console.status("replicator applying the snapshots") as status:
+        while (
+            behind := committed_lag(settings.kafka.bootstrap_servers, settings.consumer.group_id, topics)
+        ) > 0:
+            if time.monotonic() > deadline:
+                console.print(
+                    f"[red]the replicator is still {behind:,} records behind after {timeout_s:.0f} s[/]; "
+                    f"see {log_path}"
+                )
+                raise typer.Exit(1)
+            status.update(f"replicator applying the snapshots: {behind:,} records to go")
+            time.sleep(0.5)
+
+
 def _print_view(view: CustomerView) -> None:
     sources = sorted({e.source for entities in view.sections.values() for e in entities})
     console.rule(f"Single Customer View — customer {view.customer_id} — from {', '.join(sources)}")
@@ -116,19 +138,31 @@ def run(
     customers: int = typer.Option(1000, help="Demo customers to seed (first run only)."),
 ) -> None:
     """Seed, onboard, replicate and show one customer's view from crm + core + care."""
-    settings = get_settings()
+    try:
+        _walk_through(get_settings(), customers)
+    except (DemoError, SourceError, StoreError) as exc:
+        # Every step is idempotent: once the cause is fixed, the same command picks up where it stopped.
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+        errors.print("then rerun `scv demo run`; `scv stack status` shows whether the stack is up")
+        raise typer.Exit(1) from exc
+
+
+def _walk_through(settings: Settings, customers: int) -> None:
     with open_session(settings.store) as session:
         migrate(session, settings.store.keyspace, settings.store.replication_factor, settings.store.local_dc)
         console.print("[bold]1/5[/] store schema up to date")
         seed_demo(settings, customers=customers)
         console.print(f"[bold]2/5[/] demo systems of record seeded ({customers:,} customers)")
         export_demo_passwords(settings)
-        for name in SOURCES:
-            add_source(load_spec(SPECS / f"{name}.yaml"), settings, progress=True)
+        specs = [load_spec(SPECS / f"{name}.yaml") for name in SOURCES]
+        for spec in specs:
+            add_source(spec, settings, progress=True)
         console.print("[bold]3/5[/] crm, core, care onboarded (Debezium connectors RUNNING)")
         pid = start_background_replicator(settings)
         log_path = settings.stack.data_dir / "logs" / "replicator.log"
         console.print(f"[bold]4/5[/] replicator running (pid {pid}, log {log_path})")
+        topics = [spec.topic_for(table) for spec in specs for table in spec.tables]
+        _wait_caught_up(settings, topics, log_path)
 
         reader = ViewReader(session, settings.store.keyspace)
         customer_id = _customer_in_all_three(settings)

@@ -23,6 +23,7 @@ from cassandra.cluster import Session
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from consumer.lag import committed_lag
 from scv.settings import Settings
 from store.migrate import migrate
 from store.reader import ViewReader
@@ -120,11 +121,7 @@ def _group_ends(settings: Settings, group: str, topics: list[str]) -> tuple[list
 
 
 def committed_matches_end(settings: Settings, group: str, topics: list[str]) -> bool:
-    committed, ends = _group_ends(settings, group, topics)
-    high = {(tp.topic, tp.partition): tp.offset for tp in ends}
-    return all(
-        tp.offset == high[(tp.topic, tp.partition)] for tp in committed if high[(tp.topic, tp.partition)] > 0
-    )
+    return committed_lag(settings.kafka.bootstrap_servers, group, topics) == 0
 
 
 def start_at_end(settings: Settings, group: str, topics: list[str]) -> None:

@@ -28,7 +28,7 @@ TEXT_MAP = cqltypes.MapType.apply_parameters([cqltypes.UTF8Type, cqltypes.UTF8Ty
         (cqltypes.DateType, datetime(2026, 12, 1, 23, 35, 7, 999999, tzinfo=timezone(timedelta(hours=2)))),
         (cqltypes.DateType, datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC)),
         (cqltypes.DateType, datetime(2026, 12, 1, 21, 35, 7, 1000)),  # naive: read as UTC
-        (TEXT_MAP, {"balance": "n:-390.56", "note": "j:{\"a\": [1, 2]}", "é": ""}),
+        (TEXT_MAP, {"balance": "n:-390.56", "note": 'j:{"a": [1, 2]}', "é": ""}),
         (TEXT_MAP, {}),
     ],
 )

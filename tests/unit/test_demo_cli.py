@@ -1,4 +1,4 @@
-"""`scv demo` refuses clearly when there is no PostgreSQL to seed."""
+"""`scv demo` refuses clearly when there is no PostgreSQL to seed or no store to migrate."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import socket
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import demo.cli
+import scv.walkthrough
 from demo.exceptions import PostgresUnavailable
 from demo.seed import seed_demo
 from scv.settings import PostgresSettings, Settings, StackSettings
+from store.exceptions import StoreError
 
 
 def _closed_port() -> int:
@@ -68,3 +71,20 @@ def test_pgbench_workload_exits_non_zero_when_postgres_is_down(
     result = CliRunner().invoke(demo.cli.app, ["workload", "--pgbench", "--duration", "2"])
     assert result.exit_code == 2
     assert "scv stack up" in result.output
+
+
+def test_demo_run_without_a_store_fails_with_a_message_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(
+        stack=StackSettings(data_dir=tmp_path, postgres_port=_closed_port(), cql_port=_closed_port()),
+        postgres=PostgresSettings(port=0),
+    )
+    monkeypatch.setattr(scv.walkthrough, "get_settings", lambda: settings)
+    app = typer.Typer()
+    app.command()(scv.walkthrough.run)
+    result = CliRunner().invoke(app, [])
+    assert result.exit_code == 1
+    assert "error:" in result.output
+    assert "rerun `scv demo run`" in result.output
+    assert not isinstance(result.exception, StoreError)  # handled, not escaped as a traceback
