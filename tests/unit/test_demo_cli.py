@@ -39,20 +39,20 @@ def test_seed_raises_postgres_unavailable_naming_stack_up(unreachable: Settings)
         seed_demo(unreachable, customers=10)
 
 
-def test_seed_command_exits_non_zero_when_postgres_is_down(
-    unreachable: Settings, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["seed", "--customers", "10"],
+        ["workload", "--rate", "10", "--changes", "5"],
+        ["workload", "--pgbench", "--duration", "2"],
+    ],
+    ids=["seed", "workload", "pgbench-workload"],
+)
+def test_commands_exit_2_naming_stack_up_when_postgres_is_down(
+    args: list[str], unreachable: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(demo.cli, "get_settings", lambda: unreachable)
-    result = CliRunner().invoke(demo.cli.app, ["seed", "--customers", "10"])
-    assert result.exit_code == 2
-    assert "scv stack up" in result.output
-
-
-def test_workload_command_exits_non_zero_when_postgres_is_down(
-    unreachable: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(demo.cli, "get_settings", lambda: unreachable)
-    result = CliRunner().invoke(demo.cli.app, ["workload", "--rate", "10", "--changes", "5"])
+    result = CliRunner().invoke(demo.cli.app, args)
     assert result.exit_code == 2
     assert "scv stack up" in result.output
 
@@ -62,15 +62,6 @@ def test_pgbench_workload_needs_a_duration(unreachable: Settings, monkeypatch: p
     result = CliRunner().invoke(demo.cli.app, ["workload", "--pgbench", "--changes", "5"])
     assert result.exit_code == 2
     assert "--duration" in result.output
-
-
-def test_pgbench_workload_exits_non_zero_when_postgres_is_down(
-    unreachable: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(demo.cli, "get_settings", lambda: unreachable)
-    result = CliRunner().invoke(demo.cli.app, ["workload", "--pgbench", "--duration", "2"])
-    assert result.exit_code == 2
-    assert "scv stack up" in result.output
 
 
 def test_demo_run_without_a_store_fails_with_a_message_not_a_traceback(
