@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["CpuSampler", "component_of"]
+__all__ = ["CpuSampler", "component_of", "merge_reading"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -65,6 +65,15 @@ def _ticks_by_pid() -> dict[int, tuple[str, int, int]]:
     return found
 
 
+def merge_reading(last: dict[int, tuple[str, int, int]], reading: dict[int, tuple[str, int, int]]) -> None:
+    """Fold a new /proc reading into ``last``, keeping a process's known command line when it now
+    reads empty: an exited process not yet reaped (a zombie) has no command line left, and a
+    PostgreSQL backend that pgbench just closed would otherwise count as "other"."""
+    for pid, (cmdline, ppid, ticks) in reading.items():
+        known = last.get(pid)
+        last[pid] = (cmdline or (known[0] if known else ""), ppid, ticks)
+
+
 def _machine_ticks() -> tuple[int, int]:
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     return sum(values), values[3] + values[4]  # total, idle + iowait
@@ -88,7 +97,7 @@ class CpuSampler:
 
     def _poll(self) -> None:
         while not self._stop.wait(self._every_s):
-            self._last.update(_ticks_by_pid())
+            merge_reading(self._last, _ticks_by_pid())
 
     def __enter__(self) -> CpuSampler:
         self._start = _ticks_by_pid()
@@ -105,7 +114,7 @@ class CpuSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._last.update(_ticks_by_pid())
+        merge_reading(self._last, _ticks_by_pid())
         self._machine = (self._machine[0], _machine_ticks())
         self._wall = time.monotonic() - self._wall_start
 

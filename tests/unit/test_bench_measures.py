@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.cpu import component_of
+from bench.cpu import component_of, merge_reading
 from bench.freshness import histogram_quantile
 
 # Cumulative bucket counts, as Prometheus exports them: le -> observations <= le.
@@ -52,3 +52,15 @@ def test_processes_are_grouped_by_component(cmdline: str, component: str) -> Non
 def test_spawned_worker_processes_belong_to_their_parent_component() -> None:
     worker = "/work/.venv/bin/python -B -c from multiprocessing.spawn import spawn_main; spawn_main()"
     assert component_of(worker, parent="/work/.venv/bin/python -m scv consume -p 2") == "replicator"
+
+
+def test_a_process_that_exits_keeps_its_component() -> None:
+    last = {10: ("postgres: app crm 127.0.0.1(5000) idle", 1, 100), 2: ("", 0, 5)}
+    # At the next reading the backend is a zombie (no command line) and a kernel thread stays nameless.
+    merge_reading(last, {10: ("", 1, 180), 2: ("", 0, 9), 11: ("postgres: app crm idle", 1, 3)})
+    assert last == {
+        10: ("postgres: app crm 127.0.0.1(5000) idle", 1, 180),
+        2: ("", 0, 9),
+        11: ("postgres: app crm idle", 1, 3),
+    }
+    assert [component_of(cmdline) for cmdline, _, _ in last.values()] == ["postgres", "other", "postgres"]
