@@ -52,10 +52,11 @@ def _text_map(value: Mapping[str, str]) -> bytes:
 
 def serializer_for(cql_type: Any, protocol_version: int) -> Serializer:
     """A direct serializer for the writer's column types; the driver's for any other."""
-    name = cql_type.cql_parameterized_type()
+    # The server describes text columns as varchar (one protocol type id for both): a prepared
+    # statement's map<text, text> column arrives as map<varchar, varchar>.
+    name = cql_type.cql_parameterized_type().replace("varchar", "text")
     direct: dict[str, Serializer] = {
         "text": _text,
-        "varchar": _text,
         "bigint": int64_pack,
         "int": int32_pack,
         "timestamp": _timestamp,
