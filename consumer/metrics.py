@@ -55,7 +55,7 @@ WRITE_LATENCY = Histogram(
 # Fine below 1 s, where the freshness objective (p99 < 1 s) is decided.
 LATENCY_BUCKETS = (
     0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30, 60, 300,
-)
+)  # fmt: skip
 FRESHNESS = Histogram(
     "scv_freshness_seconds",
     "Source commit -> applied in the view (streamed changes; snapshot reads excluded).",
