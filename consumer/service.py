@@ -200,7 +200,7 @@ class Replicator:
             now = time.monotonic()
             if now - self._registrations_at >= self._config.registrations_poll_s:
                 self._registrations_at = now
-                if self._retry(self._catalog.refresh, "registrations") and self._catalog.topics:
+                if self._refresh_registrations() and self._catalog.topics:
                     self._consumer.subscribe(
                         [self._catalog.subscription_pattern()],
                         on_assign=self._on_assign,
@@ -227,6 +227,22 @@ class Replicator:
             if now - self._lag_at >= _LAG_EVERY_S:
                 self._lag_at = now
                 self._report_lag()
+
+    def _refresh_registrations(self) -> bool:
+        """Reload the source registrations; True when they changed.
+
+        Not retried in place: the mapping already loaded stays valid, and a loop parked in this retry
+        during a store outage would neither consume (nor retry its own writes) nor notice SIGTERM's
+        drain. The next poll tries again.
+        """
+        try:
+            return self._catalog.refresh()
+        except StoreUnavailable as exc:
+            ERRORS.labels(kind="registrations_unavailable").inc()
+            log.warning(
+                "registrations_unavailable", error=str(exc), retry_in_s=self._config.registrations_poll_s
+            )
+            return False
 
     def _next_batch(self) -> list[Message]:
         """Whatever has arrived, up to ``max_batch_events``; when nothing has, block until something

@@ -362,7 +362,11 @@ def _replicator_behind_store_proxy(
 def test_store_outage_is_retried_and_nothing_is_lost(
     loyalty: SourceDatabase, stack: Settings, store_session: Session, isolated_keyspace: str, tmp_path: Path
 ) -> None:
-    proxy, worker = _replicator_behind_store_proxy(stack, loyalty, isolated_keyspace, tmp_path, 9434)
+    # Registration polls every 0.5 s meet the outage too: they must not park the loop where it
+    # neither applies the batch (retrying its writes) nor drains on SIGTERM.
+    proxy, worker = _replicator_behind_store_proxy(
+        stack, loyalty, isolated_keyspace, tmp_path, 9434, {"SCV_CONSUMER__REGISTRATIONS_POLL_S": "0.5"}
+    )
     reader = ViewReader(store_session, isolated_keyspace)
     try:
         cid = new_id()
