@@ -6,7 +6,8 @@
 
 On a small box the benchmark shares its cores with the whole stack and the workload generator, so a
 latency figure is only readable next to what everything else was doing. Processes are grouped by
-their command line; processes that start and end inside the window are not seen.
+their command line (a multiprocessing worker by its parent's); a process that starts and ends
+between two readings (one a second) is not seen.
 """
 
 from __future__ import annotations

@@ -393,6 +393,7 @@ class Replicator:
         if not offsets:
             return False
         try:
+            # Two literal calls: the client's type stubs overload commit() on the flag's value.
             if asynchronous:
                 self._consumer.commit(offsets=offsets, asynchronous=True)
             else:

@@ -143,19 +143,18 @@ def run_pgbench_workload(
         ]
         for reader in readers:
             reader.start()
-        outputs: dict[str, tuple[int, str, str]] = {}
+        outputs: dict[str, tuple[int, str]] = {}
         for source, process in runs.items():
             assert process.stdout is not None
             out = process.stdout.read()
-            process.wait()
-            outputs[source] = (process.returncode, out, "")
+            outputs[source] = (process.wait(), out)
         for reader in readers:
             reader.join()
-        outputs = {source: (code, out, "".join(errors[source])) for source, (code, out, _) in outputs.items()}
     elapsed = time.monotonic() - started
     transactions: dict[str, int] = {}
     rates: dict[str, float] = {}
-    for source, (code, out, err) in outputs.items():
+    for source, (code, out) in outputs.items():
+        err = "".join(errors[source])
         processed, tps = _PROCESSED.search(out), _TPS.search(out)
         failed = _FAILED.search(out)
         if code != 0 or processed is None or tps is None or (failed and int(failed.group(1))):

@@ -50,20 +50,22 @@ def _text_map(value: Mapping[str, str]) -> bytes:
     return b"".join(parts)
 
 
+_DIRECT: dict[str, Serializer] = {
+    "text": _text,
+    "bigint": int64_pack,
+    "int": int32_pack,
+    "timestamp": _timestamp,
+    "map<text, text>": _text_map,
+}
+
+
 def serializer_for(cql_type: Any, protocol_version: int) -> Serializer:
     """A direct serializer for the writer's column types; the driver's for any other."""
     # The server describes text columns as varchar (one protocol type id for both): a prepared
     # statement's map<text, text> column arrives as map<varchar, varchar>.
     name = cql_type.cql_parameterized_type().replace("varchar", "text")
-    direct: dict[str, Serializer] = {
-        "text": _text,
-        "bigint": int64_pack,
-        "int": int32_pack,
-        "timestamp": _timestamp,
-        "map<text, text>": _text_map,
-    }
-    if name in direct and protocol_version >= 3:
-        return direct[name]
+    if name in _DIRECT and protocol_version >= 3:
+        return _DIRECT[name]
 
     def by_driver(value: Any) -> bytes:
         return cql_type.serialize(value, protocol_version)  # type: ignore[no-any-return]
