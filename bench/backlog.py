@@ -8,16 +8,16 @@ import math
 import time
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 from rich.console import Console
 
 from connectors.onboard import add_source, remove_source
+from connectors.progress import snapshot_bars
 from connectors.spec import load_spec
 from demo.secrets import export_demo_passwords
 from demo.seed import seed_demo
 from demo.workload import run_workload
-from scv.settings import Settings
+from scv.config.settings import Settings
+from scv.kafka.admin import KafkaAdmin
 
 __all__ = ["DEMO_SOURCES", "backlog_topics", "discard_backlog", "end_offsets", "prepare_backlog"]
 
@@ -26,24 +26,15 @@ SPECS = Path(__file__).resolve().parents[1] / "connectors" / "sources"
 
 
 def backlog_topics(settings: Settings) -> list[str]:
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
-    names = admin.list_topics(timeout=10).topics
+    with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
+        names = kafka.list_topics()
     return sorted(t for t in names if t.split(".", 1)[0] in DEMO_SOURCES and t.count(".") == 2)
 
 
 def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], tuple[int, int]]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "bench-offsets"})
-    try:
-        metadata = consumer.list_topics(timeout=10)
-        offsets = {}
-        for topic in topics:
-            for partition in metadata.topics[topic].partitions:
-                offsets[(topic, partition)] = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10
-                )
-        return offsets
-    finally:
-        consumer.close()
+    """(low, high) watermark of every partition of ``topics``."""
+    with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
+        return kafka.watermarks(topics)
 
 
 def _total(settings: Settings, topics: list[str]) -> int:
@@ -74,10 +65,8 @@ def discard_backlog(settings: Settings) -> None:
             remove_source(name, settings)
     topics = backlog_topics(settings)
     if topics:
-        admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
-        for future in admin.delete_topics(topics).values():
-            with contextlib.suppress(Exception):
-                future.result(30)
+        with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
+            kafka.delete_topics(topics)
         time.sleep(3)  # deletion completes asynchronously on the broker
 
 
@@ -89,9 +78,10 @@ def prepare_backlog(
     console.print(f"seeding {customers:,} customers into crm/core/care")
     seed_demo(settings, customers=customers, seed=7, reset=True)
     export_demo_passwords(settings)
-    for name in DEMO_SOURCES:
-        console.print(f"onboarding {name} (initial snapshot)")
-        add_source(load_spec(SPECS / f"{name}.yaml"), settings, progress=True, timeout_s=3600)
+    with snapshot_bars(console) as on_progress:
+        for name in DEMO_SOURCES:
+            console.print(f"onboarding {name} (initial snapshot)")
+            add_source(load_spec(SPECS / f"{name}.yaml"), settings, on_progress=on_progress, timeout_s=3600)
     total = _wait_stable(settings, console)
     if total < min_events:
         extra = math.ceil((min_events - total) * 1.05)

@@ -24,8 +24,8 @@ from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from consumer.wire import ApicurioContent, AvroDecoder, split_wire_format
-from scv.settings import Settings
-from store.values import encode_value
+from scv.config.settings import Settings
+from scv.contracts.cells import encode_value
 
 __all__ = ["CeilingResult", "bare_consume_decode", "bare_cql_writes"]
 
@@ -48,8 +48,8 @@ def bare_consume_decode(
     settings: Settings, topics: list[str], expected: int, keep_rows: int = 0
 ) -> tuple[CeilingResult, list[Row]]:
     decoder = AvroDecoder(
-        SchemaRegistryClient({"url": settings.kafka.schema_registry_url}),
-        fallback=ApicurioContent(settings.kafka.registry_native_url),
+        SchemaRegistryClient({"url": settings.registry.url}),
+        fallback=ApicurioContent(settings.registry.native_url),
     )
     consumer = Consumer(
         {

@@ -27,7 +27,7 @@ from cassandra.cluster import Session
 from bench.cpu import CpuSampler
 from demo.pgbench import run_pgbench_workload
 from demo.workload import run_workload
-from scv.settings import Settings
+from scv.config.settings import Settings
 
 __all__ = ["FreshnessResult", "Quantiles", "histogram_quantile", "measure_freshness", "wait_for_compactions"]
 

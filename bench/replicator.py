@@ -28,14 +28,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
 from bench.backlog import DEMO_SOURCES, backlog_topics, discard_backlog, end_offsets, prepare_backlog
 from bench.ceilings import CeilingResult, bare_consume_decode, bare_cql_writes
 from bench.freshness import FreshnessResult, measure_freshness, wait_for_compactions
-from scv.settings import Settings, get_settings
+from scv.config.settings import Settings, get_settings
+from scv.kafka.admin import KafkaAdmin
 from store.migrate import migrate
 from store.registrations import RegistrationStore
 from store.session import connect
@@ -57,17 +57,14 @@ class ReplicatorRun:
 
 
 def _committed(settings: Settings, group: str, offsets: dict[tuple[str, int], tuple[int, int]]) -> int:
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group})
-    try:
-        parts = [TopicPartition(t, p) for (t, p) in offsets]
-        done = 0
-        for tp in consumer.committed(parts, timeout=10):
-            low, _high = offsets[(tp.topic, tp.partition)]
-            if tp.offset >= 0:
-                done += tp.offset - low
-        return done
-    finally:
-        consumer.close()
+    """Records of the backlog ``group`` has committed (its position past each partition's low mark)."""
+    with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
+        committed = kafka.committed(group, sorted({topic for topic, _partition in offsets}))
+    return sum(
+        position - offsets[partition][0]
+        for partition, position in committed.items()
+        if position is not None and partition in offsets
+    )
 
 
 def _fresh_keyspace(settings: Settings) -> str:

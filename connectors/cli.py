@@ -10,8 +10,10 @@ tests call directly (connectors.onboard, connectors.operate, connectors.validate
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,7 +21,7 @@ from rich.table import Table
 
 from connectors.exceptions import SchemaDrift, SourceError, ValidationFailed
 from connectors.spec import SourceSpec, load_spec
-from scv.settings import get_settings
+from scv.config.settings import get_settings
 
 __all__ = ["app", "schemas_app"]
 
@@ -33,11 +35,49 @@ SpecFile = Annotated[Path, typer.Argument(help="The source spec (YAML), e.g. con
 Name = Annotated[str, typer.Argument(help="The source name (the spec's `name`)")]
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
 def _fail(message: str, next_step: str | None = None) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
     if next_step:
         err.print(f"next: {next_step}", highlight=False)
     return typer.Exit(1)
+
+
+def _problems(problems: list[str], next_step: str) -> typer.Exit:
+    err.print(f"[red]{len(problems)} problem(s):[/red]", markup=True)
+    for problem in problems:
+        err.print(f"  - {problem}", highlight=False, markup=False)
+    err.print(f"next: {next_step}", highlight=False)
+    return typer.Exit(1)
+
+
+def reports_errors(next_step: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Turn the package's errors into what an operator reads: the problem(s), the next command, exit 1.
+
+    ``next_step`` may name the command's arguments (``{name}``, ``{path}``).
+    """
+
+    def decorate(command: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(command)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            step = next_step.format(**kwargs) if next_step else None
+            try:
+                return command(*args, **kwargs)
+            except ValidationFailed as exc:
+                raise _problems(exc.problems, step or "fix the above, then re-run") from exc
+            except SchemaDrift as exc:
+                raise _problems(
+                    exc.problems, "fix the table or evolve the contract as each line says"
+                ) from exc
+            except SourceError as exc:
+                raise _fail(str(exc), step) from exc
+
+        return run
+
+    return decorate
 
 
 def _load(path: Path) -> SourceSpec:
@@ -47,28 +87,16 @@ def _load(path: Path) -> SourceSpec:
         raise _fail(str(exc), f"fix {path} and re-run") from exc
 
 
-def _problems(exc: ValidationFailed, path: Path) -> typer.Exit:
-    err.print(f"[red]{len(exc.problems)} problem(s):[/red]", markup=True)
-    for problem in exc.problems:
-        err.print(f"  - {problem}", highlight=False, markup=False)
-    err.print(f"next: fix the above, then `scv sources validate {path}` again", highlight=False)
-    return typer.Exit(1)
-
-
 @app.command("validate")
+@reports_errors("fix the above, then `scv sources validate {path}` again")
 def validate_cmd(path: SpecFile) -> None:
     """Check the spec against the live database, Kafka Connect and Kafka; list every problem."""
     from connectors.validate import validate_source
 
-    spec = _load(path)
-    try:
-        report = validate_source(spec, get_settings(), str(path))
-    except SourceError as exc:
-        raise _fail(str(exc)) from exc
+    report = validate_source(_load(path), get_settings(), str(path))
     for info in report.infos:
         out.print(f"[blue]info:[/blue] {info}", highlight=False)
-    if report.problems:
-        raise _problems(ValidationFailed(report.problems), path)
+    report.raise_for_problems()
     out.print(f"[green]ok:[/green] {path} can be onboarded (`scv sources add {path}`)")
 
 
@@ -81,28 +109,26 @@ def grant_sql_cmd(path: SpecFile) -> None:
 
 
 @app.command("add")
+@reports_errors("fix the cause; `scv sources add {path}` is safe to re-run (`scv sources status NAME` helps)")
 def add_cmd(
     path: SpecFile,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for RUNNING and the snapshot")] = 600,
 ) -> None:
     """Validate, register the connector, wait through the snapshot, register the mapping."""
     from connectors.onboard import onboard_source
+    from connectors.progress import snapshot_bars
 
     spec = _load(path)
-    try:
-        result = onboard_source(spec, get_settings(), progress=True, timeout_s=timeout, origin=str(path))
-    except ValidationFailed as exc:
-        raise _problems(exc, path) from exc
-    except SourceError as exc:
-        raise _fail(
-            str(exc), f"`scv sources status {spec.name}`; `scv sources add {path}` is safe to re-run"
-        ) from exc
+    with snapshot_bars(err) as on_progress:
+        result = onboard_source(
+            spec, get_settings(), on_progress=on_progress, timeout_s=timeout, origin=str(path)
+        )
     for info in result.infos:
         out.print(f"[blue]info:[/blue] {info}", highlight=False)
     out.print(f"[green]added[/green] {result.name}: connector {result.connector} RUNNING, snapshot done")
     for table, rows in result.rows.items():
         out.print(
-            f"  {table}: {rows} rows -> {result.records.get(table, 0)} records in {spec.topic_for(table)}"
+            f"  {table}: {rows} rows -> {result.records.get(table, 0)} records in {spec.names.topic(table)}"
         )
     if result.compatibility_set:
         out.print(f"  compatibility {spec.compatibility} on {len(result.compatibility_set)} subjects")
@@ -118,14 +144,12 @@ def add_cmd(
 
 
 @app.command("list")
+@reports_errors()
 def list_cmd() -> None:
     """Every onboarded source with its connector state."""
     from connectors.operate import list_sources
 
-    try:
-        sources = list_sources(get_settings())
-    except SourceError as exc:
-        raise _fail(str(exc)) from exc
+    sources = list_sources(get_settings())
     table = Table("name", "connector", "state", "database", "tables", "registered")
     for s in sources:
         table.add_row(
@@ -135,14 +159,12 @@ def list_cmd() -> None:
 
 
 @app.command("status")
+@reports_errors()
 def status_cmd(name: Name) -> None:
     """Connector/task state (trace on FAILED), slot lag in bytes, last event and heartbeat times."""
     from connectors.operate import source_status
 
-    try:
-        status = source_status(name, get_settings())
-    except SourceError as exc:
-        raise _fail(str(exc)) from exc
+    status = source_status(name, get_settings())
     c = status.connector
     out.print(f"{name}: connector {c.name} {c.state} on {c.worker_id}")
     for task in c.tasks:
@@ -166,30 +188,27 @@ def status_cmd(name: Name) -> None:
 
 
 @app.command("pause")
+@reports_errors()
 def pause_cmd(name: Name) -> None:
     """Pause the connector; the slot keeps the changes (WAL grows until resume)."""
     from connectors.operate import pause_source
 
-    try:
-        pause_source(name, get_settings())
-    except SourceError as exc:
-        raise _fail(str(exc)) from exc
+    pause_source(name, get_settings())
     out.print(f"paused {name}; next: `scv sources resume {name}` (WAL accumulates while paused)")
 
 
 @app.command("resume")
+@reports_errors()
 def resume_cmd(name: Name) -> None:
     """Resume a paused connector; changes made meanwhile stream from the slot."""
     from connectors.operate import resume_source
 
-    try:
-        resume_source(name, get_settings())
-    except SourceError as exc:
-        raise _fail(str(exc)) from exc
+    resume_source(name, get_settings())
     out.print(f"resumed {name}; next: `scv sources status {name}`")
 
 
 @app.command("resnapshot")
+@reports_errors()
 def resnapshot_cmd(
     name: Name,
     tables: Annotated[list[str] | None, typer.Argument(help="schema.table ... (default: all)")] = None,
@@ -197,16 +216,14 @@ def resnapshot_cmd(
     """Trigger an incremental snapshot (execute-snapshot signal) of some or all tables."""
     from connectors.operate import resnapshot_source
 
-    try:
-        signal_id = resnapshot_source(name, get_settings(), tables or None)
-    except SourceError as exc:
-        raise _fail(str(exc)) from exc
+    signal_id = resnapshot_source(name, get_settings(), tables or None)
     out.print(
         f"signalled incremental snapshot {signal_id}; rows are re-emitted as op=r while streaming goes on"
     )
 
 
 @app.command("remove")
+@reports_errors()
 def remove_cmd(
     name: Name,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
@@ -219,10 +236,7 @@ def remove_cmd(
         f"Remove source {name}: connector scv-{name}, its slot and publication, its registration?"
     ):
         raise _fail("not confirmed; nothing was changed", f"`scv sources remove {name} --yes`")
-    try:
-        result = remove_source_report(name, get_settings(), delete_topics_too=delete_topics)
-    except SourceError as exc:
-        raise _fail(str(exc)) from exc
+    result = remove_source_report(name, get_settings(), delete_topics_too=delete_topics)
     for line in result.done:
         out.print(f"  {line}")
     if result.pending_sql:
@@ -232,6 +246,7 @@ def remove_cmd(
 
 
 @schemas_app.command("export")
+@reports_errors()
 def export_cmd(
     name: Name,
     directory: Annotated[Path, typer.Option(help="Where the contracts live")] = Path("registry_schemas"),
@@ -239,16 +254,14 @@ def export_cmd(
     """Write the registry's latest key/value schemas of a source's topics under registry_schemas/<name>/."""
     from connectors.schemas import export_schemas
 
-    try:
-        written = export_schemas(name, get_settings(), directory)
-    except SourceError as exc:
-        raise _fail(str(exc)) from exc
+    written = export_schemas(name, get_settings(), directory)
     for path in written:
         out.print(f"wrote {path}")
     out.print("next: review and commit them; `scv schemas check` compares them with the registry and tables")
 
 
 @schemas_app.command("check")
+@reports_errors()
 def check_cmd(
     name: Annotated[str | None, typer.Argument(help="A source name (default: every exported source)")] = None,
     directory: Annotated[Path, typer.Option(help="Where the contracts live")] = Path("registry_schemas"),
@@ -256,15 +269,7 @@ def check_cmd(
     """Compare checked-in contracts with the registry and the live tables; report what would be rejected."""
     from connectors.schemas import check_schemas
 
-    try:
-        report = check_schemas(get_settings(), directory, name)
-    except SchemaDrift as exc:
-        err.print(f"[red]{len(exc.problems)} problem(s):[/red]", markup=True)
-        for problem in exc.problems:
-            err.print(f"  - {problem}", highlight=False, markup=False)
-        raise _fail("schema drift", "fix the table or evolve the contract as each line says") from exc
-    except SourceError as exc:
-        raise _fail(str(exc)) from exc
+    report = check_schemas(get_settings(), directory, name)
     for line in report:
         out.print(f"  {line}", highlight=False)
     out.print("[green]ok:[/green] contracts, registry and tables agree")

@@ -1,6 +1,6 @@
 """Kafka Connect REST: the few calls onboarding needs, with errors that say what to do.
 
-with ConnectClient(settings.kafka.connect_url) as connect:
+with ConnectClient(settings.connect.url) as connect:
     connect.put_config("scv-crm", config)      # create or update: idempotent
     connect.status("scv-crm").state            # 'RUNNING'
 """
@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
-import httpx
-
 from connectors.exceptions import ConnectError
+from connectors.rest import RestClient
 
 __all__ = ["ConnectClient", "ConnectorStatus", "TaskStatus"]
-
-_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
 @dataclass(frozen=True)
@@ -49,41 +45,10 @@ class ConnectorStatus:
         return None
 
 
-class ConnectClient:
-    def __init__(self, url: str) -> None:
-        self._url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self._url, timeout=_TIMEOUT)
-
-    def __enter__(self) -> ConnectClient:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
-
-    def _request(self, method: str, path: str, *, json: Any = None, ok_missing: bool = False) -> Any:
-        try:
-            response = self._http.request(method, path, json=json)
-        except httpx.HTTPError as exc:
-            raise ConnectError(
-                f"Kafka Connect at {self._url} is not reachable ({exc}); start the stack with "
-                f"`scv stack up` or set SCV_KAFKA__CONNECT_URL"
-            ) from exc
-        if response.status_code == 404 and ok_missing:
-            return None
-        if response.status_code >= 400:
-            try:
-                message = response.json().get("message", response.text)
-            except ValueError:
-                message = response.text
-            raise ConnectError(f"Kafka Connect {method} {path} failed ({response.status_code}): {message}")
-        if response.status_code == 204 or not response.content:
-            return {}
-        return response.json()
+class ConnectClient(RestClient):
+    service = "Kafka Connect"
+    url_setting = "SCV_CONNECT__URL"
+    error = ConnectError
 
     def connectors(self) -> list[str]:
         result: list[str] = self._request("GET", "/connectors")
@@ -95,12 +60,12 @@ class ConnectClient:
 
     def put_config(self, name: str, config: dict[str, str]) -> None:
         """Create the connector or replace its config (Connect restarts it only if the config changed)."""
-        self._request("PUT", f"/connectors/{name}/config", json=config)
+        self._request("PUT", f"/connectors/{name}/config", body=config)
 
     def validate(self, config: dict[str, str]) -> list[str]:
         """Errors Connect's own validation reports for the config, as ``key: message`` lines."""
         plugin = config["connector.class"].rsplit(".", 1)[-1]
-        result = self._request("PUT", f"/connector-plugins/{plugin}/config/validate", json=config)
+        result = self._request("PUT", f"/connector-plugins/{plugin}/config/validate", body=config)
         errors: list[str] = []
         for item in result.get("configs", []):
             value = item.get("value", {})

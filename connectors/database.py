@@ -224,5 +224,5 @@ def read_facts(conn: psycopg.Connection[TupleRow], spec: SourceSpec) -> Database
         role=_role(conn),
         tables={name: read_table(conn, name) for name in names},
         slots=_slots(conn),
-        publication=_publication(conn, spec.publication_name),
+        publication=_publication(conn, spec.names.publication),
     )

@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from connectors.spec import SourceSpec
-from scv.settings import Settings
+from scv.config.settings import Settings
 
 __all__ = ["PASSWORD_PLACEHOLDER", "apply_grants_locally", "grant_sql", "grant_statements"]
 
@@ -84,9 +84,9 @@ def grant_statements(spec: SourceSpec, *, password_sql: str | None = None) -> li
                 # ALTER on a re-run rather than DROP + CREATE: a running connector's walsender
                 # would fail on a publication that disappears under it.
                 f"DO $$ BEGIN\n  IF EXISTS (SELECT FROM pg_publication WHERE pubname = "
-                f"'{spec.publication_name}') THEN\n"
-                f"    ALTER PUBLICATION {spec.publication_name} SET TABLE {tables};\n  ELSE\n"
-                f"    CREATE PUBLICATION {spec.publication_name} FOR TABLE {tables};\n  END IF;\nEND $$",
+                f"'{spec.names.publication}') THEN\n"
+                f"    ALTER PUBLICATION {spec.names.publication} SET TABLE {tables};\n  ELSE\n"
+                f"    CREATE PUBLICATION {spec.names.publication} FOR TABLE {tables};\n  END IF;\nEND $$",
             ),
         ]
     )

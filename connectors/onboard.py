@@ -1,6 +1,6 @@
 """Onboard and remove a source: the `scv sources add` / `remove` path, as a Python API.
 
-    add_source(load_spec(path), get_settings(), progress=True)
+    add_source(load_spec(path), get_settings())
     remove_source("crm", get_settings())
 
 ``add`` follows these steps, in this order (each is idempotent, so a re-run after any failure is safe):
@@ -10,7 +10,8 @@
 3. PUT the config (creates or updates the connector);
 4. wait until the connector and its task are RUNNING and the initial snapshot has finished: a
    heartbeat record newer than the PUT proves streaming started, and Debezium streams only after the
-   snapshot; the per-table record counts against the row counts drive the progress bar;
+   snapshot; the per-table record counts against the row counts are reported to ``on_progress``
+   (the CLI draws them as progress bars: connectors/progress.py);
 5. set the registry compatibility of each topic's key/value subject;
 6. write the mapping registration to the store: from here the replicator applies the source.
 """
@@ -18,13 +19,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
 import structlog
 from psycopg import sql
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from connectors.connect import ConnectClient, ConnectorStatus
 from connectors.database import connect_source
@@ -38,15 +38,18 @@ from connectors.exceptions import (
 from connectors.mapping import mapping_from_spec
 from connectors.registry import RegistryClient
 from connectors.render import render_connector_config
-from connectors.secrets import remove_connect_secret, secret_path, write_connect_secret
+from connectors.secrets import remove_connect_secret, write_connect_secret
 from connectors.spec import SourceSpec
-from connectors.topics import delete_topics, end_offsets, heartbeat_topic, list_topics
 from connectors.validate import validate_source
-from scv.settings import Settings
+from scv.config.settings import Settings
+from scv.contracts.naming import SourceNames
+from scv.kafka.admin import KafkaAdmin
 
 __all__ = [
     "AddResult",
+    "ProgressCallback",
     "RemoveResult",
+    "SnapshotProgress",
     "add_source",
     "onboard_source",
     "remove_source",
@@ -71,6 +74,19 @@ class AddResult:
     compatibility_set: list[str] = field(default_factory=list)
     compatibility_pending: list[str] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SnapshotProgress:
+    """Where step 4 stands: the connector's phase and, per table, records written against rows."""
+
+    connector: str
+    phase: str  # starting, snapshot, streaming, or the connector's state while it is neither
+    rows: dict[str, int]
+    records: dict[str, int]
+
+
+ProgressCallback = Callable[[SnapshotProgress], None]
 
 
 @dataclass
@@ -118,48 +134,36 @@ def _wait_streaming(
     *,
     heartbeat_baseline: int,
     rows: dict[str, int],
-    progress: bool,
+    on_progress: ProgressCallback | None,
     timeout_s: float,
 ) -> dict[str, int]:
-    topics = {table: spec.topic_for(table) for table in spec.tables}
-    beat_topic = heartbeat_topic(spec.topic_prefix)
+    names = spec.names
+    topics = {table: names.topic(table) for table in spec.tables}
     deadline = time.monotonic() + timeout_s
     created_grace = time.monotonic() + 30
-    console = Console(stderr=True)
-    bars = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not progress,
-        transient=False,
-    )
-    records: dict[str, int] = {}
-    with bars:
-        state_task = bars.add_task(f"{spec.connector_name}: starting", total=None)
-        tasks = {table: bars.add_task(f"  {table}", total=max(rows[table], 1)) for table in spec.tables}
+    records: dict[str, int] = dict.fromkeys(spec.tables, 0)
+    report = on_progress or (lambda _progress: None)
+    report(SnapshotProgress(names.connector, "starting", rows, records))
+    with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
         while True:
-            status = connect.status(spec.connector_name)
+            status = connect.status(names.connector)
             if status is None and time.monotonic() < created_grace:
                 # Right after the PUT the worker has not published the connector's status yet.
                 time.sleep(_POLL_S)
                 continue
-            _raise_if_failed(status, spec.connector_name)
+            _raise_if_failed(status, names.connector)
             assert status is not None
-            offsets = end_offsets(settings, [*topics.values(), beat_topic])
+            offsets = kafka.end_offsets([*topics.values(), names.heartbeat_topic])
             records = {table: offsets[topic] for table, topic in topics.items()}
-            for table, task in tasks.items():
-                bars.update(task, completed=min(records[table], max(rows[table], 1)) if rows[table] else 1)
-            streaming = offsets[beat_topic] > heartbeat_baseline
+            streaming = offsets[names.heartbeat_topic] > heartbeat_baseline
             phase = "streaming" if streaming else ("snapshot" if status.running else status.state.lower())
-            bars.update(state_task, description=f"{spec.connector_name}: {phase}")
+            report(SnapshotProgress(names.connector, phase, rows, records))
             if status.running and streaming:
                 log.info("sources.streaming", source=spec.name, records=records)
                 return records
             if time.monotonic() > deadline:
                 raise OnboardingTimeout(
-                    f"connector {spec.connector_name} is {status.state} (tasks: "
+                    f"connector {names.connector} is {status.state} (tasks: "
                     f"{[t.state for t in status.tasks]}) and has not streamed yet after {timeout_s:.0f}s "
                     f"(records so far: {records}); check `scv sources status {spec.name}` and the Connect "
                     f"worker log, then re-run `scv sources add` (it is idempotent)"
@@ -168,9 +172,9 @@ def _wait_streaming(
 
 
 def _set_compatibility(spec: SourceSpec, settings: Settings, result: AddResult) -> None:
-    with RegistryClient(settings.kafka.schema_registry_url) as registry:
-        for topic in result.topics:
-            for subject in (f"{topic}-key", f"{topic}-value"):
+    with RegistryClient(settings.registry.url) as registry:
+        for table in spec.tables:
+            for subject in (spec.names.subject(table, "key"), spec.names.subject(table, "value")):
                 if registry.set_compatibility(subject, spec.compatibility):
                     result.compatibility_set.append(subject)
                 else:
@@ -200,7 +204,7 @@ def onboard_source(
     spec: SourceSpec,
     settings: Settings,
     *,
-    progress: bool = False,
+    on_progress: ProgressCallback | None = None,
     timeout_s: float = 180,
     origin: str = "<spec>",
 ) -> AddResult:
@@ -208,27 +212,33 @@ def onboard_source(
     report = validate_source(spec, settings, origin)
     if report.problems:
         raise ValidationFailed(report.problems)
-    path = write_connect_secret(settings, spec)
-    config = render_connector_config(spec, settings, secret_file=path, choices=report.choices)
+    write_connect_secret(settings.connect, spec)
+    config = render_connector_config(
+        spec,
+        settings.kafka,
+        settings.connect,
+        choices=report.choices,
+    )
     rows = _row_counts(spec)
-    beat_topic = heartbeat_topic(spec.topic_prefix)
-    baseline = end_offsets(settings, [beat_topic])[beat_topic]
-    with ConnectClient(settings.kafka.connect_url) as connect:
-        connect.put_config(spec.connector_name, config)
-        log.info("sources.connector_put", source=spec.name, connector=spec.connector_name)
+    beat_topic = spec.names.heartbeat_topic
+    with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
+        baseline = kafka.end_offsets([beat_topic])[beat_topic]
+    with ConnectClient(settings.connect.url) as connect:
+        connect.put_config(spec.names.connector, config)
+        log.info("sources.connector_put", source=spec.name, connector=spec.names.connector)
         records = _wait_streaming(
             spec,
             settings,
             connect,
             heartbeat_baseline=baseline,
             rows=rows,
-            progress=progress,
+            on_progress=on_progress,
             timeout_s=timeout_s,
         )
     result = AddResult(
         name=spec.name,
-        connector=spec.connector_name,
-        topics=[spec.topic_for(t) for t in spec.tables],
+        connector=spec.names.connector,
+        topics=[spec.names.topic(t) for t in spec.tables],
         rows=rows,
         records=records,
         infos=report.infos,
@@ -240,13 +250,17 @@ def onboard_source(
 
 
 def add_source(
-    spec: SourceSpec, settings: Settings, *, progress: bool = False, timeout_s: float = 180
+    spec: SourceSpec,
+    settings: Settings,
+    *,
+    on_progress: ProgressCallback | None = None,
+    timeout_s: float = 180,
 ) -> None:
     """Onboard ``spec``: validated, connector RUNNING, snapshot done, registered for the replicator.
 
     add_source(load_spec(Path("connectors/sources/crm.yaml")), get_settings())
     """
-    onboard_source(spec, settings, progress=progress, timeout_s=timeout_s)
+    onboard_source(spec, settings, on_progress=on_progress, timeout_s=timeout_s)
 
 
 def _is_stack_postgres(config: dict[str, str], settings: Settings) -> bool:
@@ -279,9 +293,12 @@ def remove_source_report(
 ) -> RemoveResult:
     """Delete the connector (and its offsets), the slot and publication, the registration, the secret."""
     result = RemoveResult(name=name)
-    connector = f"scv-{name}"
-    slot = publication = f"scv_{name}"
-    with ConnectClient(settings.kafka.connect_url) as connect:
+    try:
+        names = SourceNames(name)
+    except ValueError as exc:
+        raise SourceNotFound(f"{exc}; see `scv sources list` for the onboarded sources") from exc
+    connector, slot, publication = names.connector, names.slot, names.publication
+    with ConnectClient(settings.connect.url) as connect:
         config = connect.get_config(connector)
         if config is not None:
             slot = config.get("slot.name", slot)
@@ -327,12 +344,12 @@ def remove_source_report(
         if any(r.name == name for r in store.all()):
             store.delete(name)
             result.done.append(f"deleted registration {name}")
-    if secret_path(settings, name).exists():
-        remove_connect_secret(settings, name)
+    if remove_connect_secret(settings.connect, names):
         result.done.append("deleted the Connect secret file")
     if delete_topics_too:
-        topics = [t for t in list_topics(settings) if t.startswith(f"{name}.") or t == heartbeat_topic(name)]
-        delete_topics(settings, topics)
+        with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
+            topics = [t for t in kafka.list_topics() if names.owns_topic(t)]
+            kafka.delete_topics(topics)
         if topics:
             result.done.append(f"deleted topics {', '.join(topics)}")
     if not result.done and not result.pending_sql:

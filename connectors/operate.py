@@ -3,8 +3,9 @@
     source_status("crm", settings).slot_lag_bytes   # 0 when caught up
     resnapshot_source("crm", settings, ["public.customers"])
 
-Sources are found through Kafka Connect (connector ``scv-<name>``): its config says which database,
-slot, signal table and topics belong to the source, so these commands need only the name. Database
+Sources are found through Kafka Connect (their connector, ``SourceNames(name).connector``): its config
+says which database, slot, signal table and topics belong to the source, so these commands need only
+the name. Database
 queries run as the source's CDC user, with the password from the Connect secret file.
 """
 
@@ -22,9 +23,10 @@ from psycopg.rows import TupleRow
 
 from connectors.connect import ConnectClient, ConnectorStatus
 from connectors.exceptions import SourceError, SourceNotFound
-from connectors.secrets import secret_path
-from connectors.topics import heartbeat_topic, last_record_time
-from scv.settings import Settings
+from connectors.secrets import read_connect_secret
+from scv.config.settings import ConnectSettings, Settings
+from scv.contracts.naming import SourceNames
+from scv.kafka.admin import KafkaAdmin
 
 __all__ = [
     "SourceStatus",
@@ -38,8 +40,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
-
-_PREFIX = "scv-"
 
 
 @dataclass(frozen=True)
@@ -72,47 +72,35 @@ def captured_tables(config: dict[str, str]) -> tuple[str, ...]:
     return tuple(t for t in tables if t != signal)
 
 
+def _names(name: str) -> SourceNames:
+    try:
+        return SourceNames(name)
+    except ValueError as exc:
+        raise SourceNotFound(f"{exc}; see `scv sources list` for the onboarded sources") from exc
+
+
 def _config(connect: ConnectClient, name: str) -> dict[str, str]:
-    config = connect.get_config(f"{_PREFIX}{name}")
+    connector = _names(name).connector
+    config = connect.get_config(connector)
     if config is None:
-        raise SourceNotFound(f"no connector {_PREFIX}{name}; see `scv sources list` or onboard it with `add`")
+        raise SourceNotFound(f"no connector {connector}; see `scv sources list` or onboard it with `add`")
     return config
 
 
-def _read_secret(settings: Settings, name: str) -> str:
-    path = secret_path(settings, name)
-    try:
-        for line in path.read_text().splitlines():
-            if line.startswith("password="):
-                # Undo the java.util.Properties escaping applied by connectors/secrets.py.
-                raw, out, escaped = line[len("password=") :], [], False
-                for char in raw:
-                    if escaped:
-                        out.append({"n": "\n", "r": "\r", "t": "\t"}.get(char, char))
-                        escaped = False
-                    elif char == "\\":
-                        escaped = True
-                    else:
-                        out.append(char)
-                return "".join(out)
-    except OSError as exc:
-        raise SourceError(
-            f"cannot read the Connect secret {path}: {exc.strerror}; re-run `scv sources add`"
-        ) from exc
-    raise SourceError(f"{path} has no password= line; re-run `scv sources add`")
-
-
-def connect_as_source(config: dict[str, str], settings: Settings, name: str) -> psycopg.Connection[TupleRow]:
+def connect_as_source(
+    config: dict[str, str], connect: ConnectSettings, name: str
+) -> psycopg.Connection[TupleRow]:
     """A connection as the source's CDC user, exactly as the connector connects."""
+    names = _names(name)
     return psycopg.connect(
         host=config["database.hostname"],
         port=int(config.get("database.port", "5432")),
         dbname=config["database.dbname"],
         user=config["database.user"],
-        password=_read_secret(settings, name),
+        password=read_connect_secret(connect, names),
         autocommit=True,
         connect_timeout=5,
-        application_name=f"scv-sources-{name}",
+        application_name=names.application_name,
     )
 
 
@@ -127,11 +115,12 @@ def list_sources(settings: Settings) -> list[SourceSummary]:
     except Exception as exc:  # the list is still useful without the store; say so
         log.warning("sources.registrations_unavailable", error=str(exc))
     out: list[SourceSummary] = []
-    with ConnectClient(settings.kafka.connect_url) as connect:
+    with ConnectClient(settings.connect.url) as connect:
         for connector in connect.connectors():
-            if not connector.startswith(_PREFIX):
+            names = SourceNames.of_connector(connector)
+            if names is None:
                 continue
-            name = connector[len(_PREFIX) :]
+            name = names.source
             config = connect.get_config(connector) or {}
             status = connect.status(connector)
             out.append(
@@ -149,17 +138,17 @@ def list_sources(settings: Settings) -> list[SourceSummary]:
 
 
 def source_status(name: str, settings: Settings) -> SourceStatus:
-    with ConnectClient(settings.kafka.connect_url) as connect:
+    names = _names(name)
+    with ConnectClient(settings.connect.url) as connect:
         config = _config(connect, name)
-        status = connect.status(f"{_PREFIX}{name}")
+        status = connect.status(names.connector)
     assert status is not None
-    slot = config.get("slot.name", f"scv_{name}")
-    prefix = config.get("topic.prefix", name)
+    slot = config.get("slot.name", names.slot)
     tables = captured_tables(config)
     lag: int | None = None
     active: bool | None = None
     try:
-        with connect_as_source(config, settings, name) as conn:
+        with connect_as_source(config, settings.connect, name) as conn:
             row = conn.execute(
                 "SELECT active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
                 "FROM pg_replication_slots WHERE slot_name = %s",
@@ -169,30 +158,33 @@ def source_status(name: str, settings: Settings) -> SourceStatus:
                 active, lag = bool(row[0]), int(row[1]) if row[1] is not None else None
     except (psycopg.Error, SourceError) as exc:
         log.warning("sources.status_database_unreachable", source=name, error=str(exc).splitlines()[0])
+    with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
+        last_event_at = kafka.last_record_time([names.topic(t) for t in tables])
+        last_heartbeat_at = kafka.last_record_time([names.heartbeat_topic])
     return SourceStatus(
         name=name,
         connector=status,
         slot_name=slot,
         slot_active=active,
         slot_lag_bytes=lag,
-        last_event_at=last_record_time(settings, [f"{prefix}.{t}" for t in tables]),
-        last_heartbeat_at=last_record_time(settings, [heartbeat_topic(prefix)]),
+        last_event_at=last_event_at,
+        last_heartbeat_at=last_heartbeat_at,
         tables=tables,
     )
 
 
 def pause_source(name: str, settings: Settings) -> None:
     """Pause the connector. The slot keeps every change, so nothing is lost; WAL accumulates meanwhile."""
-    with ConnectClient(settings.kafka.connect_url) as connect:
+    with ConnectClient(settings.connect.url) as connect:
         _config(connect, name)
-        connect.pause(f"{_PREFIX}{name}")
+        connect.pause(_names(name).connector)
     log.info("sources.paused", source=name)
 
 
 def resume_source(name: str, settings: Settings) -> None:
-    with ConnectClient(settings.kafka.connect_url) as connect:
+    with ConnectClient(settings.connect.url) as connect:
         _config(connect, name)
-        connect.resume(f"{_PREFIX}{name}")
+        connect.resume(_names(name).connector)
     log.info("sources.resumed", source=name)
 
 
@@ -202,7 +194,7 @@ def resnapshot_source(name: str, settings: Settings, tables: list[str] | None = 
     Debezium re-reads the tables in chunks while streaming goes on; the re-emitted rows are op=r with
     source.snapshot=incremental, which the replicator applies like any read.
     """
-    with ConnectClient(settings.kafka.connect_url) as connect:
+    with ConnectClient(settings.connect.url) as connect:
         config = _config(connect, name)
     captured = captured_tables(config)
     chosen = tables or list(captured)
@@ -215,12 +207,12 @@ def resnapshot_source(name: str, settings: Settings, tables: list[str] | None = 
     signal_table = config.get("signal.data.collection")
     if not signal_table:
         raise SourceError(
-            f"connector {_PREFIX}{name} has no signal.data.collection; re-run `scv sources add`"
+            f"connector {_names(name).connector} has no signal.data.collection; re-run `scv sources add`"
         )
     signal_id = f"scv-{uuid.uuid4()}"
     data = json.dumps({"data-collections": chosen, "type": "incremental"})
     schema, table = signal_table.split(".", 1)
-    with connect_as_source(config, settings, name) as conn:
+    with connect_as_source(config, settings.connect, name) as conn:
         conn.execute(
             sql.SQL("INSERT INTO {} (id, type, data) VALUES (%s, 'execute-snapshot', %s)").format(
                 sql.Identifier(schema, table)

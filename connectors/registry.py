@@ -1,6 +1,6 @@
 """The schema registry through its Confluent-compatible API (Apicurio ``/apis/ccompat/v7``).
 
-with RegistryClient(settings.kafka.schema_registry_url) as registry:
+with RegistryClient(settings.registry.url) as registry:
     registry.set_compatibility("crm.public.customers-value", "BACKWARD")
     registry.is_compatible("crm.public.customers-value", schema_json)  # (True, [])
 """
@@ -8,47 +8,19 @@ with RegistryClient(settings.kafka.schema_registry_url) as registry:
 from __future__ import annotations
 
 import json
-from types import TracebackType
 from typing import Any
 
-import httpx
-
 from connectors.exceptions import RegistryError
+from connectors.rest import RestClient
 
 __all__ = ["RegistryClient"]
 
-_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-_CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
-
-class RegistryClient:
-    def __init__(self, url: str) -> None:
-        self._url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self._url, timeout=_TIMEOUT, headers={"Content-Type": _CONTENT_TYPE}
-        )
-
-    def __enter__(self) -> RegistryClient:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._http.close()
-
-    def _request(self, method: str, path: str, *, body: Any = None, ok_missing: bool = False) -> Any:
-        try:
-            response = self._http.request(method, path, content=None if body is None else json.dumps(body))
-        except httpx.HTTPError as exc:
-            raise RegistryError(
-                f"schema registry at {self._url} is not reachable ({exc}); start the stack with "
-                f"`scv stack up` or set SCV_KAFKA__SCHEMA_REGISTRY_URL"
-            ) from exc
-        if response.status_code == 404 and ok_missing:
-            return None
-        if response.status_code >= 400:
-            raise RegistryError(f"registry {method} {path} failed ({response.status_code}): {response.text}")
-        return response.json() if response.content else {}
+class RegistryClient(RestClient):
+    service = "schema registry"
+    url_setting = "SCV_REGISTRY__URL"
+    error = RegistryError
+    content_type = "application/vnd.schemaregistry.v1+json"
 
     def subjects(self) -> list[str]:
         result: list[str] = self._request("GET", "/subjects")

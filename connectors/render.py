@@ -1,11 +1,12 @@
 """Render the Debezium PostgreSQL connector configuration of a source spec (pure: no I/O).
 
-    config = render_connector_config(spec, settings, secret_file=secret_path(settings, spec.name))
-    connect.put_config(spec.connector_name, config)
+    config = render_connector_config(spec, settings.kafka, settings.connect)
+    connect.put_config(spec.names.connector, config)
 
 The rendered config never holds the CDC password: ``database.password`` is a reference that Kafka
 Connect's FileConfigProvider resolves inside the worker (``${file:<path>:password}``), so the REST
-API, the worker's config topic and every log show the reference only.
+API, the worker's config topic and every log show the reference only. Addresses and paths in it are
+the *worker's* view (``ConnectSettings.worker_*``): the worker may run in another container or host.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from connectors.spec import SourceSpec, TableSpec
-from scv.settings import Settings
+from scv.config.settings import ConnectSettings, KafkaSettings
 
 __all__ = [
     "CONNECTOR_CLASS",
@@ -49,10 +50,11 @@ class LiveChoices:
     heartbeat_action: bool = True
 
 
-def converter_config(settings: Settings, role: str) -> dict[str, str]:
+def converter_config(registry_url: str, role: str) -> dict[str, str]:
     """The Apicurio AvroConverter properties for ``role`` ("key" or "value").
 
-    The one place the converter is configured. Records must carry the Confluent wire format (magic
+    ``registry_url``: the registry's native API as the worker reaches it. The one place the converter
+    is configured. Records must carry the Confluent wire format (magic
     byte 0 + 4-byte schema id) with ids the ccompat API resolves (``GET /schemas/ids/<id>``), because
     the replicator decodes with confluent-kafka's client through that API:
     - ``headers.enabled=false``: the id travels in the payload, not in Kafka headers;
@@ -65,7 +67,7 @@ def converter_config(settings: Settings, role: str) -> dict[str, str]:
     prefix = f"{role}.converter"
     return {
         prefix: CONVERTER_CLASS,
-        f"{prefix}.apicurio.registry.url": settings.kafka.registry_native_url,
+        f"{prefix}.apicurio.registry.url": registry_url,
         f"{prefix}.apicurio.registry.auto-register": "true",
         f"{prefix}.apicurio.registry.find-latest": "true",
         f"{prefix}.apicurio.registry.headers.enabled": "false",
@@ -143,7 +145,11 @@ def _masking(spec: SourceSpec) -> dict[str, str]:
 
 
 def render_connector_config(
-    spec: SourceSpec, settings: Settings, *, secret_file: Path, choices: LiveChoices | None = None
+    spec: SourceSpec,
+    kafka: KafkaSettings,
+    connect: ConnectSettings,
+    *,
+    choices: LiveChoices | None = None,
 ) -> dict[str, str]:
     """The full connector config (every value a string, as Kafka Connect stores it).
 
@@ -154,9 +160,10 @@ def render_connector_config(
         mode = spec.publication_autocreate
         choices = LiveChoices(publication_mode="filtered" if mode == "filtered" else "disabled")
     db = spec.database
-    partitions = spec.topic_partitions or settings.kafka.topic_partitions
+    names = spec.names
+    partitions = spec.topic_partitions or kafka.topic_partitions
     config: dict[str, str] = {
-        "name": spec.connector_name,
+        "name": names.connector,
         "connector.class": CONNECTOR_CLASS,
         # One task: a PostgreSQL slot is consumed by exactly one connection.
         "tasks.max": "1",
@@ -164,11 +171,11 @@ def render_connector_config(
         "database.port": str(db.port),
         "database.dbname": db.dbname,
         "database.user": db.user,
-        "database.password": password_reference(secret_file),
-        "topic.prefix": spec.topic_prefix,
+        "database.password": password_reference(connect.worker_secret_file(names.secret_file)),
+        "topic.prefix": names.topic_prefix,
         "plugin.name": "pgoutput",
-        "slot.name": spec.slot_name,
-        "publication.name": spec.publication_name,
+        "slot.name": names.slot,
+        "publication.name": names.publication,
         "publication.autocreate.mode": choices.publication_mode,
         "table.include.list": ",".join(re.escape(t) for t in [*spec.tables, spec.signal_table]),
         "signal.enabled.channels": "source",
@@ -199,7 +206,7 @@ def render_connector_config(
         "schema.name.adjustment.mode": "avro",
         "slot.drop.on.stop": "false",
         "topic.creation.default.partitions": str(partitions),
-        "topic.creation.default.replication.factor": str(settings.kafka.replication_factor),
+        "topic.creation.default.replication.factor": str(kafka.replication_factor),
         # Time-retained, NOT compacted: Debezium's truncate event has no key, and a compacted topic
         # rejects keyless records — the broker error kills the connector task on the first TRUNCATE.
         # A view is rebuilt from scratch with `scv sources resnapshot`, not by replaying the topics.
@@ -210,6 +217,6 @@ def render_connector_config(
         config["heartbeat.action.query"] = heartbeat_query(spec)
     config.update(_column_lists(spec))
     config.update(_masking(spec))
-    config.update(converter_config(settings, "key"))
-    config.update(converter_config(settings, "value"))
+    config.update(converter_config(connect.worker_registry_url, "key"))
+    config.update(converter_config(connect.worker_registry_url, "value"))
     return config

@@ -25,7 +25,9 @@ from connectors.database import TableFacts, read_table
 from connectors.exceptions import SchemaDrift, SourceError, SourceNotFound
 from connectors.operate import captured_tables, connect_as_source
 from connectors.registry import RegistryClient
-from scv.settings import Settings
+from scv.config.settings import Settings
+from scv.contracts.naming import SourceNames
+from scv.contracts.registration import SourceMapping
 
 __all__ = ["check_schemas", "contract_dir", "export_schemas", "predict_value_schema"]
 
@@ -42,19 +44,19 @@ def _dump(schema: dict[str, Any]) -> str:
 
 def export_schemas(name: str, settings: Settings, directory: Path) -> list[Path]:
     """Write the registry's latest ``<topic>-key.avsc`` / ``<topic>-value.avsc`` of every captured table."""
-    with ConnectClient(settings.kafka.connect_url) as connect:
-        config = connect.get_config(f"scv-{name}")
+    names = SourceNames(name)
+    with ConnectClient(settings.connect.url) as connect:
+        config = connect.get_config(names.connector)
     if config is None:
-        raise SourceNotFound(f"no connector scv-{name}; onboard the source first (`scv sources add`)")
-    prefix = config.get("topic.prefix", name)
+        raise SourceNotFound(f"no connector {names.connector}; onboard the source first (`scv sources add`)")
     target = contract_dir(directory, name)
     target.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     missing: list[str] = []
-    with RegistryClient(settings.kafka.schema_registry_url) as registry:
+    with RegistryClient(settings.registry.url) as registry:
         for table in captured_tables(config):
             for role in ("key", "value"):
-                subject = f"{prefix}.{table}-{role}"
+                subject = names.subject(table, role)
                 schema = registry.latest_schema(subject)
                 if schema is None:
                     missing.append(subject)
@@ -138,11 +140,8 @@ def _mapping_columns(settings: Settings, name: str) -> dict[str, set[str]]:
         return {}
     if name not in regs:
         return {}
-    tables: dict[str, dict[str, Any]] = json.loads(regs[name].mapping_json)["tables"]
-    return {
-        table: {c for c in (t.get("customer_key"), t.get("via_column"), *(t.get("entity_id") or [])) if c}
-        for table, t in tables.items()
-    }
+    mapping = SourceMapping.from_json(regs[name].mapping_json)
+    return {table: set(t.placing_columns) for table, t in mapping.tables.items()}
 
 
 def _describe(
@@ -205,24 +204,25 @@ def check_schemas(settings: Settings, directory: Path, name: str | None = None) 
 def _check_source(settings: Settings, name: str, root: Path) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     infos: list[str] = []
-    with ConnectClient(settings.kafka.connect_url) as connect:
-        config = connect.get_config(f"scv-{name}")
+    names = SourceNames(name)
+    with ConnectClient(settings.connect.url) as connect:
+        config = connect.get_config(names.connector)
     if config is None:
-        return [f"{root}: no connector scv-{name}; the contracts describe a source that is not onboarded"], []
-    prefix = config.get("topic.prefix", name)
+        return [
+            f"{root}: no connector {names.connector}; the contracts describe a source that is not onboarded"
+        ], []
     needed = _mapping_columns(settings, name)
     with (
-        RegistryClient(settings.kafka.schema_registry_url) as registry,
-        connect_as_source(config, settings, name) as conn,
+        RegistryClient(settings.registry.url) as registry,
+        connect_as_source(config, settings.connect, name) as conn,
     ):
         for table in captured_tables(config):
-            topic = f"{prefix}.{table}"
-            value_path, key_path = root / f"{topic}-value.avsc", root / f"{topic}-key.avsc"
+            subject, key_subject = names.subject(table, "value"), names.subject(table, "key")
+            value_path, key_path = root / f"{subject}.avsc", root / f"{key_subject}.avsc"
             if not value_path.exists():
                 infos.append(f"{table}: no checked-in contract ({value_path}); `scv schemas export {name}`")
                 continue
             contract = json.loads(value_path.read_text())
-            subject = f"{topic}-value"
             latest = registry.latest_schema(subject)
             if latest is not None and latest != contract:
                 ok, messages = registry.is_compatible(subject, contract)

@@ -3,8 +3,8 @@
     spec = load_spec(Path("connectors/sources/crm.yaml"))
     spec.tables["public.customers"].kind  # 'profile'
 
-Names derive from ``name`` (Debezium convention): topic prefix ``<name>``, topics
-``<name>.<schema>.<table>``, connector ``scv-<name>``, slot ``scv_<name>``, publication ``scv_<name>``.
+Every other name (connector, slot, publication, topics) derives from ``name``: ``spec.names``
+(scv/contracts/naming.py).
 Errors name the file, the key path and the line, and say how to fix it.
 """
 
@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connectors.exceptions import SpecError
+from scv.contracts.naming import SOURCE_NAME, SourceNames
 
 __all__ = [
     "DatabaseSpec",
@@ -29,7 +30,6 @@ __all__ = [
     "parse_spec",
 ]
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _QUALIFIED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
@@ -153,7 +153,7 @@ class SourceSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _logical_name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not SOURCE_NAME.match(value):
             raise ValueError(
                 f"name must be lower_snake_case, start with a letter, at most 41 chars (it becomes the "
                 f"topic prefix, slot and publication name), got {value!r}"
@@ -198,25 +198,10 @@ class SourceSpec(_Strict):
                 hop = next_via.via if next_via else None
         return self
 
-    # Names derive from `name` so operators can guess them.
     @property
-    def connector_name(self) -> str:
-        return f"scv-{self.name}"
-
-    @property
-    def slot_name(self) -> str:
-        return f"scv_{self.name}"
-
-    @property
-    def publication_name(self) -> str:
-        return f"scv_{self.name}"
-
-    @property
-    def topic_prefix(self) -> str:
-        return self.name
-
-    def topic_for(self, table: str) -> str:
-        return f"{self.topic_prefix}.{table}"
+    def names(self) -> SourceNames:
+        """Connector, slot, publication, topics: every name derives from ``name``."""
+        return SourceNames(self.name)
 
 
 def _line_index(node: yaml.Node, path: tuple[str | int, ...] = ()) -> dict[tuple[str | int, ...], int]:

@@ -20,7 +20,7 @@ from connectors.database import DatabaseFacts, TableFacts, connect_source, read_
 from connectors.exceptions import SpecError, ValidationFailed
 from connectors.render import LiveChoices
 from connectors.spec import SourceSpec, TableSpec
-from scv.settings import Settings
+from scv.config.settings import Settings
 
 __all__ = ["ClusterFacts", "Report", "check_cluster", "check_database", "resolve_choices", "validate_source"]
 
@@ -129,7 +129,7 @@ def check_database(spec: SourceSpec, facts: DatabaseFacts, origin: str) -> Repor
             f"{origin}: database: wal_level is {server.wal_level!r}, logical decoding needs 'logical'. "
             f"Run as superuser: ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL"
         )
-    own_slot = facts.slots.get(spec.slot_name)
+    own_slot = facts.slots.get(spec.names.slot)
     if own_slot is None and server.used_replication_slots >= server.max_replication_slots:
         problems.append(
             f"{origin}: database: no free replication slot ({server.used_replication_slots}/"
@@ -258,16 +258,16 @@ def _check_publication(
             )
         elif pub is None and not (facts.role.can_create or facts.role.superuser):
             yield (
-                f"{origin}: publication {spec.publication_name} does not exist and {user} may not create it "
+                f"{origin}: publication {spec.names.publication} does not exist and {user} may not create it "
                 f'(filtered mode). GRANT CREATE ON DATABASE "{spec.database.dbname}" TO {user}; or create '
-                f"it: CREATE PUBLICATION {spec.publication_name} FOR TABLE {listed};"
+                f"it: CREATE PUBLICATION {spec.names.publication} FOR TABLE {listed};"
             )
         return
     if pub is None:
         yield (
-            f"{origin}: publication {spec.publication_name} does not exist and {user} does not own the "
+            f"{origin}: publication {spec.names.publication} does not exist and {user} does not own the "
             f"tables to create it. As the tables' owner: "
-            f"CREATE PUBLICATION {spec.publication_name} FOR TABLE {listed}; (see `scv sources grant-sql`)"
+            f"CREATE PUBLICATION {spec.names.publication} FOR TABLE {listed}; (see `scv sources grant-sql`)"
         )
         return
     if pub.all_tables:
@@ -275,30 +275,30 @@ def _check_publication(
     absent = sorted(set(_published(spec)) - pub.tables)
     if absent:
         yield (
-            f"{origin}: publication {spec.publication_name} does not publish {', '.join(absent)}; their "
+            f"{origin}: publication {spec.names.publication} does not publish {', '.join(absent)}; their "
             f"changes would never stream. As the tables' owner: "
-            f"ALTER PUBLICATION {spec.publication_name} SET TABLE {listed};"
+            f"ALTER PUBLICATION {spec.names.publication} SET TABLE {listed};"
         )
 
 
 def _check_slot(spec: SourceSpec, facts: DatabaseFacts, origin: str, infos: list[str]) -> Iterable[str]:
-    slot = facts.slots.get(spec.slot_name)
+    slot = facts.slots.get(spec.names.slot)
     if slot is None:
         return
     if slot.database != spec.database.dbname:
         yield (
-            f"{origin}: name: replication slot {spec.slot_name} already exists for database {slot.database} "
+            f"{origin}: name: replication slot {spec.names.slot} already exists for database {slot.database} "
             f"(another source owns it); choose another name, or drop it if it is abandoned: "
-            f"SELECT pg_drop_replication_slot('{spec.slot_name}');"
+            f"SELECT pg_drop_replication_slot('{spec.names.slot}');"
         )
     elif slot.plugin != "pgoutput":
         yield (
-            f"{origin}: name: replication slot {spec.slot_name} uses plugin {slot.plugin}, not pgoutput; "
-            f"drop it: SELECT pg_drop_replication_slot('{spec.slot_name}');"
+            f"{origin}: name: replication slot {spec.names.slot} uses plugin {slot.plugin}, not pgoutput; "
+            f"drop it: SELECT pg_drop_replication_slot('{spec.names.slot}');"
         )
     else:
         infos.append(
-            f"replication slot {spec.slot_name} already exists{' and is active' if slot.active else ''}: "
+            f"replication slot {spec.names.slot} already exists{' and is active' if slot.active else ''}: "
             f"the connector resumes from it"
         )
 
@@ -308,7 +308,7 @@ def check_cluster(spec: SourceSpec, cluster: ClusterFacts, origin: str) -> Repor
     report = Report()
     db = spec.database
     for name, config in sorted(cluster.connector_configs.items()):
-        if name == spec.connector_name:
+        if name == spec.names.connector:
             same_db = (
                 config.get("database.hostname") == db.host
                 and config.get("database.port", "5432") == str(db.port)
@@ -324,27 +324,27 @@ def check_cluster(spec: SourceSpec, cluster: ClusterFacts, origin: str) -> Repor
             else:
                 report.infos.append(f"connector {name} exists for this database: `add` updates it in place")
             continue
-        if config.get("topic.prefix") == spec.topic_prefix:
+        if config.get("topic.prefix") == spec.names.topic_prefix:
             report.problems.append(
-                f"{origin}: name: connector {name} already writes topics with prefix {spec.topic_prefix!r}; "
-                f"choose another name"
+                f"{origin}: name: connector {name} already writes topics with prefix "
+                f"{spec.names.topic_prefix!r}; choose another name"
             )
-        if config.get("slot.name") == spec.slot_name and config.get("database.hostname") == db.host:
+        if config.get("slot.name") == spec.names.slot and config.get("database.hostname") == db.host:
             report.problems.append(
-                f"{origin}: name: connector {name} already uses replication slot {spec.slot_name}; choose "
+                f"{origin}: name: connector {name} already uses replication slot {spec.names.slot}; choose "
                 f"another name"
             )
         if (
-            config.get("publication.name") == spec.publication_name
+            config.get("publication.name") == spec.names.publication
             and config.get("database.dbname") == db.dbname
             and config.get("database.hostname") == db.host
         ):
             report.problems.append(
-                f"{origin}: name: connector {name} already uses publication {spec.publication_name}; choose "
+                f"{origin}: name: connector {name} already uses publication {spec.names.publication}; choose "
                 f"another name"
             )
-    if spec.connector_name not in cluster.connector_configs:
-        existing = sorted(t for t in cluster.topics if t.startswith(f"{spec.topic_prefix}."))
+    if spec.names.connector not in cluster.connector_configs:
+        existing = sorted(t for t in cluster.topics if t.startswith(f"{spec.names.topic_prefix}."))
         if existing:
             report.infos.append(
                 f"topics {', '.join(existing[:5])}{' ...' if len(existing) > 5 else ''} exist without a "
@@ -377,11 +377,13 @@ def _login_problem(spec: SourceSpec, settings: Settings, origin: str, error: psy
 
 def _cluster_facts(settings: Settings) -> ClusterFacts:
     from connectors.connect import ConnectClient
-    from connectors.topics import list_topics
+    from scv.kafka.admin import KafkaAdmin
 
-    with ConnectClient(settings.kafka.connect_url) as connect:
+    with ConnectClient(settings.connect.url) as connect:
         configs = {name: connect.get_config(name) or {} for name in connect.connectors()}
-    return ClusterFacts(connector_configs=configs, topics=frozenset(list_topics(settings)))
+    with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
+        topics = frozenset(kafka.list_topics())
+    return ClusterFacts(connector_configs=configs, topics=topics)
 
 
 def validate_source(spec: SourceSpec, settings: Settings, origin: str = "<spec>") -> Report:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import structlog
 
-from consumer.mapping import SourceMapping, TableMapping
 from consumer.metrics import REGISTERED_TABLES
+from scv.contracts.registration import RegistrationError, SourceMapping, TableMapping
 from store.registrations import RegistrationStore
 
 __all__ = ["MappingCatalog"]
@@ -35,7 +35,7 @@ class MappingCatalog:
         for registration in registrations:
             try:
                 mapping = SourceMapping.from_json(registration.mapping_json)
-            except (ValueError, KeyError, TypeError) as exc:
+            except RegistrationError as exc:
                 # A bad registration must not stop the other sources; `scv sources add` validates, so
                 # this means someone wrote the table by hand.
                 log.error("registration_unreadable", source=registration.name, error=str(exc))

@@ -13,8 +13,8 @@ import typer
 
 from consumer.exceptions import ReplicatorError
 from consumer.service import Replicator
-from scv.logs import configure_logging
-from scv.settings import get_settings
+from scv.config.logs import configure_logging
+from scv.config.settings import get_settings
 
 log = structlog.get_logger(__name__)
 
@@ -24,8 +24,8 @@ def _run_one(metrics_port: int) -> None:
     # replicator that looks stuck is waiting, without stopping it.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     settings = get_settings()
-    configure_logging(settings)
-    replicator = Replicator(settings, metrics_port=metrics_port)
+    configure_logging(settings.log_level, settings.log_format)
+    replicator = Replicator.from_settings(settings, metrics_port=metrics_port)
     replicator.install_signal_handlers()
     try:
         replicator.run()

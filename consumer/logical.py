@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
-from store.values import Json
+from scv.contracts.cells import Json
 
 __all__ = ["PLACEHOLDER", "UNAVAILABLE", "Converter", "compile_converter"]
 

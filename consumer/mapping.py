@@ -1,106 +1,28 @@
 """Place a change in the view: which customer, which kind, which entity id.
 
-    mapping = SourceMapping.from_json(registration.mapping_json)
-    placement = place(event, mapping.tables["public.cards"])
+    placement = place(event, mapping.tables["public.cards"])   # mapping: scv/contracts/registration.py
 
 The mapping travels with a source's registration (store table ``source_registrations``), not as a
-file on the replicator's host. ``connectors/`` renders it from the DBA's spec.
+file on the replicator's host; ``connectors/`` renders it from the DBA's spec.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from consumer.envelope import ChangeEvent
 from consumer.exceptions import PlacementError
+from scv.contracts.registration import TableMapping
 from store.mutations import EntityRef
 
 __all__ = [
     "Placement",
-    "SourceMapping",
-    "TableMapping",
     "entity_id_of",
     "orphan_customer_id",
     "place",
 ]
-
-NullPolicy = Literal["dead_letter", "skip"]
-
-
-@dataclass(frozen=True)
-class TableMapping:
-    source: str
-    table: str
-    kind: str
-    customer_key: str | None = None
-    via_table: str | None = None
-    via_column: str | None = None
-    entity_id: tuple[str, ...] | None = None
-    null_customer_key: NullPolicy = "dead_letter"
-    # Tables of the same source whose customer is resolved through this one (derived).
-    children: tuple[str, ...] = ()
-
-    @property
-    def is_via(self) -> bool:
-        return self.via_table is not None
-
-
-@dataclass(frozen=True)
-class SourceMapping:
-    name: str
-    topic_prefix: str
-    tables: dict[str, TableMapping] = field(default_factory=dict)
-
-    def topic_for(self, table: str) -> str:
-        return f"{self.topic_prefix}.{table}"
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "name": self.name,
-                "topic_prefix": self.topic_prefix,
-                "tables": {
-                    name: {
-                        "kind": t.kind,
-                        "customer_key": t.customer_key,
-                        "via_table": t.via_table,
-                        "via_column": t.via_column,
-                        "entity_id": list(t.entity_id) if t.entity_id else None,
-                        "null_customer_key": t.null_customer_key,
-                    }
-                    for name, t in sorted(self.tables.items())
-                },
-            },
-            sort_keys=True,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> SourceMapping:
-        data: dict[str, Any] = json.loads(text)
-        name = data["name"]
-        raw_tables: dict[str, dict[str, Any]] = data["tables"]
-        children: dict[str, list[str]] = {}
-        for table, spec in raw_tables.items():
-            if spec.get("via_table"):
-                children.setdefault(spec["via_table"], []).append(table)
-        tables = {
-            table: TableMapping(
-                source=name,
-                table=table,
-                kind=spec["kind"],
-                customer_key=spec.get("customer_key"),
-                via_table=spec.get("via_table"),
-                via_column=spec.get("via_column"),
-                entity_id=tuple(spec["entity_id"]) if spec.get("entity_id") else None,
-                null_customer_key=spec.get("null_customer_key") or "dead_letter",
-                children=tuple(sorted(children.get(table, []))),
-            )
-            for table, spec in raw_tables.items()
-        }
-        return cls(name=name, topic_prefix=data.get("topic_prefix", name), tables=tables)
 
 
 def entity_id_of(values: list[Any]) -> str:

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from consumer.envelope import ChangeEvent
-from consumer.mapping import Placement, TableMapping, orphan_customer_id
+from consumer.mapping import Placement, orphan_customer_id
+from scv.contracts.registration import TableMapping
 from store.mutations import (
     DeleteIndex,
     DeleteRow,

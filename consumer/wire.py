@@ -1,6 +1,6 @@
 """The Confluent wire format and the writer schemas behind it.
 
-    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.kafka.schema_registry_url}))
+    decoder = AvroDecoder(SchemaRegistryClient({"url": settings.registry.url}))
     schema_id, record = decoder.decode(message_value)
 
 Wire format: byte 0 is the magic byte 0, bytes 1-4 the big-endian schema id, the rest the Avro

@@ -18,7 +18,7 @@ from demo.exceptions import DemoError, PostgresUnavailable
 from demo.pgbench import run_pgbench_workload
 from demo.seed import SeedReport, seed_demo
 from demo.workload import WorkloadProgress, WorkloadStats, run_workload
-from scv.settings import get_settings
+from scv.config.settings import get_settings
 
 __all__ = ["app"]
 

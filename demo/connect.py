@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from demo.exceptions import DemoError, PostgresUnavailable
-from scv.settings import Settings
+from scv.config.settings import Settings
 
 __all__ = ["connect"]
 

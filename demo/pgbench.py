@@ -29,7 +29,7 @@ from demo.connect import connect
 from demo.exceptions import DemoError, WorkloadFailed
 from demo.model import database_names
 from demo.server_ops import SCHEMA, database_weight, render_functions
-from scv.settings import Settings
+from scv.config.settings import Settings
 
 __all__ = ["PgbenchStats", "install_server_ops", "pgbench_path", "run_pgbench_workload"]
 

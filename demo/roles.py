@@ -19,7 +19,8 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from demo.secrets import ensure_password
-from scv.settings import Settings
+from scv.config.settings import Settings
+from scv.contracts.naming import SourceNames
 
 __all__ = ["ensure_publication", "ensure_role", "grant_cdc", "publication_name"]
 
@@ -53,8 +54,7 @@ def grant_cdc(conn: psycopg.Connection[TupleRow], *, dbname: str, role: str) -> 
 
 
 def publication_name(source: str) -> str:
-    # connectors/spec.py derives it from the source's name: scv_<name>.
-    return f"scv_{source}"
+    return SourceNames(source).publication
 
 
 def ensure_publication(conn: psycopg.Connection[TupleRow], name: str, tables: list[str]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from demo.exceptions import SecretsMissing
-from scv.settings import Settings, get_settings
+from scv.config.settings import Settings, get_settings
 
 __all__ = [
     "CDC_ROLES",

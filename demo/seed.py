@@ -37,7 +37,8 @@ from demo.loader import advance_identities, apply_schema, copy_batch, count_rows
 from demo.model import database_names, published_tables
 from demo.roles import ensure_publication, ensure_role, grant_cdc, publication_name
 from demo.secrets import CDC_ROLES, password_path
-from scv.settings import Settings
+from scv.config.settings import Settings
+from scv.contracts.naming import SourceNames
 
 __all__ = ["DatabaseOutcome", "SeedReport", "seed_demo"]
 
@@ -88,12 +89,11 @@ def _drop(admin: psycopg.Connection[TupleRow], dbname: str) -> None:
         time.sleep(0.5)
     for slot_name, active in slots:
         if active:
-            # Slots of onboarded sources are named scv_<source> (connectors/spec.py).
-            source = slot_name.removeprefix("scv_")
+            names = SourceNames.of_slot(slot_name)
+            remove = f"`scv sources remove {names.source} --yes`" if names else "its connector"
             raise SeedConflict(
                 f"database {dbname} has replication slot {slot_name} in use by a running connector; "
-                f"delete that connector first (`scv sources remove {source} --yes`), then rerun "
-                f"`scv demo seed --reset`"
+                f"delete that connector first ({remove}), then rerun `scv demo seed --reset`"
             )
         # A slot pins its database; DROP DATABASE refuses while one exists, even WITH (FORCE).
         admin.execute("SELECT pg_drop_replication_slot(%s)", (slot_name,))

@@ -34,7 +34,7 @@ from demo.connect import connect
 from demo.exceptions import DemoError, WorkloadFailed
 from demo.model import database_names
 from demo.operations import Changes, Operation, pick_operation
-from scv.settings import Settings
+from scv.config.settings import Settings
 
 __all__ = ["WorkloadProgress", "WorkloadStats", "run_workload"]
 

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from scv.settings import get_settings
+from scv.config.settings import get_settings
 from store.exceptions import CustomerNotFound, StoreError
 from store.migrate import migrate
 from store.reader import ViewReader

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CellDecodeError", "CustomerNotFound", "MigrationError", "StoreError", "StoreUnavailable"]
+__all__ = ["CustomerNotFound", "MigrationError", "StoreError", "StoreUnavailable"]
 
 
 class StoreError(Exception):
@@ -15,10 +15,6 @@ class StoreUnavailable(StoreError):
 
 class MigrationError(StoreError):
     """A migration file is malformed or the applied history disagrees with the files."""
-
-
-class CellDecodeError(StoreError):
-    """A stored attribute cell cannot be decoded."""
 
 
 class CustomerNotFound(StoreError):

@@ -17,10 +17,10 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
+from scv.contracts.cells import AttributeValue, decode_value
 from store.exceptions import StoreUnavailable
 from store.mutations import EntityRef, IndexEntry, RowKey
 from store.session import TRANSIENT_ERRORS
-from store.values import AttributeValue, decode_value
 
 __all__ = ["INDEX_BUCKETS", "IN_CHUNK", "EntityIndex", "StoredRow", "bucket_of"]
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from store.values import AttributeValue
+from scv.contracts.cells import AttributeValue
 
 __all__ = [
     "DeleteIndex",

@@ -14,9 +14,9 @@ from typing import Any
 
 from cassandra.cluster import Session
 
+from scv.contracts.cells import AttributeValue, decode_value, to_json_compatible
 from store.exceptions import CustomerNotFound, StoreUnavailable
 from store.session import TRANSIENT_ERRORS
-from store.values import AttributeValue, decode_value, to_json_compatible
 
 __all__ = ["CustomerView", "EntityView", "ViewReader"]
 

@@ -1,8 +1,9 @@
 """Source registrations: the mapping of every onboarded source, kept in the store.
 
 The replicator polls this table, so `scv sources add` on any host reaches every replicator without a
-file on their hosts or a restart. The mapping is opaque JSON here; its shape belongs to the
-onboarding package (connectors/mapping.py) — the store only keeps it.
+file on their hosts or a restart. The mapping is opaque JSON here: its shape is the registration
+contract (scv/contracts/registration.py), which both the writer (connectors/) and the reader
+(consumer/catalog.py) import — the store only keeps it.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, N
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import named_tuple_factory
 
-from scv.settings import StoreSettings
+from scv.config.settings import StoreSettings
 from store.exceptions import StoreUnavailable
 
 __all__ = ["TRANSIENT_ERRORS", "connect", "open_session"]

@@ -23,6 +23,7 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
+from scv.contracts.cells import encode_value
 from store.binding import Binder
 from store.exceptions import StoreUnavailable
 from store.index import bucket_of
@@ -36,7 +37,6 @@ from store.mutations import (
     UnlinkChild,
 )
 from store.session import TRANSIENT_ERRORS
-from store.values import encode_value
 
 __all__ = ["ViewWriter"]
 

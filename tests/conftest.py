@@ -22,7 +22,7 @@ from rich.console import Console
 
 from compose.native.exceptions import StackError, StackUpFailed
 from compose.native.stack import Stack
-from scv.settings import Settings, get_settings
+from scv.config.settings import Settings, get_settings
 from store.migrate import migrate
 from store.session import open_session
 

@@ -20,7 +20,7 @@ from compose.native.exceptions import StackError, StackUpFailed
 from compose.native.services import SERVICES, service_by_name
 from compose.native.stack import ServiceStatus, Stack
 from compose.native.supervisor import log_tail
-from scv.settings import get_settings
+from scv.config.settings import get_settings
 
 __all__ = ["app"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scv.settings import Settings
+from scv.config.settings import Settings
 
 __all__ = [
     "CONNECT_CONFIG_PROVIDERS",

@@ -19,7 +19,7 @@ import httpx
 import psycopg
 
 from compose.native.exceptions import HealthCheckFailed
-from scv.settings import Settings
+from scv.config.settings import Settings
 
 __all__ = [
     "AVRO_CONVERTER",
@@ -69,9 +69,9 @@ def check_postgres(settings: Settings) -> None:
 
 
 def check_kafka(settings: Settings) -> None:
-    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-    from confluent_kafka.admin import AdminClient
-    from confluent_kafka.cimpl import NewTopic
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from scv.kafka.admin import KafkaAdmin, KafkaUnavailable
 
     st = settings.stack
     _port_open(st.host, st.kafka_port)
@@ -80,17 +80,14 @@ def check_kafka(settings: Settings) -> None:
         "bootstrap.servers": settings.kafka.bootstrap_servers,
         "log_level": 0,
     }
-    admin = AdminClient(common)
     # Created explicitly (not by auto-create) so the check also proves the controller accepts writes.
-    futures = admin.create_topics(
-        [NewTopic(HEALTH_TOPIC, num_partitions=1, replication_factor=1, config={"retention.ms": "3600000"})],
-        request_timeout=_TIMEOUT_S,
-    )
     try:
-        futures[HEALTH_TOPIC].result(timeout=_TIMEOUT_S)
-    except KafkaException as exc:
-        if "TOPIC_ALREADY_EXISTS" not in str(exc):
-            raise HealthCheckFailed(f"cannot create topic {HEALTH_TOPIC}: {exc}") from exc
+        with KafkaAdmin(settings.kafka.bootstrap_servers, timeout_s=_TIMEOUT_S) as admin:
+            admin.ensure_topic(
+                HEALTH_TOPIC, partitions=1, replication_factor=1, config={"retention.ms": "3600000"}
+            )
+    except KafkaUnavailable as exc:
+        raise HealthCheckFailed(str(exc)) from exc
     token = uuid.uuid4().hex.encode()
     delivered: list[tuple[int, int]] = []
     errors: list[str] = []
@@ -136,7 +133,7 @@ def _check_url_port(url: str) -> None:
 
 
 def check_connect(settings: Settings) -> None:
-    url = f"{settings.kafka.connect_url}/connector-plugins?connectorsOnly=false"
+    url = f"{settings.connect.url}/connector-plugins?connectorsOnly=false"
     _check_url_port(url)
     plugins = _get_json(url)
     classes = {p.get("class") for p in plugins if isinstance(p, dict)} if isinstance(plugins, list) else set()
@@ -148,7 +145,7 @@ def check_connect(settings: Settings) -> None:
 
 
 def check_registry(settings: Settings) -> None:
-    url = f"{settings.kafka.schema_registry_url}/subjects"
+    url = f"{settings.registry.url}/subjects"
     _check_url_port(url)
     subjects = _get_json(url)
     if not isinstance(subjects, list):

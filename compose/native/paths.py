@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scv.settings import StackSettings
+from scv.config.settings import StackSettings
 
 __all__ = ["StackPaths"]
 

@@ -29,7 +29,7 @@ from compose.native.exceptions import ServiceStartError
 from compose.native.paths import StackPaths
 from compose.native.supervisor import Launch, run_as
 from compose.versions import COMPOSE_DIR, Versions
-from scv.settings import Settings
+from scv.config.settings import Settings
 
 __all__ = ["SERVICES", "Context", "Service", "service_by_name"]
 
@@ -392,11 +392,11 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service(
         "connect", "Kafka Connect + Debezium", ("kafka",), "connect",
-        lambda s: s.kafka.connect_url, _prepare_connect, health.check_connect,
+        lambda s: s.connect.url, _prepare_connect, health.check_connect,
     ),
     Service(
         "registry", "Apicurio Registry (ccompat)", ("postgres",), "registry",
-        lambda s: s.kafka.schema_registry_url, _prepare_registry, health.check_registry,
+        lambda s: s.registry.url, _prepare_registry, health.check_registry,
     ),
     Service(
         "cassandra", "Cassandra (CQL store)", (), "scylla",

@@ -32,7 +32,7 @@ from compose.native.paths import StackPaths
 from compose.native.services import SERVICES, Context, Service
 from compose.native.supervisor import log_tail, running_pid, start, stop
 from compose.versions import load_versions
-from scv.settings import Settings
+from scv.config.settings import Settings
 
 __all__ = ["ServiceStatus", "Stack"]
 

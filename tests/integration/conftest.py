@@ -20,7 +20,7 @@ from cassandra.cluster import Session
 
 from connectors.onboard import add_source, remove_source
 from connectors.spec import SourceSpec, parse_spec
-from scv.settings import Settings
+from scv.config.settings import Settings
 from store.exceptions import CustomerNotFound
 from store.migrate import migrate
 from store.reader import CustomerView, ViewReader
@@ -176,7 +176,7 @@ def source_database(stack: Settings) -> Iterator[SourceFactory]:
         spec = parse_spec(spec_text, f"<test source {name}>")
         database = SourceDatabase(name, dsn, spec)
         created.append(database)
-        add_source(spec, stack, progress=False, timeout_s=180)
+        add_source(spec, stack, timeout_s=180)
         return database
 
     yield create

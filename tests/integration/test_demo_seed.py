@@ -24,7 +24,7 @@ from demo.pgbench import run_pgbench_workload
 from demo.secrets import CDC_ROLES, read_password
 from demo.seed import SeedReport, seed_demo
 from demo.workload import run_workload
-from scv.settings import Settings
+from scv.config.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from scv.settings import Settings
+from scv.config.settings import Settings
+from scv.contracts.cells import Json
 from store.reader import ViewReader
-from store.values import Json
 from tests.integration.conftest import (
     REPO,
     ReplicatorProcess,
@@ -427,7 +427,7 @@ def test_schema_the_ccompat_api_cannot_render_is_fetched_natively(
     finally:
         consumer.close()
     schema_id = int.from_bytes(message.value()[1:5], "big")
-    ccompat = httpx.get(f"{stack.kafka.schema_registry_url}/schemas/ids/{schema_id}")
+    ccompat = httpx.get(f"{stack.registry.url}/schemas/ids/{schema_id}")
     assert ccompat.status_code == 400
     assert "discover artifact type" in ccompat.text
 

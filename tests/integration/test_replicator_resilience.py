@@ -23,8 +23,8 @@ from cassandra.cluster import Session
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from consumer.lag import committed_lag
-from scv.settings import Settings
+from scv.config.settings import Settings
+from scv.kafka.admin import KafkaAdmin
 from store.migrate import migrate
 from store.reader import ViewReader
 from store.registrations import RegistrationStore
@@ -121,7 +121,8 @@ def _group_ends(settings: Settings, group: str, topics: list[str]) -> tuple[list
 
 
 def committed_matches_end(settings: Settings, group: str, topics: list[str]) -> bool:
-    return committed_lag(settings.kafka.bootstrap_servers, group, topics) == 0
+    with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
+        return kafka.group_lag(group, topics) == 0
 
 
 def start_at_end(settings: Settings, group: str, topics: list[str]) -> None:
@@ -294,7 +295,7 @@ def _metric(port: int, name: str) -> float:
 def test_registry_outage_is_retried_not_dead_lettered(
     loyalty: SourceDatabase, stack: Settings, store_session: Session, isolated_keyspace: str, tmp_path: Path
 ) -> None:
-    registry = urlsplit(stack.kafka.schema_registry_url)
+    registry = urlsplit(stack.registry.url)
     proxy = FaultyProxy(registry.port or 80)
     proxy.start()
     proxy.cut()
@@ -309,7 +310,7 @@ def test_registry_outage_is_retried_not_dead_lettered(
         metrics_port=9433,
         group_id=group,
         extra_env={
-            "SCV_KAFKA__SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{proxy.port}{registry.path}",
+            "SCV_REGISTRY__URL": f"http://127.0.0.1:{proxy.port}{registry.path}",
             "SCV_STORE__KEYSPACE": isolated_keyspace,
         },
     )

@@ -11,7 +11,7 @@ import pytest
 from connectors.exceptions import SchemaDrift
 from connectors.onboard import add_source
 from connectors.schemas import check_schemas, export_schemas
-from scv.settings import Settings
+from scv.config.settings import Settings
 from tests.integration.test_sources_lifecycle import (  # noqa: F401 - fixture
     LiveSource,
     create_source,

@@ -27,9 +27,8 @@ from connectors.grants import apply_grants_locally
 from connectors.mapping import mapping_from_spec
 from connectors.onboard import add_source, remove_source
 from connectors.operate import pause_source, resnapshot_source, resume_source, source_status
-from connectors.secrets import secret_path
 from connectors.spec import SourceSpec, parse_spec
-from scv.settings import Settings
+from scv.config.settings import Settings
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -126,7 +125,7 @@ class AvroTopicReader:
 
     def _schema(self, schema_id: int) -> Any:
         if schema_id not in self._schemas:
-            url = f"{self._settings.kafka.schema_registry_url}/schemas/ids/{schema_id}"
+            url = f"{self._settings.registry.url}/schemas/ids/{schema_id}"
             response = httpx.get(url, timeout=10)
             response.raise_for_status()
             self._schemas[schema_id] = fastavro.parse_schema(json.loads(response.json()["schema"]))
@@ -210,27 +209,25 @@ def reader(stack: Settings) -> AvroTopicReader:
 
 
 def test_add_connector_and_task_running(loyalty: LiveSource, stack: Settings) -> None:
-    with ConnectClient(stack.kafka.connect_url) as connect:
-        status = connect.status(loyalty.spec.connector_name)
+    with ConnectClient(stack.connect.url) as connect:
+        status = connect.status(loyalty.spec.names.connector)
     assert status is not None
     assert status.running, status
 
 
 def test_add_snapshot_records_are_avro_on_the_topics(loyalty: LiveSource, reader: AvroTopicReader) -> None:
-    members = reader.values(loyalty.spec.topic_for("public.members"))
-    rewards = reader.values(loyalty.spec.topic_for("public.rewards"))
+    members = reader.values(loyalty.spec.names.topic("public.members"))
+    rewards = reader.values(loyalty.spec.names.topic("public.rewards"))
     assert ids_with(members, "member_id", "r") == set(range(1, 21))
     assert ids_with(rewards, "reward_id", "r") == set(range(1, 31))
 
 
 def test_add_password_absent_from_connect_config(loyalty: LiveSource, stack: Settings) -> None:
     password = os.environ[f"SCV_TEST_{loyalty.name.upper()}_PW"]
-    response = httpx.get(
-        f"{stack.kafka.connect_url}/connectors/{loyalty.spec.connector_name}/config", timeout=10
-    )
+    response = httpx.get(f"{stack.connect.url}/connectors/{loyalty.spec.names.connector}/config", timeout=10)
     response.raise_for_status()
     assert password not in response.text
-    path = secret_path(stack, loyalty.name)
+    path = stack.connect.secret_file(loyalty.spec.names.secret_file)
     assert response.json()["database.password"] == f"${{file:{path}:password}}"
     assert path.stat().st_mode & 0o777 == 0o600
 
@@ -246,15 +243,15 @@ def test_add_registers_the_mapping_in_the_store(loyalty: LiveSource, stack: Sett
 
 def test_add_again_is_idempotent(loyalty: LiveSource, stack: Settings) -> None:
     add_source(loyalty.spec, stack, timeout_s=120)
-    with ConnectClient(stack.kafka.connect_url) as connect:
-        status = connect.status(loyalty.spec.connector_name)
+    with ConnectClient(stack.connect.url) as connect:
+        status = connect.status(loyalty.spec.names.connector)
     assert status is not None
     assert status.running
 
 
 def test_add_sets_backward_compatibility_on_subjects(loyalty: LiveSource, stack: Settings) -> None:
-    subject = f"{loyalty.spec.topic_for('public.members')}-value"
-    response = httpx.get(f"{stack.kafka.schema_registry_url}/config/{subject}", timeout=10)
+    subject = f"{loyalty.spec.names.topic('public.members')}-value"
+    response = httpx.get(f"{stack.registry.url}/config/{subject}", timeout=10)
     response.raise_for_status()
     assert "BACKWARD" in response.text
 
@@ -262,13 +259,13 @@ def test_add_sets_backward_compatibility_on_subjects(loyalty: LiveSource, stack:
 def test_pause_resume_changes_made_while_paused_arrive(
     loyalty: LiveSource, stack: Settings, reader: AvroTopicReader
 ) -> None:
-    connector = loyalty.spec.connector_name
+    connector = loyalty.spec.names.connector
     pause_source(loyalty.name, stack)
-    with ConnectClient(stack.kafka.connect_url) as connect:
+    with ConnectClient(stack.connect.url) as connect:
         wait_for(lambda: (s := connect.status(connector)) is not None and s.state == "PAUSED", what="PAUSED")
     loyalty.sql("INSERT INTO members SELECT g, 1000 + g, 'silver', 'paused' FROM generate_series(101, 105) g")
     loyalty.sql("UPDATE members SET tier = 'platinum' WHERE member_id = 1")
-    topic = loyalty.spec.topic_for("public.members")
+    topic = loyalty.spec.names.topic("public.members")
     resume_source(loyalty.name, stack)
     wait_for(
         lambda: {101, 102, 103, 104, 105} <= ids_with(reader.values(topic), "member_id", "c"),
@@ -287,7 +284,7 @@ def test_resnapshot_reemits_rows_as_incremental_reads(
     loyalty: LiveSource, stack: Settings, reader: AvroTopicReader
 ) -> None:
     resnapshot_source(loyalty.name, stack, ["public.rewards"])
-    topic = loyalty.spec.topic_for("public.rewards")
+    topic = loyalty.spec.names.topic("public.rewards")
     wait_for(
         lambda: set(range(1, 31)) <= ids_with(reader.values(topic), "reward_id", "r", snapshot="incremental"),
         what="incremental snapshot records of public.rewards",
@@ -314,9 +311,9 @@ def test_remove_leaves_no_connector_slot_publication_or_registration(migrated: S
         remove_source(source.name, stack)
         assert source.admin(f"SELECT 1 FROM pg_replication_slots WHERE slot_name = 'scv_{source.name}'") == []
         assert source.sql(f"SELECT 1 FROM pg_publication WHERE pubname = 'scv_{source.name}'") == []
-        with ConnectClient(stack.kafka.connect_url) as connect:
-            assert connect.get_config(source.spec.connector_name) is None
-        assert not secret_path(stack, source.name).exists()
+        with ConnectClient(stack.connect.url) as connect:
+            assert connect.get_config(source.spec.names.connector) is None
+        assert not stack.connect.secret_file(source.spec.names.secret_file).exists()
         from store.registrations import RegistrationStore
         from store.session import open_session
 

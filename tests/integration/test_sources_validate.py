@@ -14,7 +14,7 @@ import pytest
 
 from connectors.spec import SourceSpec, parse_spec
 from connectors.validate import validate_source
-from scv.settings import Settings
+from scv.config.settings import Settings
 from tests.integration.test_sources_lifecycle import LiveSource, create_source, drop_source, spec_text
 
 pytestmark = pytest.mark.integration

@@ -33,7 +33,7 @@ from psycopg import sql
 
 from compose.native.health import postgres_status_dsn
 from compose.native.paths import StackPaths
-from scv.settings import Settings
+from scv.config.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 AVRO_CONVERTER = "io.apicurio.registry.utils.converter.AvroConverter"
@@ -117,7 +117,7 @@ def cdc_source(stack: Settings) -> Iterator[CdcSource]:
     try:
         yield src
     finally:
-        httpx.delete(f"{stack.kafka.connect_url}/connectors/{src.connector}", timeout=30)
+        httpx.delete(f"{stack.connect.url}/connectors/{src.connector}", timeout=30)
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
 
             def slot_released() -> bool:
@@ -157,14 +157,14 @@ def _register_connector(stack: Settings, src: CdcSource) -> None:
         "table.include.list": "public.accounts",
         "snapshot.mode": "initial",
         "tombstones.on.delete": "false",
-        **avro_converter_config("key", stack.kafka.registry_native_url),
-        **avro_converter_config("value", stack.kafka.registry_native_url),
+        **avro_converter_config("key", stack.registry.native_url),
+        **avro_converter_config("value", stack.registry.native_url),
     }
-    resp = httpx.put(f"{stack.kafka.connect_url}/connectors/{src.connector}/config", json=config, timeout=30)
+    resp = httpx.put(f"{stack.connect.url}/connectors/{src.connector}/config", json=config, timeout=30)
     assert resp.status_code in (200, 201), resp.text
 
     def running() -> bool:
-        status = httpx.get(f"{stack.kafka.connect_url}/connectors/{src.connector}/status", timeout=10)
+        status = httpx.get(f"{stack.connect.url}/connectors/{src.connector}/status", timeout=10)
         if status.status_code != 200:
             return False
         body = status.json()
@@ -238,7 +238,7 @@ def test_debezium_avro_record_decodes_with_the_registry_schema(
         )
 
     messages = _consume(stack, cdc_source.topic, count=2)
-    registry = SchemaRegistryClient({"url": stack.kafka.schema_registry_url})
+    registry = SchemaRegistryClient({"url": stack.registry.url})
     rows = {}
     for msg in messages:
         _, _, key = _decode(registry, msg.key())

@@ -10,7 +10,7 @@ import yaml
 
 from compose.native.services import SERVICES
 from compose.versions import COMPOSE_DIR, load_versions
-from scv.settings import ConsumerSettings, StackSettings
+from scv.config.settings import ConsumerSettings, StackSettings
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_prometheus_config_is_the_file_the_native_stack_uses(compose: dict[str, 
 
 
 def test_replicator_env_names_existing_settings(compose: dict[str, Any]) -> None:
-    from scv.settings import Settings
+    from scv.config.settings import Settings
 
     env = _service(compose, "replicator")["environment"]
     for key in env:

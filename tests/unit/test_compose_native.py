@@ -12,7 +12,7 @@ from compose.native.paths import StackPaths
 from compose.native.services import SERVICES
 from compose.native.stack import _STOP_PHASES
 from compose.versions import load_versions
-from scv.settings import Settings, StackSettings
+from scv.config.settings import Settings, StackSettings
 
 
 def _settings(tmp_path: Path) -> Settings:

@@ -10,10 +10,10 @@ import typer
 from typer.testing import CliRunner
 
 import demo.cli
-import scv.walkthrough
+import scv.cli.walkthrough
 from demo.exceptions import PostgresUnavailable
 from demo.seed import seed_demo
-from scv.settings import PostgresSettings, Settings, StackSettings
+from scv.config.settings import PostgresSettings, Settings, StackSettings
 from store.exceptions import StoreError
 
 
@@ -71,9 +71,9 @@ def test_demo_run_without_a_store_fails_with_a_message_not_a_traceback(
         stack=StackSettings(data_dir=tmp_path, postgres_port=_closed_port(), cql_port=_closed_port()),
         postgres=PostgresSettings(port=0),
     )
-    monkeypatch.setattr(scv.walkthrough, "get_settings", lambda: settings)
+    monkeypatch.setattr(scv.cli.walkthrough, "get_settings", lambda: settings)
     app = typer.Typer()
-    app.command()(scv.walkthrough.run)
+    app.command()(scv.cli.walkthrough.run)
     result = CliRunner().invoke(app, [])
     assert result.exit_code == 1
     assert "error:" in result.output

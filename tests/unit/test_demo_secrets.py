@@ -10,7 +10,7 @@ import pytest
 
 from demo.exceptions import SecretsMissing
 from demo.secrets import CDC_ROLES, ensure_password, export_demo_passwords, password_path
-from scv.settings import Settings, StackSettings
+from scv.config.settings import Settings, StackSettings
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from uuid import UUID
 import pytest
 
 from consumer.logical import PLACEHOLDER, UNAVAILABLE, compile_converter
-from store.values import Json
+from scv.contracts.cells import Json
 
 
 def _record(field_type: Any) -> dict[str, Any]:

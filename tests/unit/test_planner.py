@@ -8,8 +8,9 @@ import pytest
 
 from consumer.envelope import ChangeEvent, Op
 from consumer.exceptions import PlacementError
-from consumer.mapping import SourceMapping, TableMapping, entity_id_of, orphan_customer_id, place
+from consumer.mapping import entity_id_of, orphan_customer_id, place
 from consumer.planner import Located, Move, Truncate, collapse, plan_batch, refs_to_read, trusted_refs
+from scv.contracts.registration import SourceMapping, TableMapping
 from store.mutations import (
     DeleteIndex,
     DeleteRow,
@@ -22,21 +23,15 @@ from store.mutations import (
     UnlinkChild,
 )
 
-MAPPING = SourceMapping.from_json(
-    SourceMapping(
-        "core",
-        "core",
-        {
-            "public.accounts": TableMapping("core", "public.accounts", "account", customer_key="customer_id"),
-            "public.cards": TableMapping(
-                "core", "public.cards", "card", via_table="public.accounts", via_column="account_id"
-            ),
-            "public.orders": TableMapping(
-                "core", "public.orders", "order", customer_key="customer_id", null_customer_key="skip"
-            ),
-            "public.consents": TableMapping("core", "public.consents", "consent", customer_key="customer_id"),
-        },
-    ).to_json()
+MAPPING = SourceMapping.build(
+    "core",
+    "core",
+    [
+        TableMapping("core", "public.accounts", "account", customer_key="customer_id"),
+        TableMapping("core", "public.cards", "card", via_table="public.accounts", via_column="account_id"),
+        TableMapping("core", "public.orders", "order", customer_key="customer_id", null_customer_key="skip"),
+        TableMapping("core", "public.consents", "consent", customer_key="customer_id"),
+    ],
 )
 ACCOUNTS = MAPPING.tables["public.accounts"]
 CARDS = MAPPING.tables["public.cards"]

@@ -8,7 +8,7 @@ import pytest
 
 from connectors.render import LiveChoices, converter_config, render_connector_config
 from connectors.spec import SourceSpec, parse_spec
-from scv.settings import Settings
+from scv.config.settings import ConnectSettings, Settings
 
 SPEC = """
 name: loyalty
@@ -24,12 +24,14 @@ tables:
     kind: reward
     customer_key: {via: public.members, column: member_id}
 """
-SECRET = Path("/var/lib/scv/secrets/connect/loyalty.properties")
+SECRETS = Path("/run/connect-secrets")
+SECRET = SECRETS / "loyalty.properties"
 
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(_env_file=None)  # type: ignore[call-arg]
+    # The worker's view of the secrets folder, not this process's: what Connect reads.
+    return Settings(connect=ConnectSettings(secrets_dir=Path("/tmp/unused"), worker_secrets_dir=SECRETS))
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ def spec() -> SourceSpec:
 
 
 def test_render_sets_debezium_essentials(spec: SourceSpec, settings: Settings) -> None:
-    config = render_connector_config(spec, settings, secret_file=SECRET)
+    config = render_connector_config(spec, settings.kafka, settings.connect)
     assert config["connector.class"] == "io.debezium.connector.postgresql.PostgresConnector"
     assert config["plugin.name"] == "pgoutput"
     assert config["topic.prefix"] == "loyalty"
@@ -64,13 +66,13 @@ def test_render_sets_debezium_essentials(spec: SourceSpec, settings: Settings) -
 
 
 def test_render_includes_spec_tables_and_signal_table(spec: SourceSpec, settings: Settings) -> None:
-    config = render_connector_config(spec, settings, secret_file=SECRET)
+    config = render_connector_config(spec, settings.kafka, settings.connect)
     assert config["table.include.list"] == r"public\.members,public\.rewards,public\.scv_signal"
     assert config["signal.data.collection"] == "public.scv_signal"
 
 
 def test_render_heartbeat_upserts_the_heartbeat_table(spec: SourceSpec, settings: Settings) -> None:
-    config = render_connector_config(spec, settings, secret_file=SECRET)
+    config = render_connector_config(spec, settings.kafka, settings.connect)
     assert config["heartbeat.interval.ms"] == "10000"
     query = config["heartbeat.action.query"]
     assert query.startswith("INSERT INTO public.scv_heartbeat (source, beat_at) VALUES ('loyalty', now())")
@@ -79,16 +81,16 @@ def test_render_heartbeat_upserts_the_heartbeat_table(spec: SourceSpec, settings
 
 def test_render_omits_heartbeat_query_when_table_missing(spec: SourceSpec, settings: Settings) -> None:
     config = render_connector_config(
-        spec, settings, secret_file=SECRET, choices=LiveChoices(heartbeat_action=False)
+        spec, settings.kafka, settings.connect, choices=LiveChoices(heartbeat_action=False)
     )
     assert "heartbeat.action.query" not in config
     assert config["heartbeat.interval.ms"] == "10000"
 
 
 def test_render_publication_mode_follows_live_choice(spec: SourceSpec, settings: Settings) -> None:
-    default = render_connector_config(spec, settings, secret_file=SECRET)
+    default = render_connector_config(spec, settings.kafka, settings.connect)
     filtered = render_connector_config(
-        spec, settings, secret_file=SECRET, choices=LiveChoices(publication_mode="filtered")
+        spec, settings.kafka, settings.connect, choices=LiveChoices(publication_mode="filtered")
     )
     assert default["publication.autocreate.mode"] == "disabled"
     assert filtered["publication.autocreate.mode"] == "filtered"
@@ -98,13 +100,13 @@ def test_render_password_is_a_file_provider_reference(
     spec: SourceSpec, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LOYALTY_PW", "s3cr3t-value-never-rendered")
-    config = render_connector_config(spec, settings, secret_file=SECRET)
+    config = render_connector_config(spec, settings.kafka, settings.connect)
     assert config["database.password"] == f"${{file:{SECRET}:password}}"
     assert not any("s3cr3t-value-never-rendered" in f"{k}={v}" for k, v in config.items())
 
 
 def test_render_masks_and_hashes_pii_columns(spec: SourceSpec, settings: Settings) -> None:
-    config = render_connector_config(spec, settings, secret_file=SECRET)
+    config = render_connector_config(spec, settings.kafka, settings.connect)
     assert config["column.mask.hash.SHA-256.with.salt.scv"] == r"public\.members\.email"
     assert config["column.mask.with.8.chars"] == r"public\.members\.phone"
     assert config["column.exclude.list"] == r"public\.members\.notes"
@@ -117,7 +119,7 @@ def test_render_mixed_include_and_exclude_becomes_one_include_list(settings: Set
         + "    include_columns: [reward_id, points]\n",
         "loyalty.yaml",
     )
-    config = render_connector_config(spec, settings, secret_file=SECRET)
+    config = render_connector_config(spec, settings.kafka, settings.connect)
     assert "column.exclude.list" not in config
     entries = config["column.include.list"].split(",")
     assert r"public\.members\.(?!(?:notes|memo)$).+" in entries
@@ -130,15 +132,15 @@ def test_render_mixed_include_and_exclude_becomes_one_include_list(settings: Set
 
 def test_render_topic_partitions_from_spec_override_settings(settings: Settings) -> None:
     spec = parse_spec(SPEC + "topic_partitions: 3\n", "loyalty.yaml")
-    config = render_connector_config(spec, settings, secret_file=SECRET)
+    config = render_connector_config(spec, settings.kafka, settings.connect)
     assert config["topic.creation.default.partitions"] == "3"
 
 
 def test_render_converters_write_confluent_wire_format(spec: SourceSpec, settings: Settings) -> None:
-    config = render_connector_config(spec, settings, secret_file=SECRET)
+    config = render_connector_config(spec, settings.kafka, settings.connect)
     for role in ("key", "value"):
         assert config[f"{role}.converter"] == "io.apicurio.registry.utils.converter.AvroConverter"
         assert {k: v for k, v in config.items() if k.startswith(f"{role}.converter")} == converter_config(
-            settings, role
+            settings.connect.worker_registry_url, role
         )
     assert config["value.converter.apicurio.registry.headers.enabled"] == "false"

@@ -28,7 +28,7 @@ def _error(text: str) -> str:
 
 def test_spec_good_parses() -> None:
     spec = parse_spec(GOOD, "loyalty.yaml")
-    assert spec.connector_name == "scv-loyalty"
+    assert spec.names.connector == "scv-loyalty"
     assert spec.publication_autocreate == "auto"
     assert spec.heartbeat_table == "public.scv_heartbeat"
 

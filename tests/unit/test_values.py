@@ -8,8 +8,14 @@ from uuid import UUID
 
 import pytest
 
-from store.exceptions import CellDecodeError
-from store.values import AttributeValue, Json, decode_value, encode_value, to_json_compatible
+from scv.contracts.cells import (
+    AttributeValue,
+    CellDecodeError,
+    Json,
+    decode_value,
+    encode_value,
+    to_json_compatible,
+)
 
 CASES: list[tuple[AttributeValue, object]] = [
     (None, None),

@@ -1,8 +1,9 @@
-"""The one settings model of the service.
+"""The one settings model of the service, one section per component.
 
-Every component reads its configuration from here: defaults that work on the local stack, overridden
-by an optional YAML file (``SCV_CONFIG``, default ``./scv.yaml``) and then by environment variables
-(``SCV_<SECTION>__<KEY>``, e.g. ``SCV_KAFKA__BOOTSTRAP_SERVERS``).
+Defaults work on the local stack; an optional YAML file (``SCV_CONFIG``, default ``./scv.yaml``) and
+then environment variables (``SCV_<SECTION>__<KEY>``, e.g. ``SCV_KAFKA__BOOTSTRAP_SERVERS``) override
+them. Each component is handed only its own section (``settings.store`` to the store, ``settings.kafka``
+to the Kafka edge, ...); only the commands that orchestrate several components see the whole model.
 
     settings = get_settings()
     settings.kafka.bootstrap_servers  # '127.0.0.1:9092'
@@ -23,9 +24,11 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "ConnectSettings",
     "ConsumerSettings",
     "KafkaSettings",
     "PostgresSettings",
+    "RegistrySettings",
     "Settings",
     "StackSettings",
     "StoreSettings",
@@ -88,17 +91,46 @@ class PostgresSettings(BaseModel):
 
 
 class KafkaSettings(BaseModel):
-    """Kafka, Kafka Connect and the schema registry. Addresses left empty follow the stack's ports."""
+    """The Kafka cluster. An empty address follows the stack's port."""
 
     bootstrap_servers: str = ""
-    connect_url: str = ""
-    # Apicurio's Confluent-compatible API: both Debezium's converter ids and confluent-kafka's
-    # SchemaRegistryClient resolve through it.
-    schema_registry_url: str = ""
-    # Apicurio's native API, used by the Kafka Connect Avro converter.
-    registry_native_url: str = ""
     topic_partitions: int = 6
     replication_factor: int = 1
+
+
+class RegistrySettings(BaseModel):
+    """The schema registry, as this process reaches it. Empty addresses follow the stack's port."""
+
+    # Apicurio's Confluent-compatible API: both Debezium's converter ids and confluent-kafka's
+    # SchemaRegistryClient resolve through it.
+    url: str = ""
+    # Apicurio's native API: the replicator's fallback for schemas the ccompat API cannot type.
+    native_url: str = ""
+
+
+class ConnectSettings(BaseModel):
+    """Kafka Connect: where this process reaches its REST API, and what goes into connector configs.
+
+    A connector config is read by the *worker*, which may run elsewhere (another container, another
+    host): the registry address and the secrets folder it names are the worker's view, which defaults
+    to this process's view (the native stack runs everything on one host).
+    """
+
+    url: str = ""
+    # Where `scv sources add` writes each source's password file (0600); empty: <data_dir>/secrets/connect.
+    secrets_dir: Path | None = None
+    # The same folder as the worker sees it (rendered into ${file:...} references); empty: secrets_dir.
+    worker_secrets_dir: Path | None = None
+    # The registry's native API as the worker reaches it (the Avro converter); empty: registry.native_url.
+    worker_registry_url: str = ""
+
+    def secret_file(self, file_name: str) -> Path:
+        assert self.secrets_dir is not None, "resolved by Settings"
+        return self.secrets_dir / file_name
+
+    def worker_secret_file(self, file_name: str) -> Path:
+        assert self.worker_secrets_dir is not None, "resolved by Settings"
+        return self.worker_secrets_dir / file_name
 
 
 class StoreSettings(BaseModel):
@@ -156,6 +188,8 @@ class Settings(BaseSettings):
     stack: StackSettings = Field(default_factory=StackSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    connect: ConnectSettings = Field(default_factory=ConnectSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
 
@@ -168,15 +202,15 @@ class Settings(BaseSettings):
             self.postgres.port = st.postgres_port
         if not self.store.port:
             self.store.port = st.cql_port
-        k = self.kafka
-        k.bootstrap_servers = k.bootstrap_servers or f"{st.host}:{st.kafka_port}"
-        k.connect_url = k.connect_url or f"http://{st.host}:{st.connect_port}"
-        k.schema_registry_url = (
-            k.schema_registry_url or f"http://{st.host}:{st.registry_port}/apis/ccompat/v7"
-        )
-        k.registry_native_url = (
-            k.registry_native_url or f"http://{st.host}:{st.registry_port}/apis/registry/v2"
-        )
+        self.kafka.bootstrap_servers = self.kafka.bootstrap_servers or f"{st.host}:{st.kafka_port}"
+        registry = self.registry
+        registry.url = registry.url or f"http://{st.host}:{st.registry_port}/apis/ccompat/v7"
+        registry.native_url = registry.native_url or f"http://{st.host}:{st.registry_port}/apis/registry/v2"
+        connect = self.connect
+        connect.url = connect.url or f"http://{st.host}:{st.connect_port}"
+        connect.secrets_dir = connect.secrets_dir or st.data_dir / "secrets" / "connect"
+        connect.worker_secrets_dir = connect.worker_secrets_dir or connect.secrets_dir
+        connect.worker_registry_url = connect.worker_registry_url or registry.native_url
         return self
 
     @classmethod

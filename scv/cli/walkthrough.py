@@ -22,12 +22,13 @@ from rich.console import Console
 
 from connectors.exceptions import SourceError
 from connectors.onboard import add_source
+from connectors.progress import snapshot_bars
 from connectors.spec import load_spec
-from consumer.lag import committed_lag
 from demo.exceptions import DemoError
 from demo.secrets import export_demo_passwords
 from demo.seed import seed_demo
-from scv.settings import Settings, get_settings
+from scv.config.settings import Settings, get_settings
+from scv.kafka.admin import KafkaAdmin
 from store.exceptions import CustomerNotFound, StoreError
 from store.migrate import migrate
 from store.reader import CustomerView, ViewReader
@@ -35,7 +36,7 @@ from store.session import open_session
 
 __all__ = ["run", "start_background_replicator"]
 
-SPECS = Path(__file__).resolve().parents[1] / "connectors" / "sources"
+SPECS = Path(__file__).resolve().parents[2] / "connectors" / "sources"
 SOURCES = ("crm", "core", "care")
 # Wide enough for one entity per line even when piped (rich assumes 80 columns off a terminal).
 console = Console(width=max(120, shutil.get_terminal_size().columns))
@@ -87,10 +88,11 @@ def _wait_caught_up(settings: Settings, topics: list[str], log_path: Path, timeo
     # The view is shown, and the change timed, once the snapshots are applied: before that the
     # view is partial and the change waits in line behind the snapshot's records.
     deadline = time.monotonic() + timeout_s
-    with console.status("replicator applying the snapshots") as status:
-        while (
-            behind := committed_lag(settings.kafka.bootstrap_servers, settings.consumer.group_id, topics)
-        ) > 0:
+    with (
+        console.status("replicator applying the snapshots") as status,
+        KafkaAdmin(settings.kafka.bootstrap_servers) as kafka,
+    ):
+        while (behind := kafka.group_lag(settings.consumer.group_id, topics)) > 0:
             if time.monotonic() > deadline:
                 console.print(
                     f"[red]the replicator is still {behind:,} records behind after {timeout_s:.0f} s[/]; "
@@ -155,13 +157,14 @@ def _walk_through(settings: Settings, customers: int) -> None:
         console.print(f"[bold]2/5[/] demo systems of record seeded ({customers:,} customers)")
         export_demo_passwords(settings)
         specs = [load_spec(SPECS / f"{name}.yaml") for name in SOURCES]
-        for spec in specs:
-            add_source(spec, settings, progress=True)
+        with snapshot_bars(errors) as on_progress:
+            for spec in specs:
+                add_source(spec, settings, on_progress=on_progress)
         console.print("[bold]3/5[/] crm, core, care onboarded (Debezium connectors RUNNING)")
         pid = start_background_replicator(settings)
         log_path = settings.stack.data_dir / "logs" / "replicator.log"
         console.print(f"[bold]4/5[/] replicator running (pid {pid}, log {log_path})")
-        topics = [spec.topic_for(table) for spec in specs for table in spec.tables]
+        topics = [spec.names.topic(table) for spec in specs for table in spec.tables]
         _wait_caught_up(settings, topics, log_path)
 
         reader = ViewReader(session, settings.store.keyspace)

@@ -1,6 +1,6 @@
 """Structured logging: one configuration for every `scv` process.
 
-    configure_logging(get_settings())
+    configure_logging(settings.log_level, settings.log_format)
     log = structlog.get_logger(__name__); log.info("batch_applied", events=120)
 
 Secrets never reach a log line: settings hold them as ``SecretStr`` and the redaction processor masks
@@ -17,8 +17,6 @@ from typing import Any
 
 import structlog
 
-from scv.settings import Settings
-
 __all__ = ["configure_logging", "redact"]
 
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|credential|api[_-]?key", re.IGNORECASE)
@@ -31,11 +29,12 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
     return event
 
 
-def configure_logging(settings: Settings) -> None:
-    level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
+def configure_logging(level_name: str = "INFO", log_format: str = "console") -> None:
+    """``log_format``: "json" (one object per line, for collectors) or "console" (for humans)."""
+    level = logging.getLevelNamesMapping().get(level_name.upper(), logging.INFO)
     renderer: Any = (
         structlog.processors.JSONRenderer()
-        if settings.log_format == "json"
+        if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(

@@ -1,4 +1,5 @@
-"""Typed attribute values <-> the text cells of the view's ``attributes`` map.
+"""Typed attribute values <-> the text cells of the view's ``attributes`` map: the read contract's
+value forms, shared by the writer (store/writer.py) and every reader (the client library).
 
 Each source column is one map entry, so each has its own write timestamp and partial updates and
 replays merge cell by cell. A cell is ``<tag>:<payload>``: the tag keeps the source type, so a
@@ -18,15 +19,18 @@ from decimal import Decimal
 from typing import Any, TypeAlias
 from uuid import UUID
 
-from store.exceptions import CellDecodeError
-
 __all__ = [
     "AttributeValue",
+    "CellDecodeError",
     "Json",
     "decode_value",
     "encode_value",
     "to_json_compatible",
 ]
+
+
+class CellDecodeError(ValueError):
+    """A stored attribute cell cannot be decoded (not written by scv, or by a newer version)."""
 
 
 class Json:
