@@ -52,6 +52,7 @@ __all__ = [
     "SnapshotProgress",
     "add_source",
     "onboard_source",
+    "register_source",
     "remove_source",
     "remove_source_report",
 ]
@@ -246,6 +247,23 @@ def onboard_source(
     _set_compatibility(spec, settings, result)
     _register(spec, settings)
     log.info("sources.added", source=spec.name, compatibility=spec.compatibility)
+    return result
+
+
+def register_source(spec: SourceSpec, settings: Settings) -> AddResult:
+    """Steps 5-6 alone, for a connector created another way (a Strimzi ``KafkaConnector`` rendered by
+    `scv sources render --k8s`): the compatibility of the subjects that have a schema, then the mapping
+    registration, from which running replicators apply the source. Idempotent."""
+    result = AddResult(
+        name=spec.name,
+        connector=spec.names.connector,
+        topics=[spec.names.topic(t) for t in spec.tables],
+        rows={},
+        records={},
+    )
+    _set_compatibility(spec, settings, result)
+    _register(spec, settings)
+    log.info("sources.registered", source=spec.name, compatibility=spec.compatibility)
     return result
 
 

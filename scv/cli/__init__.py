@@ -28,6 +28,9 @@ class _Group:
 
 
 _GROUPS: dict[str, _Group] = {
+    "compose": _Group(
+        "compose.cli:app", "The compose stack's config files, rendered like the native stack's."
+    ),
     "consume": _Group(
         "consumer.cli:consume", "Apply the change topics of every registered source to the view."
     ),

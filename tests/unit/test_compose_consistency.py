@@ -91,14 +91,3 @@ def test_prometheus_config_is_the_file_the_native_stack_uses(compose: dict[str, 
     config = yaml.safe_load((COMPOSE_DIR / "config" / "prometheus.yml").read_text())
     jobs = {job["job_name"] for job in config["scrape_configs"]}
     assert jobs == {"prometheus", "scv-replicator"}
-
-
-def test_replicator_env_names_existing_settings(compose: dict[str, Any]) -> None:
-    from scv.config.settings import Settings
-
-    env = _service(compose, "replicator")["environment"]
-    for key in env:
-        section, field = key.removeprefix("SCV_").lower().split("__")
-        model = Settings.model_fields[section].annotation
-        assert model is not None, key
-        assert field in model.model_fields, key
