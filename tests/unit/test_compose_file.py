@@ -290,9 +290,14 @@ def test_data_lives_on_a_named_volume(services: dict[str, dict[str, Any]], servi
 
 
 def test_kafka_log_dirs_live_on_the_kafka_data_volume(services: dict[str, dict[str, Any]]) -> None:
-    # Without it, topics and Connect's offsets live in the image's default /tmp log dir.
+    # Without it, topics and Connect's offsets live in the image's default /tmp log dir and vanish
+    # with the container. The broker must run the file whose log.dirs is the volume.
+    kafka = services["kafka"]
+    mounts = {target: src for src, target, _ in _volumes(kafka)}
+    (config,) = set(re.findall(r"kafka-server-start\.sh (\S+)", " ".join(kafka.get("command", []))))
+    assert mounts.get(str(Path(config).parent)) == "./config/generated/kafka"
     log_dirs = _kafka_properties()["log.dirs"]
-    assert ("kafka-data", log_dirs, "rw") in _volumes(services["kafka"])
+    assert mounts.get(log_dirs) == "kafka-data"
 
 
 def test_kafka_runs_the_generated_server_properties(services: dict[str, dict[str, Any]]) -> None:
@@ -357,33 +362,42 @@ def test_connect_env_sets_only_variables_its_command_reads(services: dict[str, d
     assert set(_environment(services["connect"])) == {"KAFKA_HEAP_OPTS", "KAFKA_LOG4J_OPTS"}
 
 
+def _onboarding_settings(services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings of the container that runs `scv sources add`, read from its environment."""
+    (onboarding,) = [
+        n for n, svc in services.items() if _uses_scv_image(svc) and "tools" in svc.get("profiles", [])
+    ]
+    env = {k: v for k, v in _environment(services[onboarding]).items() if not v.startswith("${")}
+    return _settings_from_env(monkeypatch, env)
+
+
 def test_connector_secret_reference_resolves_inside_connect(
-    services: dict[str, dict[str, Any]], spec: SourceSpec
+    services: dict[str, dict[str, Any]], spec: SourceSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = view.container_settings()
+    settings = _onboarding_settings(services, monkeypatch)
     config = render_connector_config(spec, settings.kafka, settings.connect)
     secret = Path(config["database.password"].removeprefix("${file:").rsplit(":", 1)[0])
+    folder = str(secret.parent)
     connect_mounts = {target: src for src, target, _ in _volumes(services["connect"])}
     writer_mounts = {target: (src, mode) for src, target, mode in _volumes(services["scv"])}
-    folder = str(secret.parent)
     # The worker reads the file from a volume ...
     assert connect_mounts.get(folder) == "connect-secrets"
     # ... that the service running `scv sources add` mounts writable at the same path, where its
     # settings write it.
     assert writer_mounts.get(folder) == ("connect-secrets", "rw")
-    assert _environment(services["scv"])["SCV_CONNECT__SECRETS_DIR"] == folder
+    assert settings.connect.secrets_dir == Path(folder)
 
 
 def test_connector_registry_url_names_the_registry_service(
-    services: dict[str, dict[str, Any]], spec: SourceSpec
+    services: dict[str, dict[str, Any]], spec: SourceSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = view.container_settings()
+    settings = _onboarding_settings(services, monkeypatch)
     url = render_connector_config(spec, settings.kafka, settings.connect)[
         "value.converter.apicurio.registry.url"
     ]
     match = re.match(r"http://([^:/]+):(\d+)/apis/registry/v2$", url)
     assert match, url
-    assert match.group(1) in services
+    assert match.group(1) == view.REGISTRY
     assert int(match.group(2)) == StackSettings().registry_port == _ports(services["registry"])[0][2]
 
 
