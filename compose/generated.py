@@ -54,7 +54,6 @@ def render_files() -> dict[str, str]:
         ),
         # Kafka and Connect log through the same log4j2 configuration, as natively.
         "log4j2.xml": configs.log4j2_xml(),
-        "scylla/scylla.yaml": _HEADER + configs.scylla_yaml(settings),
         **{f"prometheus/targets/{name}": text + "\n" for name, text in targets.items()},
     }
     files["README.md"] = _readme(sorted(files))

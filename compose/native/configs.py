@@ -28,7 +28,7 @@ __all__ = [
     "postgres_options",
     "prometheus_targets",
     "registry_properties",
-    "scylla_yaml",
+    "scylla_args",
 ]
 
 
@@ -254,7 +254,7 @@ def log4j2_xml() -> str:
 @dataclass(frozen=True)
 class StoreNode:
     """What the CQL node is told the same way on both shapes: Cassandra 5 natively
-    (``cassandra_yaml``), ScyllaDB in compose (``scylla_yaml``), each in its own key names and units."""
+    (``cassandra_yaml``), ScyllaDB in compose (``scylla_args``), each in its own names and units."""
 
     cluster_name: str = "scv-local"
     # SimpleSnitch puts the node in "datacenter1", the StoreSettings.local_dc default that
@@ -353,28 +353,29 @@ def cassandra_yaml(settings: Settings, state_dir: Path) -> str:
     return json.dumps(config, indent=2) + "\n"
 
 
-def scylla_yaml(settings: Settings) -> str:
-    """scylla.yaml of the compose stack's ScyllaDB: the ``StoreNode`` values in ScyllaDB's key names.
+def scylla_args(settings: Settings) -> list[str]:
+    """The ``StoreNode`` values as ScyllaDB command-line options, for the compose stack's ScyllaDB.
 
-    Addresses are not here: the image's entrypoint passes the container's own address as
-    ``--listen-address``/``--rpc-address``; resources (``--smp``, ``--memory``) are its command line.
-    Everything else keeps ScyllaDB's defaults: Cassandra's tuning above (trie memtables, BTI sstables,
-    row index size) has no ScyllaDB counterpart.
+    Options, not a scylla.yaml: the image's own scylla.yaml stays in place (its packaging paths and
+    defaults), its entrypoint passes the container's address as ``--listen-address``/``--rpc-address``
+    and hands every other option to ScyllaDB, which accepts each scylla.yaml key as ``--key-name``.
+    Cassandra's tuning above (trie memtables, BTI sstables, row index size) has no ScyllaDB
+    counterpart and stays Cassandra's.
     """
     st = settings.stack
     node = STORE_NODE
-    config = {
-        "cluster_name": node.cluster_name,
-        "native_transport_port": st.cql_port,
-        "storage_port": st.cassandra_storage_port,
-        "endpoint_snitch": node.endpoint_snitch,
+    options = {
+        "cluster-name": node.cluster_name,
+        "endpoint-snitch": node.endpoint_snitch,
         "authenticator": node.authenticator,
         "authorizer": node.authorizer,
-        "read_request_timeout_in_ms": node.request_timeout_ms,
-        "write_request_timeout_in_ms": node.request_timeout_ms,
-        "batch_size_warn_threshold_in_kb": node.batch_size_warn_kib,
+        "native-transport-port": st.cql_port,
+        "storage-port": st.cassandra_storage_port,
+        "read-request-timeout-in-ms": node.request_timeout_ms,
+        "write-request-timeout-in-ms": node.request_timeout_ms,
+        "batch-size-warn-threshold-in-kb": node.batch_size_warn_kib,
     }
-    return json.dumps(config, indent=2) + "\n"
+    return [item for key, value in options.items() for item in (f"--{key}", str(value))]
 
 
 def logback_xml() -> str:

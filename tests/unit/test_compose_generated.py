@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -31,9 +30,9 @@ def test_a_stale_or_stray_generated_file_is_reported(tmp_path: Path) -> None:
     write_files(tmp_path)
     (tmp_path / "kafka" / "server.properties").write_text("num.partitions=1\n")
     (tmp_path / "old.json").write_text("{}")
-    (tmp_path / "scylla" / "scylla.yaml").unlink()
+    (tmp_path / "log4j2.xml").unlink()
     assert differences(tmp_path) == [
-        "scylla/scylla.yaml: missing",
+        "log4j2.xml: missing",
         "kafka/server.properties: differs from its rendering",
         "old.json: not rendered by anything",
     ]
@@ -87,9 +86,9 @@ def test_compose_worker_differs_from_the_native_one_only_in_placement(tmp_path: 
 
 
 def test_scylla_and_cassandra_are_told_the_same_store_node() -> None:
-    scylla: dict[str, Any] = yaml.safe_load(render_files()["scylla/scylla.yaml"])
+    args = configs.scylla_args(view.container_settings())
+    scylla = dict(zip(args[::2], args[1::2], strict=True))
     cassandra = json.loads(configs.cassandra_yaml(view.container_settings(), Path("/state")))
-    node = configs.STORE_NODE
     for key in (
         "cluster_name",
         "endpoint_snitch",
@@ -98,10 +97,17 @@ def test_scylla_and_cassandra_are_told_the_same_store_node() -> None:
         "native_transport_port",
         "storage_port",
     ):
-        assert scylla[key] == cassandra[key], key
-    assert scylla["read_request_timeout_in_ms"] == int(cassandra["read_request_timeout"].removesuffix("ms"))
-    assert scylla["write_request_timeout_in_ms"] == node.request_timeout_ms
-    assert f"{scylla['batch_size_warn_threshold_in_kb']}KiB" == cassandra["batch_size_warn_threshold"]
+        assert scylla[f"--{key.replace('_', '-')}"] == str(cassandra[key]), key
+    for kind in ("read", "write"):
+        assert f"{scylla[f'--{kind}-request-timeout-in-ms']}ms" == cassandra[f"{kind}_request_timeout"]
+    assert f"{scylla['--batch-size-warn-threshold-in-kb']}KiB" == cassandra["batch_size_warn_threshold"]
+
+
+def test_compose_scylla_runs_with_the_rendered_options() -> None:
+    compose = yaml.safe_load((COMPOSE_DIR / "docker-compose.yml").read_text())
+    command = [str(arg) for arg in compose["services"]["scylla"]["command"]]
+    resources = ["--smp", "1", "--memory", "1G", "--overprovisioned", "1", "--developer-mode", "1"]
+    assert command == resources + configs.scylla_args(view.container_settings())
 
 
 def test_prometheus_targets_name_compose_services() -> None:
