@@ -340,11 +340,16 @@ def order_return(cur: Cursor, rng: random.Random, customer_id: int) -> Changes:
 # ---- care --------------------------------------------------------------------------------------
 
 
+# The contact center knows customers by fiscal code: its own caller register maps the caller number (the
+# workload picks one as it picks a CRM customer id) to the code as its agents spelled it.
+_CALLER_CODE = "(SELECT fiscal_code FROM callers WHERE caller_id = %s)"
+
+
 def interaction_log(cur: Cursor, rng: random.Random, customer_id: int) -> Changes:
-    row = interaction(rng, 0, customer_id, datetime.now(UTC))
+    row = interaction(rng, 0, "", datetime.now(UTC))
     cur.execute(
-        "INSERT INTO interactions (customer_id, channel, direction, started_at, duration_s, subject, notes, "
-        "agent_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        "INSERT INTO interactions (fiscal_code, channel, direction, started_at, duration_s, subject, notes, "
+        f"agent_id) SELECT {_CALLER_CODE}, %s, %s, %s, %s, %s, %s, %s",
         (
             customer_id,
             row.channel,
@@ -364,7 +369,7 @@ def interaction_close(cur: Cursor, rng: random.Random, customer_id: int) -> Chan
     # the notes value (REPLICA IDENTITY DEFAULT), which the consumer must not write over the old one.
     cur.execute(
         "UPDATE interactions SET outcome = %s, updated_at = now() WHERE interaction_id = "
-        "(SELECT interaction_id FROM interactions WHERE customer_id = %s "
+        f"(SELECT interaction_id FROM interactions WHERE fiscal_code = {_CALLER_CODE} "
         "ORDER BY (outcome IS NULL) DESC, interaction_id DESC LIMIT 1)",
         (rng.choice(v.OUTCOMES), customer_id),
     )
@@ -373,8 +378,9 @@ def interaction_close(cur: Cursor, rng: random.Random, customer_id: int) -> Chan
 
 def survey_answer(cur: Cursor, rng: random.Random, customer_id: int) -> Changes:
     cur.execute(
-        "INSERT INTO surveys (customer_id, interaction_id, nps, comment, answered_at) "
-        "SELECT %s, max(interaction_id), %s, %s, now() FROM interactions WHERE customer_id = %s",
+        "INSERT INTO surveys (fiscal_code, interaction_id, nps, comment, answered_at) "
+        f"SELECT {_CALLER_CODE}, max(interaction_id), %s, %s, now() FROM interactions "
+        f"WHERE fiscal_code = {_CALLER_CODE}",
         (
             customer_id,
             rng.randint(0, 10),

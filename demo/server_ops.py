@@ -262,6 +262,10 @@ def _core(pools: dict[str, list[object]]) -> dict[str, str]:
     }
 
 
+# The contact center keys by fiscal code, found in its caller register from the caller number.
+_CALLER_CODE = "(SELECT fiscal_code FROM callers WHERE caller_id = cid)"
+
+
 def _care(pools: dict[str, list[object]]) -> dict[str, str]:
     columns = ("channel", "direction", "duration_s", "subject", "notes", "agent_id")
     casts = {"duration_s": "int"}
@@ -270,8 +274,8 @@ def _care(pools: dict[str, list[object]]) -> dict[str, str]:
         "interaction_log": _function(
             "interaction_log",
             f"i := {SCHEMA}.between(1, {_POOL});\n"
-            "INSERT INTO interactions (customer_id, channel, direction, started_at, duration_s, subject, "
-            "notes, agent_id) SELECT cid, x.channel::interaction_channel, "
+            "INSERT INTO interactions (fiscal_code, channel, direction, started_at, duration_s, subject, "
+            f"notes, agent_id) SELECT {_CALLER_CODE}, x.channel::interaction_channel, "
             "x.direction::interaction_direction, now(), x.duration_s, "
             f"x.subject, x.notes, x.agent_id FROM (SELECT {values}) AS x({', '.join(columns)});\n"
             "GET DIAGNOSTICS n = ROW_COUNT;",
@@ -281,14 +285,14 @@ def _care(pools: dict[str, list[object]]) -> dict[str, str]:
             "interaction_close",
             # Leaves notes untouched: a TOASTed note then travels as Debezium's unavailable value.
             f"UPDATE interactions SET outcome = {_pick(v.OUTCOMES)}, updated_at = now() "
-            "WHERE interaction_id = (SELECT interaction_id FROM interactions WHERE customer_id = cid "
+            f"WHERE interaction_id = (SELECT interaction_id FROM interactions WHERE fiscal_code = {_CALLER_CODE} "
             "ORDER BY (outcome IS NULL) DESC, interaction_id DESC LIMIT 1);\nGET DIAGNOSTICS n = ROW_COUNT;",
         ),
         "survey_answer": _function(
             "survey_answer",
-            "INSERT INTO surveys (customer_id, interaction_id, nps, comment, answered_at) "
-            f"SELECT cid, max(interaction_id), {SCHEMA}.between(0, 10), CASE WHEN random() < 0.4 THEN "
-            f"{_pick(v.SURVEY_COMMENTS)} END, now() FROM interactions WHERE customer_id = cid;\n"
+            "INSERT INTO surveys (fiscal_code, interaction_id, nps, comment, answered_at) "
+            f"SELECT {_CALLER_CODE}, max(interaction_id), {SCHEMA}.between(0, 10), CASE WHEN random() < 0.4 "
+            f"THEN {_pick(v.SURVEY_COMMENTS)} END, now() FROM interactions WHERE fiscal_code = {_CALLER_CODE};\n"
             "GET DIAGNOSTICS n = ROW_COUNT;",
         ),
     }
