@@ -437,7 +437,9 @@ def interaction(rng: random.Random, interaction_id: int, code: str, started: dat
     )
 
 
-def survey(rng: random.Random, survey_id: int, code: str, interaction_id: int | None, after: datetime) -> Survey:
+def survey(
+    rng: random.Random, survey_id: int, code: str, interaction_id: int | None, after: datetime
+) -> Survey:
     return Survey(
         survey_id=survey_id,
         fiscal_code=code,

@@ -24,9 +24,8 @@ _SHAPE: Final = "LLLLLLDDLDDLDDDL"
 
 def fiscal_code(customer_id: int) -> str:
     digest = hashlib.sha256(f"scv-demo-fiscal-code-{customer_id}".encode()).digest()
-    return "".join(
-        _LETTERS[byte % 26] if kind == "L" else str(byte % 10) for kind, byte in zip(_SHAPE, digest, strict=False)
-    )
+    places = zip(_SHAPE, digest, strict=False)
+    return "".join(_LETTERS[byte % 26] if kind == "L" else str(byte % 10) for kind, byte in places)
 
 
 def care_spelling(customer_id: int) -> str:

@@ -285,14 +285,16 @@ def _care(pools: dict[str, list[object]]) -> dict[str, str]:
             "interaction_close",
             # Leaves notes untouched: a TOASTed note then travels as Debezium's unavailable value.
             f"UPDATE interactions SET outcome = {_pick(v.OUTCOMES)}, updated_at = now() "
-            f"WHERE interaction_id = (SELECT interaction_id FROM interactions WHERE fiscal_code = {_CALLER_CODE} "
+            "WHERE interaction_id = (SELECT interaction_id FROM interactions "
+            f"WHERE fiscal_code = {_CALLER_CODE} "
             "ORDER BY (outcome IS NULL) DESC, interaction_id DESC LIMIT 1);\nGET DIAGNOSTICS n = ROW_COUNT;",
         ),
         "survey_answer": _function(
             "survey_answer",
             "INSERT INTO surveys (fiscal_code, interaction_id, nps, comment, answered_at) "
             f"SELECT {_CALLER_CODE}, max(interaction_id), {SCHEMA}.between(0, 10), CASE WHEN random() < 0.4 "
-            f"THEN {_pick(v.SURVEY_COMMENTS)} END, now() FROM interactions WHERE fiscal_code = {_CALLER_CODE};\n"
+            f"THEN {_pick(v.SURVEY_COMMENTS)} END, now() FROM interactions "
+            f"WHERE fiscal_code = {_CALLER_CODE};\n"
             "GET DIAGNOSTICS n = ROW_COUNT;",
         ),
     }
