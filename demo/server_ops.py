@@ -61,7 +61,7 @@ def _pick(values: Sequence[object], cast: str = "text") -> str:
 def _pools(seed: int) -> dict[str, list[object]]:
     rng = random.Random(f"server-ops/{seed}")
     orders = [order_items(rng) for _ in range(_POOL)]
-    contacts = [interaction(rng, 0, 0, datetime.now(UTC)) for _ in range(_POOL)]
+    contacts = [interaction(rng, 0, "", datetime.now(UTC)) for _ in range(_POOL)]
     return {
         "order_items": [items for items, _ in orders],
         "order_totals": [total for _, total in orders],
