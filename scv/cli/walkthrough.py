@@ -76,7 +76,8 @@ def _customer_in_all_three(settings: Settings) -> str:
     with psycopg.connect(settings.postgres.dsn("core")) as core:
         with_accounts = {row[0] for row in core.execute("SELECT DISTINCT customer_id FROM accounts")}
     with psycopg.connect(settings.postgres.dsn("crm")) as crm:
-        by_code: dict[str, int] = dict(crm.execute("SELECT fiscal_code, customer_id FROM customers").fetchall())
+        rows_by_code = crm.execute("SELECT fiscal_code, customer_id FROM customers").fetchall()
+        by_code: dict[str, int] = dict(rows_by_code)
     with psycopg.connect(settings.postgres.dsn("care")) as care:
         rows = care.execute(
             "SELECT upper(trim(fiscal_code)) FROM interactions GROUP BY 1 ORDER BY count(*) DESC"
