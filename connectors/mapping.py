@@ -92,6 +92,9 @@ def mapping_from_spec(
                 if contact is None
                 else ContactRule(contact.value, contact.primary, contact.updated, tuple(contact.normalize)),
                 profile=tuple(sorted(table.profile.items())),
+                include_columns=tuple(table.include_columns) if table.include_columns is not None else None,
+                exclude_columns=tuple(table.exclude_columns),
+                masked_columns=tuple(sorted({*table.hash_columns, *table.mask_columns})),
             )
         )
     return SourceMapping.build(spec.name, spec.names.topic_prefix, tables, spec.priority)

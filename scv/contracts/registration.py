@@ -83,6 +83,11 @@ class TableMapping:
     contact: ContactRule | None = None
     # Composed-profile attribute -> this table's column holding it.
     profile: tuple[tuple[str, str], ...] = ()
+    # Which columns reach the view (None: all but ``exclude_columns``), and which arrive hashed or
+    # masked by Debezium (present, but not comparable with the source's clear values).
+    include_columns: tuple[str, ...] | None = None
+    exclude_columns: tuple[str, ...] = ()
+    masked_columns: tuple[str, ...] = ()
     # Tables of the same source whose customer is resolved through this one (derived by SourceMapping).
     children: tuple[str, ...] = field(default=(), compare=False)
 
@@ -134,6 +139,9 @@ class TableMapping:
                 "normalize": list(self.contact.normalize),
             },
             "profile": dict(self.profile),
+            "include_columns": list(self.include_columns) if self.include_columns is not None else None,
+            "exclude_columns": list(self.exclude_columns),
+            "masked_columns": list(self.masked_columns),
         }
         declared.update({k: v for k, v in optional.items() if v})
         return declared
@@ -223,6 +231,9 @@ def _table(source: str, table: str, spec: dict[str, Any]) -> TableMapping:
             contact["value"], contact.get("primary"), contact.get("updated"), _steps(contact.get("normalize"))
         ),
         profile=tuple(sorted((spec.get("profile") or {}).items())),
+        include_columns=tuple(spec["include_columns"]) if spec.get("include_columns") is not None else None,
+        exclude_columns=tuple(spec.get("exclude_columns") or ()),
+        masked_columns=tuple(spec.get("masked_columns") or ()),
     )
 
 
