@@ -20,7 +20,10 @@ column. The rules, by type:
 - date: ``YYYY-MM-DD`` (ISO DateStyle); time: ``HH:MM:SS.ffffff``;
 - bytea: lower-case hex;
 - arrays: the md5 of each element's canonical text (``N`` for NULL), comma-separated, in order;
-- NULL: no text (``N`` in a row hash), a column absent from the view ``A`` (never equal to a value).
+- NULL: no text (``N`` in a row hash). A column the view's row has no cell for counts as NULL: a
+  nullable column added to the source table reaches existing rows' views only with their next change,
+  and until then both sides rightly say "no value". (A column added with a non-NULL default differs
+  until each row changes; `scv verify --repair` re-reads them.)
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ from uuid import UUID
 from scv.contracts.cells import AttributeValue, Json
 
 __all__ = [
-    "ABSENT",
     "NULL",
     "bucket_of",
     "canonical",
@@ -49,8 +51,6 @@ __all__ = [
 ]
 
 NULL: Final = "N"
-# A column the view's row has no cell for: it can equal no value, so the row differs.
-ABSENT: Final = "A"
 _STAMP: Final = "%Y-%m-%dT%H:%M:%S.%f"
 
 
@@ -162,7 +162,7 @@ def row_hash(values: Sequence[AttributeValue | _Absent]) -> str:
     parts = []
     for value in values:
         if isinstance(value, _Absent):
-            parts.append(ABSENT)
+            parts.append(NULL)
         else:
             text = canonical(value)
             parts.append(NULL if text is None else _md5(text))
