@@ -36,6 +36,7 @@ from connectors.exceptions import (
     ValidationFailed,
 )
 from connectors.mapping import mapping_from_spec
+from connectors.registered import registered_mappings
 from connectors.registry import RegistryClient
 from connectors.render import render_connector_config
 from connectors.secrets import remove_connect_secret, write_connect_secret
@@ -198,7 +199,7 @@ def _register(spec: SourceSpec, settings: Settings) -> None:
                 f"the store has no {settings.store.keyspace}.source_registrations table ({exc}); run "
                 f"`scv store migrate`, then re-run `scv sources add` (the connector is already running)"
             ) from exc
-        store.put(spec.name, mapping_from_spec(spec).to_json())
+        store.put(spec.name, mapping_from_spec(spec, registered_mappings(settings.store)).to_json())
 
 
 def onboard_source(

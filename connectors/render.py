@@ -127,9 +127,9 @@ def _column_lists(spec: SourceSpec) -> dict[str, str]:
 
 
 def _with_keys(table: TableSpec, columns: list[str]) -> list[str]:
-    # The customer key (or via column) and entity id columns must reach the replicator whatever the
-    # DBA listed: without them a row cannot be placed.
-    needed = [table.via.column if table.via else str(table.customer_key), *(table.entity_id or [])]
+    # The customer key (or via column), the entity id columns, lookup keys and the merge column must
+    # reach the replicator whatever the DBA listed: without them a row cannot be placed or found.
+    needed = [table.key_column, *(table.entity_id or []), *table.keys, *filter(None, [table.merge_into])]
     return [*columns, *(c for c in needed if c not in columns)]
 
 

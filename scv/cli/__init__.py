@@ -43,6 +43,7 @@ _GROUPS: dict[str, _Group] = {
         "compose.native.cli:app", "The local stack as processes (PostgreSQL, Kafka, Connect, ...)."
     ),
     "store": _Group("store.cli:app", "The CQL store: schema migrations."),
+    "verify": _Group("scv.verify.cli:verify_command", "Reconcile systems of record and view; repair drift."),
     "view": _Group("store.cli:view_app", "Read the Single Customer View."),
 }
 
