@@ -17,14 +17,17 @@ from pathlib import Path
 # may sit in the same local stack. Set before any settings are read; subprocesses inherit it.
 os.environ.setdefault("SCV_STORE__KEYSPACE", f"scv_test_{uuid.uuid4().hex[:8]}")
 
+from collections.abc import Iterator
+
 import pytest
+from cassandra.cluster import Session
 from rich.console import Console
 
 from compose.native.exceptions import StackError, StackUpFailed
 from compose.native.stack import Stack
 from scv.config.settings import Settings, get_settings
 from store.migrate import migrate
-from store.session import open_session
+from store.session import connect, open_session
 
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 
@@ -33,6 +36,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _INTEGRATION_DIR in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def store_session(stack: Settings) -> Iterator[Session]:
+    """One CQL session for the test session; the test keyspace is dropped at the end."""
+    cluster, session = connect(stack.store)
+    yield session
+    session.execute(f"DROP KEYSPACE IF EXISTS {stack.store.keyspace}", timeout=120)
+    cluster.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -22,9 +22,7 @@ from connectors.onboard import add_source, remove_source
 from connectors.spec import SourceSpec, parse_spec
 from scv.config.settings import Settings
 from store.exceptions import CustomerNotFound
-from store.migrate import migrate
 from store.reader import CustomerView, ViewReader
-from store.session import connect
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -42,15 +40,6 @@ def wait_for(
             return last
         time.sleep(every_s)
     pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what} (last value: {last!r})")
-
-
-@pytest.fixture(scope="session")
-def store_session(stack: Settings) -> Iterator[Session]:
-    cluster, session = connect(stack.store)
-    migrate(session, stack.store.keyspace, stack.store.replication_factor, stack.store.local_dc)
-    yield session
-    session.execute(f"DROP KEYSPACE IF EXISTS {stack.store.keyspace}", timeout=120)
-    cluster.shutdown()
 
 
 @pytest.fixture(scope="session")
