@@ -25,6 +25,8 @@ __all__ = [
     "INDEX_CACHE_ENTRIES",
     "LATENCY_BUCKETS",
     "REGISTERED_TABLES",
+    "REPLICATOR_LIVE",
+    "REPLICATOR_READY",
     "WRITE_LATENCY",
 ]
 
@@ -105,4 +107,10 @@ INDEX_CACHE = Counter(
 )
 INDEX_CACHE_ENTRIES = Gauge(
     "scv_index_cache_entries", "Index entries held in the replicator's memory (about 0.4 KB each)."
+)
+REPLICATOR_LIVE = Gauge(
+    "scv_replicator_live", "1 while /livez answers 200: the loop progressed recently (consumer/health.py)."
+)
+REPLICATOR_READY = Gauge(
+    "scv_replicator_ready", "1 while /readyz answers 200: partitions assigned and caught up within bound."
 )
