@@ -15,6 +15,7 @@ __all__ = [
     "CONNECT_CONFIG_PROVIDERS",
     "cassandra_yaml",
     "connect_properties",
+    "exporter_environment",
     "kafka_server_properties",
     "log4j2_xml",
     "logback_xml",
@@ -268,13 +269,44 @@ def logback_xml() -> str:
 
 
 def prometheus_targets(settings: Settings) -> dict[str, str]:
-    """file_sd target files (name -> JSON) for compose/config/prometheus.yml on the native stack."""
+    """file_sd target files (name -> JSON) for compose/config/prometheus.yml on the native stack.
+
+    Not replicator.json: the pipeline exporter keeps that one, listing the replicators it finds in
+    their consumer groups (scv/exporter/discovery.py); `up` only creates it empty when it is missing.
+    """
     st = settings.stack
-    first = settings.consumer.metrics_port
-    # Up to four replicator processes on one machine, each on the next metrics port.
-    replicators = [f"{st.host}:{port}" for port in range(first, first + 4)]
     labels = {"stack": "native"}
+    jmx = [
+        {"targets": [f"{st.host}:{port}"], "labels": labels | {"service": service}}
+        for service, port in (
+            ("kafka", st.kafka_jmx_port),
+            ("connect", st.connect_jmx_port),
+            ("cassandra", st.cassandra_jmx_port),
+        )
+    ]
+    exporter = settings.exporter
     return {
         "prometheus.json": json.dumps([{"targets": [f"{st.host}:{st.prometheus_port}"], "labels": labels}]),
-        "replicator.json": json.dumps([{"targets": replicators, "labels": labels}]),
+        "exporter.json": json.dumps([{"targets": [f"{exporter.host}:{exporter.port}"], "labels": labels}]),
+        "jmx.json": json.dumps(jmx),
     }
+
+
+def exporter_environment(settings: Settings, replicator_targets: Path) -> dict[str, str]:
+    """The settings sections `scv exporter` needs, as SCV_<SECTION> JSON variables.
+
+    The supervisor starts services without the caller's SCV_* variables (a test session's keyspace
+    must not leak into the stack): the exporter gets exactly the resolved sections it reads, so it
+    watches the same cluster the stack was started for. None of them holds a secret (CDC passwords
+    are read from the Connect secret files).
+    """
+    exporter = settings.exporter.model_copy(update={"replicator_targets_file": replicator_targets})
+    sections = {
+        "SCV_KAFKA": settings.kafka,
+        "SCV_REGISTRY": settings.registry,
+        "SCV_CONNECT": settings.connect,
+        "SCV_STORE": settings.store,
+        "SCV_EXPORTER": exporter,
+    }
+    env = {name: section.model_dump_json() for name, section in sections.items()}
+    return env | {"SCV_LOG_FORMAT": "json", "SCV_LOG_LEVEL": settings.log_level}

@@ -32,16 +32,18 @@ def targets_json(groups: Iterable[GroupFacts]) -> str:
 class ReplicatorTargets:
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._written: str | None = None
 
     def write(self, groups: Iterable[GroupFacts]) -> bool:
-        """Rewrite the file if its content changed; True when it did."""
+        """Rewrite the file if its content differs; True when it did. Compared with the file itself,
+        not a remembered copy: `scv stack up` may have reset it meanwhile."""
         text = targets_json(groups)
-        if text == self._written:
-            return False
+        try:
+            if self._path.read_text(encoding="utf-8") == text:
+                return False
+        except OSError:
+            pass
         self._path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, self._path)
-        self._written = text
         return True
