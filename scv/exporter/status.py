@@ -210,7 +210,8 @@ def judge_source(
 ) -> SourceVerdict:
     findings = [*_connector_findings(facts), *_slot_findings(facts, thresholds)]
     findings += _lag_findings(facts.source, lag, replicator, thresholds)
-    capturing = facts.connector_state == "RUNNING"
+    # A heartbeat is only news while capture should be running: a paused or failed one explains it.
+    capturing = facts.connector_state == "RUNNING" and all(t.state == "RUNNING" for t in facts.tasks)
     if (
         capturing
         and facts.heartbeat_age_s is not None
