@@ -265,7 +265,7 @@ def _source_rules(t: AlertThresholds) -> list[dict[str, Any]]:
             "critical",
             "Debezium connector of source {{ $labels.source }} is FAILED.",
             "Nothing is captured from this source and its slot keeps WAL. First: "
-            "`scv sources status NAME` shows the trace; fix the cause, then restart the connector.",
+            "`scv sources status NAME` shows the trace; fix the cause, then `scv sources restart NAME`.",
         ),
         _alert(
             "ConnectorTaskFailed",
@@ -274,8 +274,7 @@ def _source_rules(t: AlertThresholds) -> list[dict[str, Any]]:
             "critical",
             "Task {{ $labels.task }} of source {{ $labels.source }} is FAILED.",
             "Capture from this source stopped; its slot keeps WAL. First: `scv sources status NAME` "
-            "shows the task's trace; fix the cause, then restart the task (Connect REST "
-            "`POST /connectors/scv-NAME/restart?includeTasks=true&onlyFailed=true`).",
+            "shows the task's trace; fix the cause, then `scv sources restart NAME`.",
         ),
         _alert(
             "ConnectorPaused",

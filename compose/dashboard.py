@@ -1,6 +1,6 @@
 """The SRE dashboard, as data: "is the view fresh, and if not, where is it stuck?" on one page.
 
-    python -m compose.dashboard     # rewrites compose/config/grafana/provisioning/dashboards/scv-pipeline.json
+    python -m compose.dashboard     # rewrites DASHBOARD_FILE (provisioning/dashboards/scv-pipeline.json)
     dashboard()["panels"]           # what Grafana provisions
 
 Rows follow a change's path backwards from the symptom: freshness (capture and delivery split),
@@ -28,6 +28,7 @@ _DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 _RATE = "$__rate_interval"
 _SRC = 'source=~"$source"'
 _GROUP = 'group=~"$group"'
+_STREAMING = 'context="streaming",name=~"$source"'
 
 
 @dataclass(frozen=True)
@@ -224,11 +225,11 @@ _ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 "Debezium streaming: behind source, since last event",
                 (
                     Query(
-                        'debezium_metrics_MilliSecondsBehindSource{context="streaming",name=~"$source"} / 1000',
+                        f"debezium_metrics_MilliSecondsBehindSource{{{_STREAMING}}} / 1000",
                         "behind {{name}}",
                     ),
                     Query(
-                        'debezium_metrics_MilliSecondsSinceLastEvent{context="streaming",name=~"$source"} / 1000',
+                        f"debezium_metrics_MilliSecondsSinceLastEvent{{{_STREAMING}}} / 1000",
                         "since last event {{name}}",
                     ),
                 ),

@@ -75,9 +75,12 @@ def _table(report: StatusReport) -> Table:
         "dead 15m",
     ):
         table.add_column(column, no_wrap=True, min_width=len(column))
+    # "?": Prometheus could not be asked; "-": it answered, and no change was streamed in the window.
+    asked = report.replicator.freshness_p99_s is not None
     for v in report.sources:
         lag = f"{v.lag_records} rec / {_seconds(v.lag_seconds)}"
         dead = "?" if v.dead_letters is None else f"{v.dead_letters:.0f}"
+        fresh = _seconds(v.freshness_p99_s) if v.freshness_p99_s is not None or not asked else "-"
         table.add_row(
             v.source,
             _level(v.level),
@@ -85,7 +88,7 @@ def _table(report: StatusReport) -> Table:
             _slot(v),
             _seconds(v.facts.heartbeat_age_s),
             lag,
-            _seconds(v.freshness_p99_s),
+            fresh,
             dead,
         )
     members = report.replicator.members

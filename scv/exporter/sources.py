@@ -60,9 +60,15 @@ class SourceReading:
 
 
 def _first_line(trace: str | None) -> str | None:
+    """The root cause of a Java stack trace, as ``Exception: message``: its last "Caused by:" line
+    (Debezium wraps every failure in the same ConnectException), else its first line."""
     if not trace:
         return None
-    return trace.strip().splitlines()[0][:300]
+    lines = trace.strip().splitlines()
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
+    cause = causes[-1] if causes else lines[0]
+    exception, _, message = cause.partition(": ")
+    return f"{exception.rsplit('.', 1)[-1]}: {message}"[:300] if message else exception.rsplit(".", 1)[-1]
 
 
 class SourceReader:

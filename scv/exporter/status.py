@@ -88,10 +88,7 @@ def _gib(value: int) -> str:
 
 def _connector_findings(f: SourceFacts) -> list[Finding]:
     status_cmd = f"scv sources status {f.source}"
-    restart = (
-        f"then restart it: curl -X POST "
-        f"'<connect>/connectors/{f.connector}/restart?includeTasks=true&onlyFailed=true'"
-    )
+    restart = f"fix the cause, then scv sources restart {f.source}"
     out: list[Finding] = []
     if f.connector_state == "FAILED":
         out.append(

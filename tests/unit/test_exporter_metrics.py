@@ -148,3 +148,18 @@ def test_replicator_targets_file_is_rewritten_only_when_it_changes(tmp_path: Pat
     assert targets.write([group])
     assert targets.write([])
     assert json.loads(path.read_text()) == []
+
+
+def test_a_failed_task_is_reported_by_its_root_cause() -> None:
+    from scv.exporter.sources import _first_line
+
+    trace = (
+        "org.apache.kafka.connect.errors.ConnectException: An exception occurred in the producer.\n"
+        "\tat io.debezium.pipeline.ErrorHandler.setProducerThrowable(ErrorHandler.java:67)\n"
+        "Caused by: io.debezium.DebeziumException: wrapped\n"
+        "Caused by: org.postgresql.util.PSQLException: FATAL: terminating connection due to admin\n"
+        "\tat org.postgresql.core.v3.QueryExecutorImpl.receiveErrorResponse(QueryExecutorImpl.java:2734)"
+    )
+    assert _first_line(trace) == "PSQLException: FATAL: terminating connection due to admin"
+    assert _first_line("java.lang.IllegalStateException") == "IllegalStateException"
+    assert _first_line(None) is None
