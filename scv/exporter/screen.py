@@ -78,7 +78,8 @@ def _table(report: StatusReport) -> Table:
     # "?": Prometheus could not be asked; "-": it answered, and no change was streamed in the window.
     asked = report.replicator.freshness_p99_s is not None
     for v in report.sources:
-        lag = f"{v.lag_records} rec / {_seconds(v.lag_seconds)}"
+        # "-": the group has committed nothing on this source's topics (it does not consume them).
+        lag = f"{v.lag_records} rec / {_seconds(v.lag_seconds)}" if v.lag else "-"
         dead = "?" if v.dead_letters is None else f"{v.dead_letters:.0f}"
         fresh = _seconds(v.freshness_p99_s) if v.freshness_p99_s is not None or not asked else "-"
         table.add_row(

@@ -60,15 +60,27 @@ class SourceReading:
 
 
 def _first_line(trace: str | None) -> str | None:
-    """The root cause of a Java stack trace, as ``Exception: message``: its last "Caused by:" line
-    (Debezium wraps every failure in the same ConnectException), else its first line."""
+    """The root cause of a Java stack trace as ``Exception: message``: the deepest "Caused by:" that
+    has a message (Debezium wraps every failure in the same ConnectException), with the class of any
+    deeper, message-less cause in parentheses (``PSQLException: connection failed (EOFException)``)."""
     if not trace:
         return None
     lines = trace.strip().splitlines()
-    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
-    cause = causes[-1] if causes else lines[0]
-    exception, _, message = cause.partition(": ")
-    return f"{exception.rsplit('.', 1)[-1]}: {message}"[:300] if message else exception.rsplit(".", 1)[-1]
+    chain = [
+        lines[0],
+        *(line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")),
+    ]
+    parsed = []
+    for cause in chain:
+        exception, _, message = cause.partition(": ")
+        parsed.append((exception.rsplit(".", 1)[-1], message.strip()))
+    with_message = [i for i, (_name, message) in enumerate(parsed) if message]
+    if not with_message:
+        return parsed[-1][0]
+    at = with_message[-1]
+    name, message = parsed[at]
+    deeper = ", ".join(n for n, _m in parsed[at + 1 :])
+    return f"{name}: {message}{f' ({deeper})' if deeper else ''}"[:300]
 
 
 class SourceReader:

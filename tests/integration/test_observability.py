@@ -394,26 +394,25 @@ def test_a_killed_connector_task_shows_failed_in_status_and_in_its_metrics(
     with ConnectClient(stack.connect.url) as connect:
         config = connect.get_config(connector)
         assert config is not None
+        slot = capture.spec.names.slot
+
+        def walsender() -> int | None:
+            rows = capture.fetch("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+            return int(rows[0][0]) if rows and rows[0][0] else None
+
+        before = wait_for(walsender, timeout_s=60, what="the slot streaming")
         # Debezium retries a lost connection forever by default; with retries off, the walsender's
-        # death is the task's (as a hard database failure would be).
+        # death is the task's (as a hard database failure would be). The new config restarts the
+        # task: its own walsender, a new pid, is the one to terminate.
         connect.put_config(connector, {**config, "errors.max.retries": "0"})
         try:
-            wait_for(
-                lambda: (s := connect.status(connector)) and s.running, timeout_s=60, what="task running"
-            )
-            wait_for(
-                lambda: capture.fetch(
-                    "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s AND active",
-                    (capture.spec.names.slot,),
-                ),
+            pid = wait_for(
+                lambda: (p := walsender()) not in (None, before) and p,
                 timeout_s=60,
-                what="the slot streaming",
+                what="the reconfigured task streaming",
             )
             with psycopg.connect(stack.postgres.dsn("postgres"), autocommit=True) as conn:
-                conn.execute(
-                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = %s",
-                    (capture.spec.names.slot,),
-                )
+                conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
             wait_for(
                 lambda: (
                     exporter_value(
@@ -439,7 +438,7 @@ def test_a_killed_connector_task_shows_failed_in_status_and_in_its_metrics(
             assert entry["findings"][0]["reason"].startswith("task 0 FAILED")
             screen = scv("status", "--group", stack.consumer.group_id)
             assert screen.returncode == 1
-            assert "task 0 FAILED: PSQLException" in screen.stdout
+            assert "task 0 FAILED: PSQLException: " in screen.stdout, screen.stdout
             assert f"scv sources restart {capture.name}" in screen.stdout
             # The next command the screen gives brings the task back.
             restarted = scv("sources", "restart", capture.name)

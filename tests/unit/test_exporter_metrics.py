@@ -162,4 +162,12 @@ def test_a_failed_task_is_reported_by_its_root_cause() -> None:
     )
     assert _first_line(trace) == "PSQLException: FATAL: terminating connection due to admin"
     assert _first_line("java.lang.IllegalStateException") == "IllegalStateException"
+    assert (
+        _first_line(
+            "org.apache.kafka.connect.errors.ConnectException: stopped\n"
+            "Caused by: org.postgresql.util.PSQLException: Database connection failed reading from copy\n"
+            "Caused by: java.io.EOFException\n"
+        )
+        == "PSQLException: Database connection failed reading from copy (EOFException)"
+    )
     assert _first_line(None) is None
