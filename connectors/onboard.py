@@ -36,6 +36,7 @@ from connectors.exceptions import (
     ValidationFailed,
 )
 from connectors.mapping import mapping_from_spec
+from connectors.registered import registered_mappings
 from connectors.registry import RegistryClient
 from connectors.render import render_connector_config
 from connectors.secrets import remove_connect_secret, write_connect_secret
@@ -52,6 +53,7 @@ __all__ = [
     "SnapshotProgress",
     "add_source",
     "onboard_source",
+    "register_source",
     "remove_source",
     "remove_source_report",
 ]
@@ -197,7 +199,7 @@ def _register(spec: SourceSpec, settings: Settings) -> None:
                 f"the store has no {settings.store.keyspace}.source_registrations table ({exc}); run "
                 f"`scv store migrate`, then re-run `scv sources add` (the connector is already running)"
             ) from exc
-        store.put(spec.name, mapping_from_spec(spec).to_json())
+        store.put(spec.name, mapping_from_spec(spec, registered_mappings(settings.store)).to_json())
 
 
 def onboard_source(
@@ -246,6 +248,23 @@ def onboard_source(
     _set_compatibility(spec, settings, result)
     _register(spec, settings)
     log.info("sources.added", source=spec.name, compatibility=spec.compatibility)
+    return result
+
+
+def register_source(spec: SourceSpec, settings: Settings) -> AddResult:
+    """Steps 5-6 alone, for a connector created another way (a Strimzi ``KafkaConnector`` rendered by
+    `scv sources render --k8s`): the compatibility of the subjects that have a schema, then the mapping
+    registration, from which running replicators apply the source. Idempotent."""
+    result = AddResult(
+        name=spec.name,
+        connector=spec.names.connector,
+        topics=[spec.names.topic(t) for t in spec.tables],
+        rows={},
+        records={},
+    )
+    _set_compatibility(spec, settings, result)
+    _register(spec, settings)
+    log.info("sources.registered", source=spec.name, compatibility=spec.compatibility)
     return result
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "CONSUMER_LAG_SECONDS",
     "DEAD_LETTERED",
     "DELIVERY_LATENCY",
+    "ENTITIES_PARKED",
     "ERRORS",
     "EVENTS_APPLIED",
     "EVENTS_CONSUMED",
@@ -98,6 +99,11 @@ CONSUMER_LAG_SECONDS = Gauge(
     "scv_consumer_lag_seconds",
     "Age of the newest applied source change while records wait; 0 when caught up.",
     ["topic", "partition"],
+)
+ENTITIES_PARKED = Gauge(
+    "scv_entities_parked",
+    "Entities waiting for the row that names their customer (a parent or lookup key owner not seen yet).",
+    ["source", "table"],
 )
 REGISTERED_TABLES = Gauge("scv_registered_tables", "Tables the replicator currently applies.")
 INDEX_CACHE = Counter(

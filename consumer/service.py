@@ -41,7 +41,7 @@ from consumer.health import Health
 from consumer.index_cache import IndexCache
 from consumer.lag_gauges import LagGauges
 from consumer.locate import locate
-from consumer.metrics import BATCH_EVENTS, BATCH_PHASE, ERRORS, EVENTS_APPLIED
+from consumer.metrics import BATCH_EVENTS, BATCH_PHASE, ENTITIES_PARKED, ERRORS, EVENTS_APPLIED
 from consumer.observe import observe_applied, observe_consumed
 from consumer.planner import Located
 from consumer.retry import Backoff, ShutdownRequested, retry_transient
@@ -82,6 +82,8 @@ class Replicator:
         self._stopping = False
         self._health = Health(config.live_after_s, config.ready_max_lag_s)
         self._registrations_at = 0.0
+        self._redirects_at = 0.0
+        self._parked_at = 0.0
         # Set by a rebalance or a registration change: the index cache must be rebuilt before the
         # next batch (consumer/index_cache.py says why).
         self._cache_stale = True
@@ -115,11 +117,14 @@ class Replicator:
         try:
             keyspace = self._store.keyspace
             self._catalog = MappingCatalog(RegistrationStore(session, keyspace))
+            self._index = EntityIndex(session, keyspace, self._config.write_concurrency)
             self._applier = Applier(
                 ViewWriter(session, keyspace, self._config.write_concurrency, self._config.batch_partitions),
-                EntityIndex(session, keyspace, self._config.write_concurrency),
+                self._index,
                 IndexCache(self._config.index_cache_entries),
             )
+            self._retry(lambda: self._applier.load_redirects(sweep=False), "store")
+            self._redirects_at = time.monotonic()
             self._decoder = AvroDecoder(
                 SchemaRegistryClient({"url": self._registry.url}),
                 fallback=ApicurioContent(self._registry.native_url) if self._registry.native_url else None,
@@ -224,6 +229,10 @@ class Replicator:
             except ShutdownRequested:
                 log.warning("shutdown_during_outage", uncommitted=len(messages))
                 return
+            try:
+                self._settle_identity(now)
+            except ShutdownRequested:
+                return
 
     def _refresh_registrations(self) -> bool:
         """Reload the source registrations; True when they changed.
@@ -261,6 +270,23 @@ class Replicator:
         if self._config.batch_linger_s > 0:
             time.sleep(self._config.batch_linger_s)
         return first + self._consumer.consume(num_messages=limit - 1, timeout=0)
+
+    def _settle_identity(self, now: float) -> None:
+        """Between batches: follow merges other processes applied, and place parked entities whose
+        parent or key owner was applied by another process while their own placement was in flight."""
+        config = self._config
+        if now - self._redirects_at >= config.redirects_poll_s:
+            self._redirects_at = now
+            if self._retry(self._applier.load_redirects, "store"):
+                # Merges move entities this process has cached (consumer/index_cache.py).
+                self._cache_stale = True
+        if now - self._parked_at >= config.parked_settle_s:
+            self._parked_at = now
+            tables = self._catalog.via_tables()
+            self._retry(lambda: self._applier.settle_parked(tables), "store")
+            for source, table in tables:
+                count = self._retry(lambda s=source, t=table: self._index.parked_count(s, t), "store")  # type: ignore[misc]
+                ENTITIES_PARKED.labels(source, table).set(count)
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         # A method, not the checkpoint's: the checkpoint is built after the consumer it commits through.

@@ -7,12 +7,18 @@ changed port or heap takes effect on the next `up` without re-initialising any d
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from scv.config.settings import Settings
 
 __all__ = [
     "CONNECT_CONFIG_PROVIDERS",
+    "STORE_NODE",
+    "KafkaListener",
+    "KafkaNetwork",
+    "StoreNode",
     "cassandra_yaml",
     "connect_properties",
     "exporter_environment",
@@ -22,6 +28,8 @@ __all__ = [
     "pg_hba_conf",
     "postgres_options",
     "prometheus_targets",
+    "registry_properties",
+    "scylla_args",
 ]
 
 
@@ -74,20 +82,55 @@ def pg_hba_conf() -> str:
     )
 
 
-def kafka_server_properties(settings: Settings, log_dir: Path) -> str:
+@dataclass(frozen=True)
+class KafkaListener:
+    """A client listener: the port the broker binds, and the ``host:port`` it sends clients to."""
+
+    name: str
+    port: int
+    advertised: str
+
+
+@dataclass(frozen=True)
+class KafkaNetwork:
+    """Where the broker listens and what it tells each kind of client.
+
+    A client bootstraps on any address, then connects to the *advertised* address of the listener it
+    came in on, so each listener must advertise a name that its own clients resolve: the native stack
+    has one (loopback), the compose stack two (the service name for containers, 127.0.0.1 and the
+    published port for the host; compose/container_view.py). The first listener carries broker
+    traffic; the KRaft controller listener is added to every layout.
+    """
+
+    bind_host: str
+    controller_host: str
+    listeners: tuple[KafkaListener, ...]
+
+    @classmethod
+    def native(cls, settings: Settings) -> KafkaNetwork:
+        st = settings.stack
+        plaintext = KafkaListener("PLAINTEXT", st.kafka_port, f"{st.host}:{st.kafka_port}")
+        return cls(bind_host=st.host, controller_host=st.host, listeners=(plaintext,))
+
+
+def kafka_server_properties(settings: Settings, log_dir: Path, network: KafkaNetwork | None = None) -> str:
     st = settings.stack
+    net = network or KafkaNetwork.native(settings)
+    bound = [f"{c.name}://{net.bind_host}:{c.port}" for c in net.listeners]
+    bound.append(f"CONTROLLER://{net.bind_host}:{st.kafka_controller_port}")
+    protocols = [f"{c.name}:PLAINTEXT" for c in net.listeners] + ["CONTROLLER:PLAINTEXT"]
     return _properties(
         {
             # One JVM is broker and KRaft controller; the static voter set lets `StorageTool format`
             # run without --standalone and keeps the quorum fixed at this node.
             "process.roles": "broker,controller",
             "node.id": 1,
-            "controller.quorum.voters": f"1@{st.host}:{st.kafka_controller_port}",
-            "listeners": f"PLAINTEXT://{st.host}:{st.kafka_port},CONTROLLER://{st.host}:{st.kafka_controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{st.host}:{st.kafka_port}",
+            "controller.quorum.voters": f"1@{net.controller_host}:{st.kafka_controller_port}",
+            "listeners": ",".join(bound),
+            "advertised.listeners": ",".join(f"{c.name}://{c.advertised}" for c in net.listeners),
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": net.listeners[0].name,
+            "listener.security.protocol.map": ",".join(protocols),
             "log.dirs": str(log_dir),
             "num.partitions": settings.kafka.topic_partitions,
             # A single node cannot hold more than one replica of the internal topics.
@@ -114,13 +157,22 @@ CONNECT_CONFIG_PROVIDERS: dict[str, str] = {
 }
 
 
-def connect_properties(settings: Settings, plugin_path: list[Path]) -> str:
+def connect_properties(
+    settings: Settings,
+    plugin_path: list[Path],
+    *,
+    bind_host: str | None = None,
+    advertised_host: str | None = None,
+) -> str:
+    """The distributed worker's properties; the REST API binds ``bind_host`` and is advertised to the
+    other workers as ``advertised_host`` (both the stack's host unless given: a container binds all
+    interfaces and is reached by its service name)."""
     st = settings.stack
     values: dict[str, str | int] = {
         "bootstrap.servers": settings.kafka.bootstrap_servers,
         "group.id": "scv-connect",
-        "listeners": f"http://{st.host}:{st.connect_port}",
-        "rest.advertised.host.name": st.host,
+        "listeners": f"http://{bind_host or st.host}:{st.connect_port}",
+        "rest.advertised.host.name": advertised_host or st.host,
         "rest.advertised.port": st.connect_port,
         "plugin.path": ",".join(str(p) for p in plugin_path),
         # JSON is only the default: every Debezium connector of this project sets the Avro converter.
@@ -150,6 +202,32 @@ def connect_properties(settings: Settings, plugin_path: list[Path]) -> str:
     return _properties(values)
 
 
+def registry_properties(settings: Settings, jdbc_url: str, username: str, work_dir: Path) -> dict[str, str]:
+    """Apicurio Registry's configuration (Quarkus properties; the compose stack sets the same ones as
+    environment variables, which Quarkus maps back: ``APICURIO_STORAGE_KIND`` -> ``apicurio.storage.kind``).
+    """
+    st = settings.stack
+    return {
+        "quarkus.http.host": st.host,
+        "quarkus.http.port": str(st.registry_port),
+        "quarkus.log.level": "INFO",
+        # SQL storage on the stack's PostgreSQL: schema ids must survive `down`/`up`, because Kafka
+        # records written before a restart still carry them.
+        "apicurio.storage.kind": "sql",
+        "apicurio.storage.sql.kind": "postgresql",
+        "apicurio.datasource.url": jdbc_url,
+        "apicurio.datasource.username": username,
+        "apicurio.datasource.jdbc.initial-size": "2",
+        "apicurio.datasource.jdbc.min-size": "2",
+        "apicurio.datasource.jdbc.max-size": "10",
+        # The ccompat API hands out contentIds as schema ids (Apicurio 3's default, pinned here): the
+        # Connect converter writes contentIds into the Confluent wire format, so both must agree.
+        "apicurio.ccompat.legacy-id-mode.enabled": "false",
+        "apicurio.storage.snapshot.location": str(work_dir),
+        "apicurio.import.work-dir": str(work_dir),
+    }
+
+
 def log4j2_xml() -> str:
     """Console-only log4j2 config for Kafka and Connect: the supervisor captures stdout into the log file."""
     return """<?xml version="1.0" encoding="UTF-8"?>
@@ -174,10 +252,32 @@ def log4j2_xml() -> str:
 """
 
 
+@dataclass(frozen=True)
+class StoreNode:
+    """What the CQL node is told the same way on both shapes: Cassandra 5 natively
+    (``cassandra_yaml``), ScyllaDB in compose (``scylla_args``), each in its own names and units."""
+
+    cluster_name: str = "scv-local"
+    # SimpleSnitch puts the node in "datacenter1", the StoreSettings.local_dc default that
+    # `scv store migrate` names in NetworkTopologyStrategy and the driver routes by.
+    endpoint_snitch: str = "SimpleSnitch"
+    authenticator: str = "AllowAllAuthenticator"
+    authorizer: str = "AllowAllAuthorizer"
+    request_timeout_ms: int = 10_000
+    # The replicator sends unlogged batches of up to 24 KiB spanning partitions that share a
+    # replica: by design, so the default warnings (5 KiB, 10 partitions) would log a line for
+    # nearly every batch (79k lines in one benchmark run), and logging costs CPU on a small box.
+    batch_size_warn_kib: int = 32
+
+
+STORE_NODE = StoreNode()
+
+
 def cassandra_yaml(settings: Settings, state_dir: Path) -> str:
     st = settings.stack
+    node = STORE_NODE
     config = {
-        "cluster_name": "scv-local",
+        "cluster_name": node.cluster_name,
         "num_tokens": 16,
         "allocate_tokens_for_local_replication_factor": 1,
         "partitioner": "org.apache.cassandra.dht.Murmur3Partitioner",
@@ -200,9 +300,9 @@ def cassandra_yaml(settings: Settings, state_dir: Path) -> str:
         "storage_port": st.cassandra_storage_port,
         "native_transport_port": st.cql_port,
         "start_native_transport": True,
-        "endpoint_snitch": "SimpleSnitch",
-        "authenticator": "AllowAllAuthenticator",
-        "authorizer": "AllowAllAuthorizer",
+        "endpoint_snitch": node.endpoint_snitch,
+        "authenticator": node.authenticator,
+        "authorizer": node.authorizer,
         "role_manager": "CassandraRoleManager",
         # A fresh single node has no 4.x peers to stay compatible with: enable every 5.0 format.
         "storage_compatibility_mode": "NONE",
@@ -243,18 +343,40 @@ def cassandra_yaml(settings: Settings, state_dir: Path) -> str:
         "concurrent_compactors": 1,
         "native_transport_max_threads": 32,
         "hinted_handoff_enabled": False,
-        # The replicator sends unlogged batches of up to 24 KiB spanning partitions that share a
-        # replica: by design, so the default warnings (5 KiB, 10 partitions) would log a line for
-        # nearly every batch (79k lines in one benchmark run), and logging costs CPU on a small box.
-        "batch_size_warn_threshold": "32KiB",
+        "batch_size_warn_threshold": f"{node.batch_size_warn_kib}KiB",
         "unlogged_batch_across_partitions_warn_threshold": 256,
         # Tests drop keyspaces often; snapshots of them would only fill the disk.
         "auto_snapshot": False,
-        "read_request_timeout": "10000ms",
-        "write_request_timeout": "10000ms",
+        "read_request_timeout": f"{node.request_timeout_ms}ms",
+        "write_request_timeout": f"{node.request_timeout_ms}ms",
     }
     # JSON is a subset of YAML: rendered this way the file needs no YAML emitter quirks to be exact.
     return json.dumps(config, indent=2) + "\n"
+
+
+def scylla_args(settings: Settings) -> list[str]:
+    """The ``StoreNode`` values as ScyllaDB command-line options, for the compose stack's ScyllaDB.
+
+    Options, not a scylla.yaml: the image's own scylla.yaml stays in place (its packaging paths and
+    defaults), its entrypoint passes the container's address as ``--listen-address``/``--rpc-address``
+    and hands every other option to ScyllaDB, which accepts each scylla.yaml key as ``--key-name``.
+    Cassandra's tuning above (trie memtables, BTI sstables, row index size) has no ScyllaDB
+    counterpart and stays Cassandra's.
+    """
+    st = settings.stack
+    node = STORE_NODE
+    options = {
+        "cluster-name": node.cluster_name,
+        "endpoint-snitch": node.endpoint_snitch,
+        "authenticator": node.authenticator,
+        "authorizer": node.authorizer,
+        "native-transport-port": st.cql_port,
+        "storage-port": st.cassandra_storage_port,
+        "read-request-timeout-in-ms": node.request_timeout_ms,
+        "write-request-timeout-in-ms": node.request_timeout_ms,
+        "batch-size-warn-threshold-in-kb": node.batch_size_warn_kib,
+    }
+    return [item for key, value in options.items() for item in (f"--{key}", str(value))]
 
 
 def logback_xml() -> str:
@@ -268,28 +390,49 @@ def logback_xml() -> str:
 """
 
 
-def prometheus_targets(settings: Settings) -> dict[str, str]:
-    """file_sd target files (name -> JSON) for compose/config/prometheus.yml on the native stack.
+def prometheus_targets(
+    settings: Settings, hosts: Mapping[str, str] | None = None, stack: str = "native"
+) -> dict[str, str]:
+    """file_sd target files (name -> JSON) for compose/config/prometheus.yml.
 
-    Not replicator.json: the pipeline exporter keeps that one, listing the replicators it finds in
-    their consumer groups (scv/exporter/discovery.py); `up` only creates it empty when it is missing.
+    ``hosts`` names the host of each scraped service where it is not the stack's host (compose: the
+    service names); given, it also says which services there are: only those it names are listed
+    (compose has no Cassandra, and its replicator has a fixed address). ``stack`` is the label that
+    tells the shapes apart. Natively every JMX agent is listed and replicator.json is not: the
+    pipeline exporter keeps that file, with the replicators it finds in their consumer groups
+    (scv/exporter/discovery.py); `scv stack up` only creates it empty when it is missing.
     """
     st = settings.stack
-    labels = {"stack": "native"}
-    jmx = [
-        {"targets": [f"{st.host}:{port}"], "labels": labels | {"service": service}}
-        for service, port in (
-            ("kafka", st.kafka_jmx_port),
-            ("connect", st.connect_jmx_port),
-            ("cassandra", st.cassandra_jmx_port),
-        )
-    ]
-    exporter = settings.exporter
-    return {
-        "prometheus.json": json.dumps([{"targets": [f"{st.host}:{st.prometheus_port}"], "labels": labels}]),
-        "exporter.json": json.dumps([{"targets": [f"{exporter.host}:{exporter.port}"], "labels": labels}]),
-        "jmx.json": json.dumps(jmx),
-    }
+    where = dict(hosts or {})
+
+    def listed(service: str) -> bool:
+        return hosts is None or service in where
+
+    labels = {"stack": stack}
+    prometheus = f"{where.get('prometheus', st.host)}:{st.prometheus_port}"
+    files = {"prometheus.json": json.dumps([{"targets": [prometheus], "labels": labels}])}
+    if listed("exporter"):
+        exporter = f"{where.get('exporter', settings.exporter.host)}:{settings.exporter.port}"
+        files["exporter.json"] = json.dumps([{"targets": [exporter], "labels": labels}])
+    agents = (
+        ("kafka", st.kafka_jmx_port),
+        ("connect", st.connect_jmx_port),
+        ("cassandra", st.cassandra_jmx_port),
+    )
+    files["jmx.json"] = json.dumps(
+        [
+            {"targets": [f"{where.get(service, st.host)}:{port}"], "labels": labels | {"service": service}}
+            for service, port in agents
+            if listed(service)
+        ]
+    )
+    if "replicator" in where:
+        first = settings.consumer.metrics_port
+        # Up to four replicator processes on one host (`scv consume --processes N`), each on the next
+        # metrics port.
+        replicators = [f"{where['replicator']}:{port}" for port in range(first, first + 4)]
+        files["replicator.json"] = json.dumps([{"targets": replicators, "labels": labels}])
+    return files
 
 
 def exporter_environment(settings: Settings, replicator_targets: Path) -> dict[str, str]:

@@ -28,6 +28,9 @@ class _Group:
 
 
 _GROUPS: dict[str, _Group] = {
+    "compose": _Group(
+        "compose.cli:app", "The compose stack's config files, rendered like the native stack's."
+    ),
     "consume": _Group(
         "consumer.cli:consume", "Apply the change topics of every registered source to the view."
     ),
@@ -42,6 +45,7 @@ _GROUPS: dict[str, _Group] = {
         "compose.native.cli:app", "The local stack as processes (PostgreSQL, Kafka, Connect, ...)."
     ),
     "store": _Group("store.cli:app", "The CQL store: schema migrations."),
+    "verify": _Group("scv.verify.cli:verify_command", "Reconcile systems of record and view; repair drift."),
     "view": _Group("store.cli:view_app", "Read the Single Customer View."),
 }
 

@@ -181,6 +181,10 @@ class ConsumerSettings(BaseModel):
     index_cache_entries: int = Field(default=300_000, ge=0)
     # Load those entries from the store after each partition assignment, before applying anything.
     index_cache_warm: bool = True
+    # How often a replicator re-reads the merges other processes applied, and re-tries placing
+    # entities still parked (their parent or key owner may have arrived on another process).
+    redirects_poll_s: float = Field(default=5.0, gt=0)
+    parked_settle_s: float = Field(default=15.0, gt=0)
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
     # Health endpoints next to /metrics. /livez: the loop made progress (or waited for records with

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 import pytest
@@ -131,7 +131,8 @@ class SourceDatabase:
             return conn.execute(sql, params).fetchall()
 
 
-SourceFactory = Callable[[str, str], SourceDatabase]
+class SourceFactory(Protocol):
+    def __call__(self, schema_sql: str, tables_yaml: str, extra_yaml: str = "") -> SourceDatabase: ...
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +141,7 @@ def source_database(stack: Settings) -> Iterator[SourceFactory]:
     with a random password (only in this process's environment), and onboards it with `add_source`."""
     created: list[SourceDatabase] = []
 
-    def create(schema_sql: str, tables_yaml: str) -> SourceDatabase:
+    def create(schema_sql: str, tables_yaml: str, extra_yaml: str = "") -> SourceDatabase:
         name = f"t{uuid.uuid4().hex[:10]}"
         role = f"cdc_{name}"
         password = secrets.token_urlsafe(16)
@@ -171,6 +172,7 @@ def source_database(stack: Settings) -> Iterator[SourceFactory]:
             f"database: {{host: 127.0.0.1, port: {stack.postgres.port}, dbname: {name}, user: {role}, "
             f"password_env: {env_var}}}\n"
             f"heartbeat_interval_ms: 1000\n"
+            f"{extra_yaml}"
             f"tables:\n{tables_yaml}"
         )
         spec = parse_spec(spec_text, f"<test source {name}>")

@@ -97,30 +97,11 @@ def test_prometheus_config_is_the_file_the_native_stack_uses(compose: dict[str, 
 
 
 def test_every_scrape_job_has_compose_targets() -> None:
+    from compose.generated import GENERATED_DIR
+
     config = yaml.safe_load((COMPOSE_DIR / "config" / "prometheus.yml").read_text())
     for job in config["scrape_configs"]:
         for sd in job["file_sd_configs"]:
             for name in sd["files"]:
-                path = COMPOSE_DIR / "config" / "prometheus-targets" / name.removeprefix("targets/")
+                path = GENERATED_DIR / "prometheus" / name
                 assert path.exists(), f"job {job['job_name']}: no compose targets file {path}"
-
-
-def test_exporter_env_names_existing_settings(compose: dict[str, Any]) -> None:
-    from scv.config.settings import Settings
-
-    for key in _service(compose, "exporter")["environment"]:
-        section, field = key.removeprefix("SCV_").lower().split("__")
-        model = Settings.model_fields[section].annotation
-        assert model is not None, key
-        assert field in model.model_fields, key
-
-
-def test_replicator_env_names_existing_settings(compose: dict[str, Any]) -> None:
-    from scv.config.settings import Settings
-
-    env = _service(compose, "replicator")["environment"]
-    for key in env:
-        section, field = key.removeprefix("SCV_").lower().split("__")
-        model = Settings.model_fields[section].annotation
-        assert model is not None, key
-        assert field in model.model_fields, key
