@@ -35,6 +35,8 @@ def _bytes(value: int | None) -> str:
 def _seconds(value: float | None) -> str:
     if value is None:
         return "?"
+    if value == 0:
+        return "0s"
     if value < 10:
         return f"{value:.2f}s" if value < 1 else f"{value:.1f}s"
     if value < 120:
@@ -43,11 +45,10 @@ def _seconds(value: float | None) -> str:
 
 
 def _connector(v: SourceVerdict) -> str:
+    # The connector's state and how many of its tasks run; which task failed is in the findings.
     tasks = v.facts.tasks
     running = sum(1 for t in tasks if t.state == "RUNNING")
-    failed = [f"task {t.id} {t.state}" for t in tasks if t.state != "RUNNING"]
-    text = f"{v.facts.connector_state} {running}/{len(tasks)}"
-    return f"{text} ({', '.join(failed)})" if failed and v.facts.connector_state == "RUNNING" else text
+    return f"{v.facts.connector_state} {running}/{len(tasks)}"
 
 
 def _slot(v: SourceVerdict) -> str:
@@ -70,7 +71,7 @@ def _table(report: StatusReport) -> Table:
         "connector",
         "slot (WAL held)",
         "heartbeat",
-        "lag",
+        "lag rec / s",
         "fresh p99",
         "dead 15m",
     ):
@@ -79,7 +80,7 @@ def _table(report: StatusReport) -> Table:
     asked = report.replicator.freshness_p99_s is not None
     for v in report.sources:
         # "-": the group has committed nothing on this source's topics (it does not consume them).
-        lag = f"{v.lag_records} rec / {_seconds(v.lag_seconds)}" if v.lag else "-"
+        lag = f"{v.lag_records} / {_seconds(v.lag_seconds)}" if v.lag else "-"
         dead = "?" if v.dead_letters is None else f"{v.dead_letters:.0f}"
         fresh = _seconds(v.freshness_p99_s) if v.freshness_p99_s is not None or not asked else "-"
         table.add_row(
