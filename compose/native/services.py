@@ -69,9 +69,14 @@ def _gc_log(paths: StackPaths, service: str) -> str:
 
 
 def _jmx_agent(ctx: Context, service: str, port: int) -> str:
-    """The Prometheus JMX exporter agent on ``port``, with the service's rules (compose/config/jmx/)."""
+    """The Prometheus JMX exporter agent on ``port``, with the service's rules (compose/config/jmx/).
+
+    The rules are copied into the service's state folder, like every other config it runs with: a
+    running JVM must not depend on the checkout that started it (the agent re-reads its file)."""
     jar = ctx.bundles["jmx-exporter"] / "jmx_prometheus_javaagent.jar"
-    rules = COMPOSE_DIR / "config" / "jmx" / f"{service}.yml"
+    rules = ctx.paths.state(service) / "jmx-exporter.yml"
+    rules.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(COMPOSE_DIR / "config" / "jmx" / f"{service}.yml", rules)
     return f"-javaagent:{jar}={ctx.settings.stack.host}:{port}:{rules}"
 
 

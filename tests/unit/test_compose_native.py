@@ -108,3 +108,17 @@ def test_services_are_listed_after_their_dependencies() -> None:
     for svc in SERVICES:
         assert set(svc.depends_on) <= seen, svc.name
         seen.add(svc.name)
+
+
+def test_jmx_agent_runs_with_a_copy_of_the_services_rules(tmp_path: Path) -> None:
+    from compose.native.services import Context, _jmx_agent
+    from compose.versions import COMPOSE_DIR
+
+    settings = _settings(tmp_path)
+    ctx = Context(
+        settings, StackPaths.of(settings.stack), load_versions(), {"jmx-exporter": tmp_path / "jmx"}
+    )
+    flag = _jmx_agent(ctx, "connect", 9405)
+    rules = tmp_path / "data" / "connect" / "jmx-exporter.yml"
+    assert flag == f"-javaagent:{tmp_path / 'jmx' / 'jmx_prometheus_javaagent.jar'}=127.0.0.1:9405:{rules}"
+    assert rules.read_text() == (COMPOSE_DIR / "config" / "jmx" / "connect.yml").read_text()
