@@ -40,7 +40,7 @@ _GROUPS: dict[str, _Group] = {
         "compose.native.cli:app", "The local stack as processes (PostgreSQL, Kafka, Connect, ...)."
     ),
     "store": _Group("store.cli:app", "The CQL store: schema migrations."),
-    "view": _Group("store.cli:view_app", "Read the Single Customer View."),
+    "view": _Group("scv.cli.view:app", "Read the Single Customer View."),
 }
 
 
