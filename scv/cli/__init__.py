@@ -34,6 +34,7 @@ _GROUPS: dict[str, _Group] = {
     "demo": _Group(
         "scv.cli.demo:app", "The demo systems of record: seed, workload, and the whole demo (run)."
     ),
+    "serve": _Group("scv.api.cli:serve", "Serve the HTTP read API (customers' views, bearer tokens)."),
     "schemas": _Group("connectors.cli:schemas_app", "Avro contracts of the project's topics."),
     "sources": _Group("connectors.cli:app", "Onboard and operate CDC sources (Debezium connectors)."),
     "stack": _Group(

@@ -13,8 +13,9 @@ as ``Decimal``, exact like NUMERIC).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -117,6 +118,27 @@ class CustomerView:
     @property
     def entity_count(self) -> int:
         return sum(len(entities) for entities in self.sections.values())
+
+    def restricted_to(self, sections: Iterable[str]) -> CustomerView:
+        """The same view with only ``sections`` (those it has); its version covers only them, so a
+        change in a section left out does not show through it."""
+        kept = {kind: self.sections[kind] for kind in sections if kind in self.sections}
+        if kept.keys() == self.sections.keys():
+            return self
+        entities = [entity for group in kept.values() for entity in group]
+        digest = hashlib.blake2b(b"restricted", digest_size=12)
+        for entity in entities:
+            digest.update(
+                f"{entity.kind}\x1f{entity.source}\x1f{entity.table}\x1f{entity.id}\x1f"
+                f"{entity.source_ts.isoformat()}\x1f{entity.applied_ts.isoformat()}\x1e".encode()
+            )
+        return replace(
+            self,
+            sections=kept,
+            last_applied=max((e.applied_ts for e in entities), default=self.last_applied),
+            last_source_ts=max((e.source_ts for e in entities), default=self.last_source_ts),
+            version=digest.hexdigest(),
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The documented read contract (README, `scv view get --json`)."""
