@@ -18,15 +18,15 @@ because every mutation is idempotent under its write timestamp.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from consumer.index_cache import IndexCache
 from consumer.metrics import BATCH_PHASE, WRITE_LATENCY
 from consumer.planner import Located, Move, Outcome, Truncate, plan_batch, refs_to_read, trusted_refs
 from store.index import EntityIndex
 from store.mutations import DeleteIndex, DeleteRow, EntityRef, IndexEntry, Mutation, PutIndex, PutRow, RowKey
-from store.writer import ViewWriter
 
 __all__ = ["Applier"]
 
@@ -34,8 +34,14 @@ __all__ = ["Applier"]
 _MOVE_CHUNK = 2000
 
 
+class ViewWrites(Protocol):
+    """What the applier needs of the store's writer (store/writer.py's ViewWriter, or a tap on it)."""
+
+    def apply(self, mutations: Iterable[Mutation]) -> int: ...
+
+
 class Applier:
-    def __init__(self, writer: ViewWriter, index: EntityIndex, cache: IndexCache) -> None:
+    def __init__(self, writer: ViewWrites, index: EntityIndex, cache: IndexCache) -> None:
         self._writer = writer
         self._index = index
         self._cache = cache

@@ -25,6 +25,7 @@ __all__ = [
     "INDEX_CACHE_ENTRIES",
     "LATENCY_BUCKETS",
     "REGISTERED_TABLES",
+    "VIEW_EVENTS",
     "WRITE_LATENCY",
 ]
 
@@ -105,4 +106,7 @@ INDEX_CACHE = Counter(
 )
 INDEX_CACHE_ENTRIES = Gauge(
     "scv_index_cache_entries", "Index entries held in the replicator's memory (about 0.4 KB each)."
+)
+VIEW_EVENTS = Counter(
+    "scv_view_events_total", "Customer view changed events produced (one per customer per batch)."
 )
