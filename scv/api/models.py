@@ -42,7 +42,10 @@ class Page(BaseModel):
 
 
 class BulkRequest(BaseModel):
-    ids: list[str] = Field(min_length=1, description="Customer ids (at most api.bulk_max_ids).")
+    ids: list[str] = Field(
+        min_length=1,
+        description="Customer ids (at most api.bulk_max_ids); unknown ones are listed as missing.",
+    )
 
 
 class BulkResponse(BaseModel):

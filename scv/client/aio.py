@@ -22,7 +22,16 @@ from cassandra.cluster import ResponseFuture, ResultSet
 from cassandra.query import BoundStatement
 
 from scv.client.connection import StoreConnection
-from scv.client.core import DRIVER_ERRORS, Row, build_entity, build_page, build_view, map_error, may_fall_back
+from scv.client.core import (
+    DRIVER_ERRORS,
+    Row,
+    build_entity,
+    build_page,
+    build_view,
+    map_error,
+    may_fall_back,
+    storable,
+)
 from scv.client.exceptions import CustomerNotFound, EntityNotFound
 from scv.client.models import CustomerView, EntityView, SectionPage
 from scv.client.settings import ClientSettings
@@ -100,6 +109,8 @@ class AsyncCustomerViewClient:
     # -- reads (twins of CustomerViewClient's; see there) -------------------------------------------
 
     async def get_view(self, customer_id: str) -> CustomerView:
+        if not storable(customer_id):
+            raise CustomerNotFound(customer_id)
         store = self._connected
         rows, stale = await self._all_pages(store.bind_view(customer_id), f"reading customer {customer_id!r}")
         return build_view(customer_id, rows, datetime.now(UTC), stale)
@@ -107,6 +118,8 @@ class AsyncCustomerViewClient:
     async def get_section(
         self, customer_id: str, section: str, page_token: str | None = None, page_size: int | None = None
     ) -> SectionPage:
+        if not storable(customer_id):
+            raise CustomerNotFound(customer_id)
         store = self._connected
         state = store.tokens.open(customer_id, section, page_token) if page_token else None
         what = f"reading section {section!r} of customer {customer_id!r}"
@@ -122,6 +135,8 @@ class AsyncCustomerViewClient:
         self, customer_id: str, section: str, source: str, table: str, entity_id: str
     ) -> EntityView:
         what = f"{section} {source}/{table}#{entity_id}"
+        if not storable(customer_id):
+            raise EntityNotFound(customer_id, what)
         bound = self._connected.bind_entity(customer_id, section, source, table, entity_id)
         rows, _state, _stale = await self._page(bound, f"reading {what} of customer {customer_id!r}", None)
         if not rows:
@@ -133,6 +148,8 @@ class AsyncCustomerViewClient:
         limit = asyncio.Semaphore(self.settings.concurrency)
 
         async def one(customer_id: str) -> CustomerView | None:
+            if not storable(customer_id):
+                return None
             async with limit:
                 rows, stale = await self._all_pages(
                     self._connected.bind_view(customer_id), f"reading customer {customer_id!r}"

@@ -87,6 +87,12 @@ class Statements:
         return f"SELECT kind FROM {self.keyspace}.customer_view WHERE customer_id = ? LIMIT 1"
 
 
+def storable(customer_id: str) -> bool:
+    """Whether ``customer_id`` can be a partition key at all: CQL refuses an empty key and one over
+    64 KiB, so no view can exist for them (they are not found, without asking the store)."""
+    return 0 < len(customer_id.encode("utf-8", "surrogatepass")) <= 0xFFFF
+
+
 # -- rows -> typed views --------------------------------------------------------------------------
 
 

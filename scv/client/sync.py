@@ -25,6 +25,7 @@ from scv.client.core import (
     build_view,
     map_error,
     may_fall_back,
+    storable,
 )
 from scv.client.exceptions import CustomerNotFound, EntityNotFound
 from scv.client.models import CustomerView, EntityView, SectionPage
@@ -62,6 +63,8 @@ class CustomerViewClient:
 
     def get_view(self, customer_id: str) -> CustomerView:
         """The customer's whole view. Raises CustomerNotFound, StoreUnavailable, StoreTimeout."""
+        if not storable(customer_id):
+            raise CustomerNotFound(customer_id)
         rows, stale = self._all_pages(self._store.bind_view(customer_id), f"reading customer {customer_id!r}")
         return build_view(customer_id, rows, datetime.now(UTC), stale)
 
@@ -71,6 +74,8 @@ class CustomerViewClient:
         """One page of one section (``page_size`` entities, default ``settings.page_size``). An empty
         first page of a customer that has other sections is an empty page; of an unknown customer,
         CustomerNotFound. Raises InvalidPageToken for a token not issued for this customer/section."""
+        if not storable(customer_id):
+            raise CustomerNotFound(customer_id)
         store = self._store
         state = store.tokens.open(customer_id, section, page_token) if page_token else None
         what = f"reading section {section!r} of customer {customer_id!r}"
@@ -97,6 +102,8 @@ class CustomerViewClient:
     ) -> EntityView:
         """One entity, by its place in the view. Raises EntityNotFound."""
         what = f"{section} {source}/{table}#{entity_id}"
+        if not storable(customer_id):
+            raise EntityNotFound(customer_id, what)
         bound = self._store.bind_entity(customer_id, section, source, table, entity_id)
         rows, _state, _stale = self._page(bound, f"reading {what} of customer {customer_id!r}", None)
         if not rows:
@@ -108,10 +115,11 @@ class CustomerViewClient:
         an unknown customer. Raises StoreUnavailable/StoreTimeout if any read fails."""
         ids = list(dict.fromkeys(customer_ids))
         store = self._store
-        found: dict[str, CustomerView | None] = {}
+        found: dict[str, CustomerView | None] = dict.fromkeys(ids)
+        readable = [cid for cid in ids if storable(cid)]
         window = store.settings.concurrency
-        for start in range(0, len(ids), window):
-            chunk = ids[start : start + window]
+        for start in range(0, len(readable), window):
+            chunk = readable[start : start + window]
             futures = [(cid, store.start(store.bind_view(cid), fallback=False)) for cid in chunk]
             for cid, future in futures:
                 what = f"reading customer {cid!r}"

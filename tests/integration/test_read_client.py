@@ -67,6 +67,11 @@ def test_unknown_customer_is_not_found(client: CustomerViewClient) -> None:
         client.get_view(new_customer("nobody"))
     with pytest.raises(CustomerNotFound):
         client.get_section(new_customer("nobody"), "email")
+    # Ids no partition can have (CQL refuses them as keys) are simply not found.
+    for impossible in ("", "x" * 70_000):
+        with pytest.raises(CustomerNotFound):
+            client.get_view(impossible)
+    assert client.get_many(["", "x" * 70_000]) == {"": None, "x" * 70_000: None}
 
 
 def test_section_pages_cover_a_big_partition_exactly_once(
