@@ -59,6 +59,9 @@ def watch_command(
     from_beginning: bool = typer.Option(
         False, "--from-beginning", help="Start with the events still retained, not only new ones."
     ),
+    since_s: float = typer.Option(
+        0.0, "--since", help="Start with the events of the last this many seconds (0: only new ones)."
+    ),
     count: int = typer.Option(0, "--count", help="Exit after this many events (0: until Ctrl-C)."),
     timeout_s: float = typer.Option(
         0.0, "--timeout", help="Exit with status 3 when no event came for this many seconds (0: never)."
@@ -94,8 +97,17 @@ def watch_command(
             raise typer.Exit(1)
         # Events are keyed by customer, so one partition holds this customer's; which one depends on
         # the producer's partitioner, so every partition is read and filtered by key.
-        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        consumer.assign([TopicPartition(topic, partition, start) for partition in metadata.partitions])
+        if since_s and not from_beginning:
+            since_ms = int((time.time() - since_s) * 1000)
+            wanted = [TopicPartition(topic, partition, since_ms) for partition in metadata.partitions]
+            starts = [
+                TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+                for tp in consumer.offsets_for_times(wanted, timeout=10)
+            ]
+        else:
+            start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+            starts = [TopicPartition(topic, partition, start) for partition in metadata.partitions]
+        consumer.assign(starts)
         key = customer_id.encode()
         seen, idle_since = 0, time.monotonic()
         while not count or seen < count:
