@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -117,7 +118,10 @@ class ViewStore:
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        content = orjson.dumps(body)
+    except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits inside a JSON document
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     return Response(content, status_code=status, media_type="application/json", headers=headers)
 
 

@@ -17,8 +17,9 @@ from cassandra import (
     Unavailable,
 )
 from cassandra.cluster import NoHostAvailable
+from cassandra.cqltypes import MapType, UTF8Type
 
-from scv.client.core import PageTokens, Row, build_page, build_view, map_error, may_fall_back
+from scv.client.core import PageTokens, Row, build_page, build_view, map_error, may_fall_back, plain_cells
 from scv.client.exceptions import (
     ClientConfigurationError,
     CustomerNotFound,
@@ -121,6 +122,14 @@ def test_view_renders_the_documented_json_contract() -> None:
     }
 
 
+def test_driver_maps_are_read_as_plain_dicts() -> None:
+    map_type = MapType.apply_parameters([UTF8Type, UTF8Type])
+    stored = map_type.deserialize(map_type.serialize({"b": "s:2", "a": "n:1.0"}, 4), 4)
+    assert type(stored).__name__ == "OrderedMapSerializedKey"
+    assert plain_cells(stored) == dict(stored.items()) == {"a": "n:1.0", "b": "s:2"}
+    assert plain_cells(None) == {}
+
+
 def test_empty_partition_is_customer_not_found() -> None:
     with pytest.raises(CustomerNotFound, match="'42'"):
         build_view("42", [], READ_AT, stale=False)
@@ -140,8 +149,20 @@ def test_stale_answers_are_marked() -> None:
 
 
 def test_undecodable_cell_names_customer_entity_and_attribute() -> None:
+    # Cells are decoded when read (attributes) or rendered (to_json): both name where the bad cell is.
+    entity = build_view("42", [row("email", "7", {"email": "?:x"})], READ_AT, stale=False).sections["email"][
+        0
+    ]
     with pytest.raises(ViewDecodeError, match=r"'42'.*email crm/public.t#7.*'email'"):
-        build_view("42", [row("email", "7", {"email": "?:x"})], READ_AT, stale=False)
+        entity.attributes  # noqa: B018
+    with pytest.raises(ViewDecodeError, match=r"'42'.*email crm/public.t#7.*'email'"):
+        entity.to_json()
+
+
+def test_attributes_are_read_only() -> None:
+    entity = build_view("42", ROWS, READ_AT, stale=False).sections["email"][0]
+    with pytest.raises(TypeError):
+        entity.attributes["email"] = "x"  # type: ignore[index]
 
 
 def test_page_version_depends_on_the_page_and_its_token() -> None:
