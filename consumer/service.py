@@ -147,9 +147,7 @@ class Replicator:
                 }
             )
             self._dlq = DeadLetterQueue(producer, self._config.dead_letter_topic)
-            self._retry(
-                lambda: self._view_events.start(producer, self._kafka, self._registry.url), "registry"
-            )
+            self._retry(lambda: self._view_events.start(producer, self._kafka, self._registry.url), "kafka")
             self._consumer = Consumer(self._consumer_config())
             self._checkpoint = Checkpoint(KafkaCommitter(self._consumer))
             self._lag = LagGauges(self._consumer, self._checkpoint)
@@ -331,7 +329,7 @@ class Replicator:
         observe_applied(located, outcomes, produced_ms, time.time())
         for change, origin in zip(located, origins, strict=True):
             self._lag.applied(origin, change.event.ts_seconds)
-        self._view_events.publish(last_offsets)
+        self._retry(lambda: self._view_events.publish(last_offsets), "registry")
         flushing = time.perf_counter()
         self._retry(self._dlq.flush, "dead_letter")
         self._retry(self._view_events.flush, "view_events")

@@ -3,7 +3,7 @@ by customer (Avro, registry_schemas/view_changed-value.avsc, subject ``<topic>-v
 
     events = ViewEvents(settings.consumer.view_events_topic)
     applier = Applier(events.tap(writer), index, cache)   # learns which partitions each write touched
-    events.start(producer, kafka, registry_url)           # topic + schema registration (retried)
+    events.start(producer, kafka, registry_url)           # the topic (retried); the schema on first use
     ...apply the batch (step 2 of consumer/service.py's protocol)...
     events.publish(last_offsets)                          # step 3: one event per customer touched
     events.flush()                                        # step 3: acknowledged before the commit
@@ -37,7 +37,7 @@ from confluent_kafka import KafkaError, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from consumer.exceptions import RegistryUnavailable, TransientFailure
+from consumer.exceptions import RegistryUnavailable, ReplicatorError, TransientFailure
 from consumer.metrics import VIEW_EVENTS
 from scv.config.settings import KafkaSettings
 from scv.contracts.view_changed import Position, ViewChanged, schema_text, subject_of
@@ -71,6 +71,10 @@ class ViewTouches:
             sections, newest = self._touched.get(key.customer_id, (set(), 0))
             sections.add(key.kind)
             self._touched[key.customer_id] = (sections, max(newest, mutation.write_ts))
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._touched)
 
     def drain(self, applied_ts: datetime, positions: Sequence[Position]) -> list[ViewChanged]:
         touched, self._touched = self._touched, {}
@@ -115,6 +119,7 @@ class ViewEvents:
         self.topic = topic
         self._touches = ViewTouches()
         self._producer: Producer | None = None
+        self._registry: SchemaRegistryClient | None = None
         self._schema: Any = fastavro.parse_schema(json.loads(schema_text()))
         self._schema_id = 0
         # Events produced and not yet acknowledged, by (customer id, their order in the batch).
@@ -130,8 +135,9 @@ class ViewEvents:
         return TappedWriter(writer, self._touches) if self.enabled else writer
 
     def start(self, producer: Producer, kafka: KafkaSettings, registry_url: str) -> None:
-        """Create the topic (keyed by customer; compaction would drop history a consumer may still
-        need, so plain retention) and register the schema. Raises TransientFailure to be retried."""
+        """Create the topic (keyed by customer; plain retention: compaction would drop history a
+        consumer may still need). Raises TransientFailure to be retried. The schema is registered
+        with the first events, so a registry outage does not hold the replicator's start."""
         if not self.enabled:
             return
         try:
@@ -141,18 +147,33 @@ class ViewEvents:
                 )
         except KafkaUnavailable as exc:
             raise TransientFailure(f"cannot create the view events topic {self.topic}: {exc}") from exc
-        try:
-            registry = SchemaRegistryClient({"url": registry_url})
-            self._schema_id = registry.register_schema(subject_of(self.topic), Schema(schema_text(), "AVRO"))
-        except (SchemaRegistryError, OSError, ValueError) as exc:
-            raise RegistryUnavailable(f"cannot register {subject_of(self.topic)}: {exc}") from exc
+        self._registry = SchemaRegistryClient({"url": registry_url})
         self._producer = producer
-        log.info("view_events_started", topic=self.topic, schema_id=self._schema_id)
+        log.info("view_events_started", topic=self.topic)
+
+    def _register(self) -> None:
+        if self._schema_id or self._registry is None:
+            return
+        subject = subject_of(self.topic)
+        try:
+            self._schema_id = self._registry.register_schema(subject, Schema(schema_text(), "AVRO"))
+        except SchemaRegistryError as exc:
+            if exc.http_status_code is not None and exc.http_status_code < 500:
+                raise ReplicatorError(
+                    f"the registry refused the schema of {subject}: {exc}; compare "
+                    f"registry_schemas/view_changed-value.avsc with the subject's latest version"
+                ) from exc
+            raise RegistryUnavailable(f"cannot register {subject}: {exc}") from exc
+        except Exception as exc:  # connection refused, timeouts: the HTTP client's own errors
+            raise RegistryUnavailable(f"cannot register {subject}: {exc}") from exc
+        log.info("view_events_schema_registered", subject=subject, schema_id=self._schema_id)
 
     def publish(self, last_offsets: Mapping[tuple[str, int], int]) -> int:
-        """Produce one event per customer whose view the batch wrote; returns how many."""
-        if self._producer is None:
+        """Produce one event per customer whose view the batch wrote; returns how many. Raises
+        RegistryUnavailable (to be retried) before anything is drained, so nothing is lost."""
+        if self._producer is None or not self._touches.pending:
             return 0
+        self._register()
         positions = [
             Position(topic, partition, offset) for (topic, partition), offset in sorted(last_offsets.items())
         ]

@@ -108,7 +108,7 @@ class FakeProducer:
 def started(producer: FakeProducer) -> ViewEvents:
     events = ViewEvents("scv.view-changed")
     events._producer = producer  # type: ignore[assignment] - start() would register in a real registry
-    events._schema_id = 1
+    events._schema_id = 1  # registered: the real registration is tested on the stack
     return events
 
 
