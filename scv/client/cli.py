@@ -96,6 +96,10 @@ def _one_section(client: CustomerViewClient, customer_id: str, section: str) -> 
     )
 
 
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
 def _ago(delta_s: float) -> str:
     for unit, seconds in (("d", 86400), ("h", 3600), ("min", 60)):
         if delta_s >= seconds:
@@ -126,7 +130,8 @@ def render_view(view: CustomerView, now: datetime) -> str:
     if not view.entity_count:
         return f"customer {view.customer_id}: no {', '.join(view.sections)} entities\n"
     head = (
-        f"customer {view.customer_id}: {view.entity_count} entities in {len(sections)} sections, "
+        f"customer {view.customer_id}: {_count(view.entity_count, 'entity', 'entities')} in "
+        f"{_count(len(sections), 'section', 'sections')}, "
         f"last applied {view.last_applied:%Y-%m-%d %H:%M:%S}Z "
         f"({_ago((now - view.last_applied).total_seconds())})"
     )
