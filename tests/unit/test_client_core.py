@@ -19,7 +19,7 @@ from cassandra import (
 from cassandra.cluster import NoHostAvailable
 from cassandra.cqltypes import MapType, UTF8Type
 
-from scv.client.core import PageTokens, Row, build_page, build_view, map_error, may_fall_back, plain_cells
+from scv.client.core import PageTokens, Row, build_page, build_view, map_error, may_fall_back
 from scv.client.exceptions import (
     ClientConfigurationError,
     CustomerNotFound,
@@ -28,6 +28,7 @@ from scv.client.exceptions import (
     StoreUnavailable,
     ViewDecodeError,
 )
+from scv.client.models import plain_cells
 
 APPLIED = datetime(2026, 12, 1, 10, 0, 0)  # CQL timestamps come back naive (UTC)
 COMMIT_US = 1_764_583_200_123_456  # 2025-12-01T10:00:00.123456Z
