@@ -26,6 +26,7 @@ __all__ = [
     "INDEX_CACHE_ENTRIES",
     "LATENCY_BUCKETS",
     "REGISTERED_TABLES",
+    "VIEW_EVENTS",
     "WRITE_LATENCY",
 ]
 
@@ -111,4 +112,7 @@ INDEX_CACHE = Counter(
 )
 INDEX_CACHE_ENTRIES = Gauge(
     "scv_index_cache_entries", "Index entries held in the replicator's memory (about 0.4 KB each)."
+)
+VIEW_EVENTS = Counter(
+    "scv_view_events_total", "Customer view changed events produced (one per customer per batch)."
 )
