@@ -113,6 +113,24 @@ def _wait_caught_up(settings: Settings, topics: list[str], log_path: Path, timeo
 def _print_view(view: CustomerView) -> None:
     sources = sorted({e.source for entities in view.sections.values() for e in entities})
     console.rule(f"Single Customer View — customer {view.customer_id} — from {', '.join(sources)}")
+    profile = view.profile
+    if profile:
+        shown = ", ".join(
+            f"{name}={chosen.value} ({chosen.holder.source})" for name, chosen in profile.items()
+        )
+        console.print(f"[bold]profile[/] (composed across sources): {shown}", highlight=False)
+    care = [e for e in view.sections.get("interaction", ()) if e.source == "care"]
+    if care:
+        code = next((e.attributes.get("fiscal_code") for e in care), None)
+        console.print(
+            f"[bold]care[/] knows this customer only by fiscal code {str(code).strip()!r}: its "
+            f"{len(care)} interactions joined the CRM customer through that code",
+            highlight=False,
+        )
+    for kind in view.contact_kinds:
+        contacts = view.contacts(kind)
+        listed = "; ".join(f"{str(c.value).strip()}{' (primary)' if c.primary else ''}" for c in contacts[:3])
+        console.print(f"[bold]{kind} contacts[/] ({len(contacts)}): {listed}", highlight=False)
     for kind, entities in sorted(view.sections.items()):
         console.print(f"[bold]{kind}[/] ({len(entities)})")
         for entity in entities[:5]:

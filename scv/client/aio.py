@@ -24,10 +24,12 @@ from cassandra.query import BoundStatement
 from scv.client.connection import StoreConnection
 from scv.client.core import (
     DRIVER_ERRORS,
+    MAX_REDIRECTS,
     Row,
     build_entity,
     build_page,
     build_view,
+    composition_rules,
     map_error,
     may_fall_back,
     storable,
@@ -108,12 +110,36 @@ class AsyncCustomerViewClient:
 
     # -- reads (twins of CustomerViewClient's; see there) -------------------------------------------
 
-    async def get_view(self, customer_id: str) -> CustomerView:
+    async def get_view(self, customer_id: str, *, include_ended: bool = True) -> CustomerView:
         if not storable(customer_id):
             raise CustomerNotFound(customer_id)
         store = self._connected
-        rows, stale = await self._all_pages(store.bind_view(customer_id), f"reading customer {customer_id!r}")
-        return build_view(customer_id, rows, datetime.now(UTC), stale)
+        current, asked = customer_id, None
+        for _hop in range(MAX_REDIRECTS):
+            rows, stale = await self._all_pages(store.bind_view(current), f"reading customer {current!r}")
+            if rows:
+                break
+            found, _state, _stale = await self._page(
+                store.bind_redirect(current), f"reading the merges of customer {current!r}", None
+            )
+            survivor = str(found[0][0]) if found and found[0][0] else None
+            if survivor is None or survivor == current:
+                break
+            current, asked = survivor, customer_id
+        if store.rules_due():
+            registrations, _ = await self._all_pages(
+                store.bind_registrations(), "reading the sources' registrations"
+            )
+            store.keep_rules(composition_rules(row[0] for row in registrations))
+        return build_view(
+            current,
+            rows,
+            datetime.now(UTC),
+            stale,
+            include_ended=include_ended,
+            redirected_from=asked,
+            rules=store.rules,
+        )
 
     async def get_section(
         self, customer_id: str, section: str, page_token: str | None = None, page_size: int | None = None

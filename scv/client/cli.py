@@ -36,6 +36,11 @@ def parser(prog: str = "scv view get") -> argparse.ArgumentParser:
     cli.add_argument(
         "--json", dest="as_json", action="store_true", help="Print the documented JSON read contract."
     )
+    cli.add_argument(
+        "--current",
+        action="store_true",
+        help="Leave out entities the source deleted but the view keeps as history (on_delete: keep).",
+    )
     return cli
 
 
@@ -51,12 +56,13 @@ def get_view(
     settings: ClientSettings | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    current: bool = False,
 ) -> int:
     """Read and print one view; returns the exit status."""
     try:
         with CustomerViewClient(one_read(settings or ClientSettings.from_env())) as client:
             view = (
-                client.get_view(customer_id)
+                client.get_view(customer_id, include_ended=not current)
                 if section is None
                 else _one_section(client, customer_id, section)
             )
@@ -78,7 +84,7 @@ def main(
     argv: Sequence[str] | None = None, settings: ClientSettings | None = None, prog: str = "scv view get"
 ) -> int:
     args = parser(prog).parse_args(argv)
-    return get_view(args.customer_id, args.section, args.as_json, settings)
+    return get_view(args.customer_id, args.section, args.as_json, settings, current=args.current)
 
 
 def _one_section(client: CustomerViewClient, customer_id: str, section: str) -> CustomerView:
@@ -115,9 +121,11 @@ def _value(entity: EntityView, name: str) -> str:
 
 
 def _entity_lines(entity: EntityView) -> list[str]:
+    ended = f" · ended {entity.ended_at:%Y-%m-%d %H:%M:%S}Z" if entity.ended_at else ""
     lines = [
         f"  {entity.source}/{entity.table} #{entity.id}   "
-        f"source {entity.source_ts:%Y-%m-%d %H:%M:%S.%f}Z · applied {entity.applied_ts:%Y-%m-%d %H:%M:%S}Z"
+        f"source {entity.source_ts:%Y-%m-%d %H:%M:%S.%f}Z · "
+        f"applied {entity.applied_ts:%Y-%m-%d %H:%M:%S}Z{ended}"
     ]
     width = max((len(name) for name in entity.attributes), default=0)
     lines += [f"      {name:<{width}}  {_value(entity, name)}" for name in sorted(entity.attributes)]
@@ -138,6 +146,30 @@ def render_view(view: CustomerView, now: datetime) -> str:
     if view.possibly_stale:
         head += "  [possibly stale: answered by fewer replicas than asked for]"
     lines = [head]
+    if view.redirected_from is not None:
+        lines.append(
+            f"(customer {view.redirected_from} was merged into {view.customer_id}: this is its view)"
+        )
+    profile = view.profile
+    if profile:
+        lines.append("profile (composed)")
+        width = max(len(name) for name in profile)
+        for name, chosen in profile.items():
+            others = (
+                f"   (also: {', '.join(f'{a.value} from {a.holder.source}' for a in chosen.alternatives)})"
+            )
+            lines.append(
+                f"      {name:<{width}}  {chosen.value}   from {chosen.holder.source}"
+                + (others if chosen.alternatives else "")
+            )
+    for kind in view.contact_kinds:
+        contacts = view.contacts(kind)
+        if contacts:
+            lines.append(f"{kind} contacts ({len(contacts)}, primary first, then most recent)")
+            for contact in contacts:
+                holders = ", ".join(sorted({h.source for h in contact.held_by}))
+                mark = " [primary]" if contact.primary else ""
+                lines.append(f"      {str(contact.value).strip()}{mark}   held by {holders}")
     for kind, entities in sections:
         lines.append(f"{kind} ({len(entities)})")
         for entity in entities:

@@ -11,6 +11,7 @@ marked idempotent, which is what allows retries on another replica and speculati
 from __future__ import annotations
 
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from cassandra.policies import (
 )
 from cassandra.query import BoundStatement, PreparedStatement, tuple_factory
 
+from scv.client.composition import CompositionRules
 from scv.client.core import DRIVER_ERRORS, PageTokens, Statements, map_error
 from scv.client.exceptions import ClientConfigurationError
 from scv.client.settings import ClientSettings
@@ -114,6 +116,11 @@ def _connection_class(settings: ClientSettings) -> Any:
     return LibevConnection
 
 
+# The sources' composition rules change only when a source is onboarded: a read re-reads them at
+# most this often.
+RULES_TTL_S = 30.0
+
+
 @dataclass
 class StoreConnection:
     settings: ClientSettings
@@ -123,7 +130,12 @@ class StoreConnection:
     section: PreparedStatement
     entity: PreparedStatement
     exists: PreparedStatement
+    redirect: PreparedStatement
+    registrations: PreparedStatement
     tokens: PageTokens
+    # The composition rules, re-read from the registrations at most every RULES_TTL_S.
+    rules: CompositionRules | None = None
+    rules_read_at: float = 0.0
 
     @classmethod
     def open(cls, settings: ClientSettings) -> StoreConnection:
@@ -159,15 +171,22 @@ class StoreConnection:
             statements = Statements(settings.keyspace)
             prepared = [
                 session.prepare(text)
-                for text in (statements.view, statements.section, statements.entity, statements.exists)
+                for text in (
+                    statements.view,
+                    statements.section,
+                    statements.entity,
+                    statements.exists,
+                    statements.redirect,
+                    statements.registrations,
+                )
             ]
         except DRIVER_ERRORS as exc:
             cluster.shutdown()
             raise map_error(exc, what) from exc
         for statement in prepared:
             statement.is_idempotent = True
-        view, section, entity, exists = prepared
-        return cls(settings, cluster, session, view, section, entity, exists, tokens)
+        view, section, entity, exists, redirect, registrations = prepared
+        return cls(settings, cluster, session, view, section, entity, exists, redirect, registrations, tokens)
 
     def close(self) -> None:
         self.cluster.shutdown()
@@ -203,3 +222,16 @@ class StoreConnection:
 
     def bind_exists(self, customer_id: str) -> BoundStatement:
         return self.exists.bind((customer_id,))
+
+    def bind_redirect(self, customer_id: str) -> BoundStatement:
+        return self.redirect.bind((customer_id,))
+
+    def bind_registrations(self) -> BoundStatement:
+        return self.registrations.bind(())
+
+    def rules_due(self) -> bool:
+        return self.rules is None or time.monotonic() - self.rules_read_at > RULES_TTL_S
+
+    def keep_rules(self, rules: CompositionRules) -> CompositionRules:
+        self.rules, self.rules_read_at = rules, time.monotonic()
+        return rules

@@ -28,6 +28,7 @@ from cassandra import (
 from cassandra.cluster import NoHostAvailable
 from cassandra.connection import ConnectionException
 
+from scv.client.composition import CompositionRules
 from scv.client.exceptions import (
     ClientConfigurationError,
     CustomerNotFound,
@@ -37,6 +38,7 @@ from scv.client.exceptions import (
     ViewClientError,
 )
 from scv.client.models import CustomerView, EntityView, SectionPage
+from scv.contracts.registration import RegistrationError, SourceMapping
 
 __all__ = [
     "DRIVER_ERRORS",
@@ -46,14 +48,17 @@ __all__ = [
     "build_entity",
     "build_page",
     "build_view",
+    "composition_rules",
     "map_error",
     "may_fall_back",
 ]
 
 # One row of customer_view as the statements below select it (the driver's tuple rows).
-Row = tuple[str, str, str, str, dict[str, str] | None, int | None, datetime]
+Row = tuple[str, str, str, str, dict[str, str] | None, int | None, datetime, datetime | None]
 
-_COLUMNS = "kind, source, table_name, entity_id, attributes, source_ts_us, applied_at"
+_COLUMNS = "kind, source, table_name, entity_id, attributes, source_ts_us, applied_at, ended_at"
+# A merge chain longer than this is a loop written by hand at the source: stop following it.
+MAX_REDIRECTS = 16
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,30 @@ class Statements:
     def exists(self) -> str:
         return f"SELECT kind FROM {self.keyspace}.customer_view WHERE customer_id = ? LIMIT 1"
 
+    @property
+    def redirect(self) -> str:
+        """The survivor a merged customer was merged into (no row: not merged)."""
+        return f"SELECT survivor_id FROM {self.keyspace}.customer_redirects WHERE customer_id = ?"
+
+    @property
+    def registrations(self) -> str:
+        """The sources' registrations: the composition rules (contacts, profile) come from them."""
+        return f"SELECT mapping FROM {self.keyspace}.source_registrations"
+
+
+def composition_rules(mappings: Iterable[str | None]) -> CompositionRules:
+    """The composition rules of the registered sources (a registration that does not parse is
+    skipped: the replicator reports it, and a read must not fail for it)."""
+    parsed = []
+    for text in mappings:
+        if not text:
+            continue
+        try:
+            parsed.append(SourceMapping.from_json(text))
+        except RegistrationError:
+            continue
+    return CompositionRules.of(parsed)
+
 
 def storable(customer_id: str) -> bool:
     """Whether ``customer_id`` can be a partition key at all: CQL refuses an empty key and one over
@@ -96,8 +125,10 @@ def _from_us(micros: int | None) -> datetime:
 
 
 def build_entity(customer_id: str, row: Row) -> EntityView:
-    kind, source, table, entity_id, cells, source_ts_us, applied_at = row
-    return EntityView(customer_id, kind, entity_id, source, table, cells or {}, source_ts_us or 0, applied_at)
+    kind, source, table, entity_id, cells, source_ts_us, applied_at, ended_at = row
+    return EntityView(
+        customer_id, kind, entity_id, source, table, cells or {}, source_ts_us or 0, applied_at, ended_at
+    )
 
 
 def version_of(rows: Iterable[Row], salt: str = "") -> str:
@@ -105,19 +136,34 @@ def version_of(rows: Iterable[Row], salt: str = "") -> str:
     delete changes it (a replayed older change loses under last-write-wins and changes nothing)."""
     text = "\x1e".join(
         f"{kind}\x1f{source}\x1f{table}\x1f{entity_id}\x1f{source_ts_us}\x1f{applied_at.isoformat()}"
-        for kind, source, table, entity_id, _cells, source_ts_us, applied_at in rows
+        f"\x1f{ended_at.isoformat() if ended_at else ''}"
+        for kind, source, table, entity_id, _cells, source_ts_us, applied_at, ended_at in rows
     )
     return hashlib.blake2b((salt + "\x1d" + text).encode(), digest_size=12).hexdigest()
 
 
-def build_view(customer_id: str, rows: Sequence[Row], read_at: datetime, stale: bool) -> CustomerView:
-    """The whole view from the partition's rows (clustering order: kind, source, table, id)."""
+def build_view(
+    customer_id: str,
+    rows: Sequence[Row],
+    read_at: datetime,
+    stale: bool,
+    *,
+    include_ended: bool = True,
+    redirected_from: str | None = None,
+    rules: CompositionRules | None = None,
+) -> CustomerView:
+    """The whole view from the partition's rows (clustering order: kind, source, table, id).
+
+    ``include_ended=False`` leaves out entities the source deleted but the view keeps as history;
+    ``redirected_from``: the merged customer whose read answered with this (the survivor's) view."""
     if not rows:
-        raise CustomerNotFound(customer_id)
+        raise CustomerNotFound(redirected_from or customer_id)
     sections: dict[str, list[EntityView]] = {}
-    for kind, source, table, entity_id, cells, source_ts_us, applied_at in rows:
+    for kind, source, table, entity_id, cells, source_ts_us, applied_at, ended_at in rows:
+        if ended_at is not None and not include_ended:
+            continue
         entity = EntityView(
-            customer_id, kind, entity_id, source, table, cells or {}, source_ts_us or 0, applied_at
+            customer_id, kind, entity_id, source, table, cells or {}, source_ts_us or 0, applied_at, ended_at
         )
         sections.setdefault(kind, []).append(entity)
     last_applied = max(row[6] for row in rows).replace(tzinfo=UTC)
@@ -127,8 +173,10 @@ def build_view(customer_id: str, rows: Sequence[Row], read_at: datetime, stale: 
         read_at=read_at,
         last_applied=last_applied,
         last_source_ts=_from_us(max((row[5] or 0) for row in rows)),
-        version=version_of(rows),
+        version=version_of(rows, salt=redirected_from or ""),
         possibly_stale=stale,
+        redirected_from=redirected_from,
+        rules=rules,
     )
 
 

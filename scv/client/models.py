@@ -17,13 +17,14 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, TypeAlias
 from uuid import UUID
 
+from scv.client.composition import CompositionRules, Contact, ProfileValue
 from scv.client.exceptions import ViewDecodeError
 from scv.contracts.cells import CellDecodeError, Json, cell_to_json, decode_value, to_json_compatible
 
@@ -66,6 +67,11 @@ def json_value(value: Value, document: bool = False) -> Any:
     if isinstance(value, list):
         return [json_value(item) for item in value]
     return to_json_compatible(value)
+
+
+def cell_json(value: Any) -> Any:
+    """A typed attribute value (as ``EntityView.attributes`` holds it) in the read contract's JSON."""
+    return json_value(value)
 
 
 def _plain(value: Any) -> Value:
@@ -128,6 +134,7 @@ class EntityView:
         "_cells",
         "_source_ts_us",
         "customer_id",
+        "ended_at",
         "id",
         "kind",
         "source",
@@ -144,8 +151,13 @@ class EntityView:
         cells: Mapping[str, str],
         source_ts_us: int,
         applied_at: datetime,
+        ended_at: datetime | None = None,
     ) -> None:
         self.customer_id = customer_id
+        # When the source deleted it, for a table that keeps history (on_delete: keep); else None.
+        self.ended_at = (
+            ended_at.replace(tzinfo=UTC) if ended_at is not None and ended_at.tzinfo is None else ended_at
+        )
         self.kind = kind  # the section it belongs to
         self.id = entity_id
         self.source = source
@@ -190,7 +202,7 @@ class EntityView:
                 attributes[name] = cell_to_json(cell)
             except CellDecodeError as exc:
                 raise ViewDecodeError(f"{self._where(name)}: {exc}") from exc
-        return {
+        rendered = {
             "id": self.id,
             "source": self.source,
             "table": self.table,
@@ -198,6 +210,9 @@ class EntityView:
             "source_ts": _iso_from_us(self._source_ts_us),
             "applied_ts": _iso(self._applied_at),
         }
+        if self.ended_at is not None:
+            rendered["ended_at"] = self.ended_at.isoformat()
+        return rendered
 
     def _cell_map(self) -> dict[str, str]:
         cells = self._cells
@@ -240,6 +255,29 @@ class CustomerView:
     last_source_ts: datetime
     version: str
     possibly_stale: bool = False
+    # Read as another customer id that the CRM merged into this one: that id (else None).
+    redirected_from: str | None = None
+    # The sources' composition rules (contacts, profile); None when not read with them.
+    rules: CompositionRules | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def profile(self) -> dict[str, ProfileValue]:
+        """The composed profile: one value per declared attribute, by source priority then recency."""
+        if self.rules is None:
+            return {}
+        return self.rules.profile(entity for entities in self.sections.values() for entity in entities)
+
+    def contacts(self, kind: str) -> list[Contact]:
+        """A contact-like section (e-mails, phones, addresses) de-duplicated across sources, ordered."""
+        if self.rules is None:
+            return []
+        return self.rules.contacts(self.sections.get(kind, ()))
+
+    @property
+    def contact_kinds(self) -> list[str]:
+        if self.rules is None:
+            return []
+        return sorted(kind for kind, entities in self.sections.items() if self.rules.has_contacts(entities))
 
     @property
     def age(self) -> timedelta:
@@ -272,13 +310,45 @@ class CustomerView:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The documented read contract (README, `scv view get --json`)."""
-        return {
+        """The documented read contract (README, `scv view get --json`). ``redirected_from``,
+        ``profile`` and ``contacts`` appear only when there is something to say."""
+        rendered: dict[str, Any] = {
             "customer_id": self.customer_id,
             "sections": {
                 kind: [entity.to_json() for entity in entities] for kind, entities in self.sections.items()
             },
         }
+        if self.redirected_from is not None:
+            rendered["redirected_from"] = self.redirected_from
+        profile = self.profile
+        if profile:
+            rendered["profile"] = {
+                name: {
+                    "value": cell_json(chosen.value),
+                    "source": chosen.holder.source,
+                    "table": chosen.holder.table,
+                    "id": chosen.holder.id,
+                    "alternatives": [
+                        {"value": cell_json(alt.value), **alt.holder.to_json()} for alt in chosen.alternatives
+                    ],
+                }
+                for name, chosen in profile.items()
+            }
+        contacts = {kind: self.contacts(kind) for kind in self.contact_kinds}
+        if any(contacts.values()):
+            rendered["contacts"] = {
+                kind: [
+                    {
+                        "value": cell_json(contact.value),
+                        "primary": contact.primary,
+                        "updated_at": contact.updated_at.isoformat() if contact.updated_at else None,
+                        "held_by": [holder.to_json() for holder in contact.held_by],
+                    }
+                    for contact in found
+                ]
+                for kind, found in contacts.items()
+            }
+        return rendered
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,16 @@ from types import TracebackType
 
 from cassandra.query import BoundStatement
 
+from scv.client.composition import CompositionRules
 from scv.client.connection import StoreConnection
 from scv.client.core import (
     DRIVER_ERRORS,
+    MAX_REDIRECTS,
     Row,
     build_entity,
     build_page,
     build_view,
+    composition_rules,
     map_error,
     may_fall_back,
     storable,
@@ -61,12 +64,46 @@ class CustomerViewClient:
 
     # -- reads ------------------------------------------------------------------------------------
 
-    def get_view(self, customer_id: str) -> CustomerView:
-        """The customer's whole view. Raises CustomerNotFound, StoreUnavailable, StoreTimeout."""
+    def get_view(self, customer_id: str, *, include_ended: bool = True) -> CustomerView:
+        """The customer's whole view. Raises CustomerNotFound, StoreUnavailable, StoreTimeout.
+
+        A customer the CRM merged into another answers with the survivor's view, marked
+        ``redirected_from``. ``include_ended=False`` leaves out entities the source deleted but the
+        view keeps as history."""
         if not storable(customer_id):
             raise CustomerNotFound(customer_id)
-        rows, stale = self._all_pages(self._store.bind_view(customer_id), f"reading customer {customer_id!r}")
-        return build_view(customer_id, rows, datetime.now(UTC), stale)
+        current, asked = customer_id, None
+        for _hop in range(MAX_REDIRECTS):
+            what = f"reading customer {current!r}"
+            rows, stale = self._all_pages(self._store.bind_view(current), what)
+            if rows:
+                break
+            survivor = self._survivor(current)
+            if survivor is None or survivor == current:
+                break
+            current, asked = survivor, customer_id
+        return build_view(
+            current,
+            rows,
+            datetime.now(UTC),
+            stale,
+            include_ended=include_ended,
+            redirected_from=asked,
+            rules=self._rules(),
+        )
+
+    def _survivor(self, customer_id: str) -> str | None:
+        rows, _state, _stale = self._page(
+            self._store.bind_redirect(customer_id), f"reading the merges of customer {customer_id!r}", None
+        )
+        return str(rows[0][0]) if rows and rows[0][0] else None
+
+    def _rules(self) -> CompositionRules | None:
+        store = self._store
+        if store.rules_due():
+            rows, _stale = self._all_pages(store.bind_registrations(), "reading the sources' registrations")
+            store.keep_rules(composition_rules(row[0] for row in rows))
+        return store.rules
 
     def get_section(
         self, customer_id: str, section: str, page_token: str | None = None, page_size: int | None = None

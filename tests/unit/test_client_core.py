@@ -34,8 +34,14 @@ APPLIED = datetime(2026, 12, 1, 10, 0, 0)  # CQL timestamps come back naive (UTC
 COMMIT_US = 1_764_583_200_123_456  # 2025-12-01T10:00:00.123456Z
 
 
-def row(kind: str, entity_id: str, cells: dict[str, str], applied: datetime = APPLIED) -> Row:
-    return (kind, "crm", "public.t", entity_id, cells, COMMIT_US, applied)
+def row(
+    kind: str,
+    entity_id: str,
+    cells: dict[str, str],
+    applied: datetime = APPLIED,
+    ended: datetime | None = None,
+) -> Row:
+    return (kind, "crm", "public.t", entity_id, cells, COMMIT_US, applied, ended)
 
 
 ROWS = [
@@ -261,3 +267,24 @@ def test_driver_errors_become_client_errors(
 )
 def test_fallback_only_when_fewer_replicas_might_answer(error: Any, falls_back: bool) -> None:
     assert may_fall_back(error) is falls_back
+
+
+def test_ended_entities_are_kept_marked_or_left_out_on_request() -> None:
+    ended = datetime(2026, 1, 2, tzinfo=UTC)
+    rows = [row("interaction", "1", {"subject": "s:purged"}, ended=ended), row("interaction", "2", {})]
+    with_history = build_view("42", rows, datetime.now(UTC), stale=False)
+    assert with_history.sections["interaction"][0].ended_at == ended
+    assert with_history.to_json()["sections"]["interaction"][0]["ended_at"] == ended.isoformat()
+    assert "ended_at" not in with_history.to_json()["sections"]["interaction"][1]
+    current = build_view("42", rows, datetime.now(UTC), stale=False, include_ended=False)
+    assert [e.id for e in current.sections["interaction"]] == ["2"]
+
+
+def test_a_redirected_read_says_which_customer_was_asked_for() -> None:
+    view = build_view("8", [row("profile", "8", {})], datetime.now(UTC), stale=False, redirected_from="7")
+    assert view.customer_id == "8"
+    assert view.to_json()["redirected_from"] == "7"
+    assert (
+        "redirected_from"
+        not in build_view("8", [row("profile", "8", {})], datetime.now(UTC), False).to_json()
+    )
