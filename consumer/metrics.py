@@ -28,6 +28,7 @@ __all__ = [
     "REGISTERED_TABLES",
     "REPLICATOR_LIVE",
     "REPLICATOR_READY",
+    "VIEW_EVENTS",
     "WRITE_LATENCY",
 ]
 
@@ -119,4 +120,7 @@ REPLICATOR_LIVE = Gauge(
 )
 REPLICATOR_READY = Gauge(
     "scv_replicator_ready", "1 while /readyz answers 200: partitions assigned and caught up within bound."
+)
+VIEW_EVENTS = Counter(
+    "scv_view_events_total", "Customer view changed events produced (one per customer per batch)."
 )

@@ -7,14 +7,16 @@ Commit protocol for every batch, in this order (the safety argument):
    registry outage is retried (the record is not parked);
 2. write the batch's mutations to the store and wait for every acknowledgement (retried with
    backoff while the store is out);
-3. flush the dead-letter producer and wait for every acknowledgement;
+3. produce one "customer view changed" event per customer the batch wrote (consumer/view_events.py),
+   then flush the producer — dead letters and events — and wait for every acknowledgement;
 4. commit the offset after the last record of each partition — asynchronously, so the next batch
    does not wait for the broker; synchronously for partitions being revoked and at shutdown
    (consumer/checkpoint.py keeps that bookkeeping, with its own numbered rules).
 A crash anywhere before 4, or a commit that fails, redelivers records; re-applying them is harmless
 because every write carries the source change's timestamp. A commit is only ever sent after steps
-2-3, so no committed offset covers a write that is not durable. SIGTERM sets a flag checked between
-batches, so the batch in flight completes steps 1-4 before the consumer leaves the group.
+2-3, so no committed offset covers a write that is not durable, nor a change not yet announced.
+SIGTERM sets a flag checked between batches, so the batch in flight completes steps 1-4 before the
+consumer leaves the group.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from consumer.metrics import BATCH_EVENTS, BATCH_PHASE, ENTITIES_PARKED, ERRORS,
 from consumer.observe import observe_applied, observe_consumed
 from consumer.planner import Located
 from consumer.retry import Backoff, ShutdownRequested, retry_transient
+from consumer.view_events import ViewEvents
 from consumer.wire import ApicurioContent, AvroDecoder
 from scv.config.settings import ConsumerSettings, KafkaSettings, RegistrySettings, Settings, StoreSettings
 from scv.contracts.discovery import replicator_client_id
@@ -118,8 +121,13 @@ class Replicator:
             keyspace = self._store.keyspace
             self._catalog = MappingCatalog(RegistrationStore(session, keyspace))
             self._index = EntityIndex(session, keyspace, self._config.write_concurrency)
+            self._view_events = ViewEvents(self._config.view_events_topic)
             self._applier = Applier(
-                ViewWriter(session, keyspace, self._config.write_concurrency, self._config.batch_partitions),
+                self._view_events.tap(
+                    ViewWriter(
+                        session, keyspace, self._config.write_concurrency, self._config.batch_partitions
+                    )
+                ),
                 self._index,
                 IndexCache(self._config.index_cache_entries),
             )
@@ -145,6 +153,7 @@ class Replicator:
                 }
             )
             self._dlq = DeadLetterQueue(producer, self._config.dead_letter_topic)
+            self._retry(lambda: self._view_events.start(producer, self._kafka, self._registry.url), "kafka")
             self._consumer = Consumer(self._consumer_config())
             self._checkpoint = Checkpoint(KafkaCommitter(self._consumer))
             lag_admin = KafkaAdmin(self._kafka.bootstrap_servers)
@@ -356,8 +365,10 @@ class Replicator:
         observe_applied(located, outcomes, produced_ms, time.time())
         for change, origin in zip(located, origins, strict=True):
             self._lag.applied(origin, change.event.ts_seconds)
+        self._retry(lambda: self._view_events.publish(last_offsets), "registry")
         flushing = time.perf_counter()
         self._retry(self._dlq.flush, "dead_letter")
+        self._retry(self._view_events.flush, "view_events")
         committing = time.perf_counter()
         BATCH_PHASE.labels("dead_letter").observe(committing - flushing)
         self._checkpoint.commit_batch(last_offsets)

@@ -38,6 +38,7 @@ _GROUPS: dict[str, _Group] = {
     "demo": _Group(
         "scv.cli.demo:app", "The demo systems of record: seed, workload, and the whole demo (run)."
     ),
+    "serve": _Group("scv.api.cli:serve", "Serve the HTTP read API (customers' views, bearer tokens)."),
     "schemas": _Group("connectors.cli:schemas_app", "Avro contracts of the project's topics."),
     "sources": _Group("connectors.cli:app", "Onboard and operate CDC sources (Debezium connectors)."),
     "status": _Group("scv.exporter.cli:status", "Each source OK/WARN/FAIL, why, and what to run next."),
@@ -46,7 +47,7 @@ _GROUPS: dict[str, _Group] = {
     ),
     "store": _Group("store.cli:app", "The CQL store: schema migrations."),
     "verify": _Group("scv.verify.cli:verify_command", "Reconcile systems of record and view; repair drift."),
-    "view": _Group("store.cli:view_app", "Read the Single Customer View."),
+    "view": _Group("scv.cli.view:app", "Read the Single Customer View."),
 }
 
 
