@@ -238,6 +238,17 @@ def test_replicator_lag_gauges_keep_moving_while_the_store_is_out(
     )
     base = f"http://127.0.0.1:{port}"
     try:
+        # The orders topic exists and is assigned before the outage: a loop stuck in a store retry
+        # does not poll, so it would never be assigned a topic created meanwhile.
+        shop.execute(
+            "INSERT INTO orders VALUES (%s, 1, 'before the outage')", (random.randint(10**9, 10**15),)
+        )
+        orders = f"{shop.name}.public.orders"
+        wait_for(
+            lambda: replicator_value(port, "scv_consumer_lag_offsets", topic=orders) is not None,
+            timeout_s=90,
+            what="the orders topic assigned",
+        )
         wait_for(lambda: status_code(f"{base}/readyz") == 200, timeout_s=90, what="ready (caught up)")
         proxy.cut()
         with steady_inserts(shop, every_s=0.1):
