@@ -35,6 +35,7 @@ __all__ = [
     "list_sources",
     "pause_source",
     "resnapshot_source",
+    "restart_source",
     "resume_source",
     "source_status",
 ]
@@ -186,6 +187,14 @@ def resume_source(name: str, settings: Settings) -> None:
         _config(connect, name)
         connect.resume(_names(name).connector)
     log.info("sources.resumed", source=name)
+
+
+def restart_source(name: str, settings: Settings) -> None:
+    """Restart the connector's FAILED parts (connector and tasks): Kafka Connect never does by itself."""
+    with ConnectClient(settings.connect.url) as connect:
+        _config(connect, name)
+        connect.restart(_names(name).connector)
+    log.info("sources.restarted", source=name)
 
 
 def resnapshot_source(name: str, settings: Settings, tables: list[str] | None = None) -> str:

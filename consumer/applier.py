@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from consumer.index_cache import IndexCache
 from consumer.mapping import is_waiting_room, orphan_customer_id
@@ -63,7 +64,6 @@ from store.mutations import (
     RowKey,
     Unpark,
 )
-from store.writer import ViewWriter
 
 __all__ = ["Applier"]
 
@@ -80,9 +80,15 @@ def _row_key(entry: IndexEntry) -> RowKey:
     return RowKey(entry.customer_id, entry.kind, entry.ref.source, entry.ref.table, entry.ref.entity_id)
 
 
+class ViewWrites(Protocol):
+    """What the applier needs of the store's writer (store/writer.py's ViewWriter, or a tap on it)."""
+
+    def apply(self, mutations: Iterable[Mutation]) -> int: ...
+
+
 class Applier:
     def __init__(
-        self, writer: ViewWriter, index: EntityIndex, cache: IndexCache, redirects: Redirects | None = None
+        self, writer: ViewWrites, index: EntityIndex, cache: IndexCache, redirects: Redirects | None = None
     ) -> None:
         self._writer = writer
         self._index = index

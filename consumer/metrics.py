@@ -26,6 +26,9 @@ __all__ = [
     "INDEX_CACHE_ENTRIES",
     "LATENCY_BUCKETS",
     "REGISTERED_TABLES",
+    "REPLICATOR_LIVE",
+    "REPLICATOR_READY",
+    "VIEW_EVENTS",
     "WRITE_LATENCY",
 ]
 
@@ -111,4 +114,13 @@ INDEX_CACHE = Counter(
 )
 INDEX_CACHE_ENTRIES = Gauge(
     "scv_index_cache_entries", "Index entries held in the replicator's memory (about 0.4 KB each)."
+)
+REPLICATOR_LIVE = Gauge(
+    "scv_replicator_live", "1 while /livez answers 200: the loop progressed recently (consumer/health.py)."
+)
+REPLICATOR_READY = Gauge(
+    "scv_replicator_ready", "1 while /readyz answers 200: partitions assigned and caught up within bound."
+)
+VIEW_EVENTS = Counter(
+    "scv_view_events_total", "Customer view changed events produced (one per customer per batch)."
 )

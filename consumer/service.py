@@ -7,14 +7,16 @@ Commit protocol for every batch, in this order (the safety argument):
    registry outage is retried (the record is not parked);
 2. write the batch's mutations to the store and wait for every acknowledgement (retried with
    backoff while the store is out);
-3. flush the dead-letter producer and wait for every acknowledgement;
+3. produce one "customer view changed" event per customer the batch wrote (consumer/view_events.py),
+   then flush the producer — dead letters and events — and wait for every acknowledgement;
 4. commit the offset after the last record of each partition — asynchronously, so the next batch
    does not wait for the broker; synchronously for partitions being revoked and at shutdown
    (consumer/checkpoint.py keeps that bookkeeping, with its own numbered rules).
 A crash anywhere before 4, or a commit that fails, redelivers records; re-applying them is harmless
 because every write carries the source change's timestamp. A commit is only ever sent after steps
-2-3, so no committed offset covers a write that is not durable. SIGTERM sets a flag checked between
-batches, so the batch in flight completes steps 1-4 before the consumer leaves the group.
+2-3, so no committed offset covers a write that is not durable, nor a change not yet announced.
+SIGTERM sets a flag checked between batches, so the batch in flight completes steps 1-4 before the
+consumer leaves the group.
 """
 
 from __future__ import annotations
@@ -29,14 +31,15 @@ from typing import Any, TypeVar
 import structlog
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from prometheus_client import start_http_server
 
 from consumer.applier import Applier
 from consumer.catalog import MappingCatalog
 from consumer.checkpoint import Checkpoint, KafkaCommitter, Partition
 from consumer.deadletter import DeadLetterQueue
+from consumer.endpoints import serve_endpoints
 from consumer.exceptions import PoisonRecord, ReplicatorError, TransientFailure
 from consumer.gc_pauses import watch_gc_pauses
+from consumer.health import Health
 from consumer.index_cache import IndexCache
 from consumer.lag_gauges import LagGauges
 from consumer.locate import locate
@@ -44,8 +47,10 @@ from consumer.metrics import BATCH_EVENTS, BATCH_PHASE, ENTITIES_PARKED, ERRORS,
 from consumer.observe import observe_applied, observe_consumed
 from consumer.planner import Located
 from consumer.retry import Backoff, ShutdownRequested, retry_transient
+from consumer.view_events import ViewEvents
 from consumer.wire import ApicurioContent, AvroDecoder
 from scv.config.settings import ConsumerSettings, KafkaSettings, RegistrySettings, Settings, StoreSettings
+from scv.contracts.discovery import replicator_client_id
 from scv.kafka.admin import KafkaAdmin
 from store.exceptions import StoreUnavailable
 from store.index import EntityIndex
@@ -58,7 +63,6 @@ __all__ = ["Replicator", "ShutdownRequested"]
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-_LAG_EVERY_S = 5.0
 # Parked records are kept a month: time to fix the cause and replay them (`scv dlq`).
 _DEAD_LETTER_RETENTION_MS = 30 * 24 * 3600 * 1000
 
@@ -79,7 +83,7 @@ class Replicator:
         self._metrics_port = config.metrics_port if metrics_port is None else metrics_port
         self._backoff = Backoff(config.retry_initial_s, config.retry_max_s)
         self._stopping = False
-        self._lag_at = 0.0
+        self._health = Health(config.live_after_s, config.ready_max_lag_s)
         self._registrations_at = 0.0
         self._redirects_at = 0.0
         self._parked_at = 0.0
@@ -117,8 +121,13 @@ class Replicator:
             keyspace = self._store.keyspace
             self._catalog = MappingCatalog(RegistrationStore(session, keyspace))
             self._index = EntityIndex(session, keyspace, self._config.write_concurrency)
+            self._view_events = ViewEvents(self._config.view_events_topic)
             self._applier = Applier(
-                ViewWriter(session, keyspace, self._config.write_concurrency, self._config.batch_partitions),
+                self._view_events.tap(
+                    ViewWriter(
+                        session, keyspace, self._config.write_concurrency, self._config.batch_partitions
+                    )
+                ),
                 self._index,
                 IndexCache(self._config.index_cache_entries),
             )
@@ -144,14 +153,24 @@ class Replicator:
                 }
             )
             self._dlq = DeadLetterQueue(producer, self._config.dead_letter_topic)
+            self._retry(lambda: self._view_events.start(producer, self._kafka, self._registry.url), "kafka")
             self._consumer = Consumer(self._consumer_config())
             self._checkpoint = Checkpoint(KafkaCommitter(self._consumer))
-            self._lag = LagGauges(self._consumer, self._checkpoint)
+            lag_admin = KafkaAdmin(self._kafka.bootstrap_servers)
+            self._lag = LagGauges(
+                self._consumer,
+                self._checkpoint,
+                lag_admin.watermarks_of,
+                lambda: lag_admin.group_offsets(self._config.group_id),
+                self._health,
+            )
+            self._lag.start(self._config.lag_report_s)
             log.info("replicator_started", group=self._config.group_id, metrics_port=self._metrics_port)
             try:
                 self._loop()
                 self._checkpoint.commit_pending()
             finally:
+                self._lag.stop()  # before close: it asks the consumer for its assignment
                 self._consumer.close()
                 producer.flush(10)
                 log.info("replicator_stopped")
@@ -161,7 +180,7 @@ class Replicator:
     def _serve_metrics(self) -> None:
         host, port = self._config.metrics_host, self._metrics_port
         try:
-            start_http_server(port, addr=host)
+            serve_endpoints(host, port, self._health)
         except OSError as exc:
             raise ReplicatorError(
                 f"cannot serve metrics on {host}:{port}: {exc.strerror}. Another replicator (or another "
@@ -173,6 +192,8 @@ class Replicator:
         return {
             "bootstrap.servers": self._kafka.bootstrap_servers,
             "group.id": self._config.group_id,
+            # Carries the metrics port: how the exporter finds this process for Prometheus.
+            "client.id": replicator_client_id(self._metrics_port),
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
@@ -189,6 +210,7 @@ class Replicator:
     def _loop(self) -> None:
         subscribed = False
         while not self._stopping:
+            self._health.progressed()
             now = time.monotonic()
             if now - self._registrations_at >= self._config.registrations_poll_s:
                 self._registrations_at = now
@@ -216,9 +238,6 @@ class Replicator:
             except ShutdownRequested:
                 log.warning("shutdown_during_outage", uncommitted=len(messages))
                 return
-            if now - self._lag_at >= _LAG_EVERY_S:
-                self._lag_at = now
-                self._lag.report()
             try:
                 self._settle_identity(now)
             except ShutdownRequested:
@@ -346,8 +365,10 @@ class Replicator:
         observe_applied(located, outcomes, produced_ms, time.time())
         for change, origin in zip(located, origins, strict=True):
             self._lag.applied(origin, change.event.ts_seconds)
+        self._retry(lambda: self._view_events.publish(last_offsets), "registry")
         flushing = time.perf_counter()
         self._retry(self._dlq.flush, "dead_letter")
+        self._retry(self._view_events.flush, "view_events")
         committing = time.perf_counter()
         BATCH_PHASE.labels("dead_letter").observe(committing - flushing)
         self._checkpoint.commit_batch(last_offsets)
@@ -380,4 +401,9 @@ class Replicator:
         return record
 
     def _retry(self, action: Callable[[], T], what: str) -> T:
-        return retry_transient(action, what, stopping=lambda: self._stopping, backoff=self._backoff)
+        def stopping() -> bool:
+            # Asked after every failed attempt: a loop retrying an outage is live (consumer/health.py).
+            self._health.progressed()
+            return self._stopping
+
+        return retry_transient(action, what, stopping=stopping, backoff=self._backoff)

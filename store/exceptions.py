@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CustomerNotFound", "MigrationError", "StoreError", "StoreUnavailable"]
+__all__ = ["MigrationError", "StoreError", "StoreUnavailable"]
 
 
 class StoreError(Exception):
@@ -15,7 +15,3 @@ class StoreUnavailable(StoreError):
 
 class MigrationError(StoreError):
     """A migration file is malformed or the applied history disagrees with the files."""
-
-
-class CustomerNotFound(StoreError):
-    """The view holds no row for the customer."""

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from scv.contracts.cells import AttributeValue
 from scv.contracts.keys import InvalidKey, normalize
 from scv.contracts.registration import ContactRule, SourceMapping
 
@@ -48,7 +47,7 @@ class ViewEntity(Protocol):
     @property
     def id(self) -> str: ...
     @property
-    def attributes(self) -> Mapping[str, AttributeValue]: ...
+    def attributes(self) -> Mapping[str, Any]: ...
     @property
     def source_ts(self) -> datetime: ...
     @property
@@ -67,7 +66,7 @@ class Holder:
 
 @dataclass(frozen=True, slots=True)
 class Contact:
-    value: AttributeValue  # as the most recently updated holder spells it
+    value: Any  # as the most recently updated holder spells it
     normalized: str
     primary: bool
     updated_at: datetime | None
@@ -76,14 +75,14 @@ class Contact:
 
 @dataclass(frozen=True, slots=True)
 class ProfileAlternative:
-    value: AttributeValue
+    value: Any
     holder: Holder
     source_ts: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class ProfileValue:
-    value: AttributeValue
+    value: Any
     holder: Holder
     source_ts: datetime
     alternatives: tuple[ProfileAlternative, ...]
@@ -120,7 +119,7 @@ class CompositionRules:
 
     def contacts(self, entities: Sequence[ViewEntity]) -> list[Contact]:
         """The contacts among ``entities`` (one kind), de-duplicated and ordered."""
-        groups: dict[str, list[tuple[ViewEntity, ContactRule, AttributeValue, datetime]]] = {}
+        groups: dict[str, list[tuple[ViewEntity, ContactRule, Any, datetime]]] = {}
         for entity in entities:
             rule = self.contact_rules.get((entity.source, entity.table))
             if rule is None or entity.ended_at is not None:
@@ -156,7 +155,7 @@ class CompositionRules:
 
     def profile(self, entities: Iterable[ViewEntity]) -> dict[str, ProfileValue]:
         """One value per declared profile attribute: highest source priority, then most recent."""
-        candidates: dict[str, list[tuple[int, datetime, AttributeValue, Holder]]] = {}
+        candidates: dict[str, list[tuple[int, datetime, Any, Holder]]] = {}
         for entity in entities:
             columns = self.profile_rules.get((entity.source, entity.table))
             if not columns or entity.ended_at is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -24,10 +25,14 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "ApiSettings",
+    "ApiToken",
     "ConnectSettings",
     "ConsumerSettings",
+    "ExporterSettings",
     "KafkaSettings",
     "PostgresSettings",
+    "ReadSettings",
     "RegistrySettings",
     "Settings",
     "StackSettings",
@@ -64,6 +69,14 @@ class StackSettings(BaseModel):
     cql_port: int = 9042
     cassandra_storage_port: int = 7000
     prometheus_port: int = 9090
+    # Prometheus JMX exporter agents (compose/config/jmx/*.yml) inside the JVMs of the stack.
+    kafka_jmx_port: int = 9404
+    connect_jmx_port: int = 9405
+    cassandra_jmx_port: int = 9406
+    # Which alert rules the native Prometheus evaluates (compose/alerts.py): "fast" scales thresholds
+    # and `for:` durations down to seconds so the integration tests see alerts fire on this stack;
+    # "production" is the rule file compose/config/prometheus/rules/scv-alerts.yml as shipped.
+    alert_rules: Literal["production", "fast"] = "fast"
     # Heaps are explicit so the whole stack fits beside the tests on a 2-core, 24 GiB machine.
     kafka_heap_mb: int = 512
     connect_heap_mb: int = 768
@@ -147,6 +160,63 @@ class StoreSettings(BaseModel):
     request_timeout_s: float = 10.0
 
 
+class ReadSettings(BaseModel):
+    """How the read client (scv/client) reads the view; where the store is comes from ``store``.
+
+    The same names are read without this model by ``scv.client.ClientSettings.from_env`` (the
+    `scv view get` fast path); tests/unit/test_client_settings.py keeps the two equal.
+    """
+
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    password_file: Path | None = None
+    # TLS to the store: on when ``tls`` is set (the system's CAs) or any tls_*_file is.
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_verify_hostname: bool = True
+    # Empty: a read that cannot meet store.consistency fails (503); e.g. LOCAL_ONE: it is answered
+    # by fewer replicas and marked possibly stale.
+    fallback_consistency: str = ""
+    request_timeout_s: float = 2.0
+    connect_timeout_s: float = 5.0
+    retry_budget: int = 2
+    speculative_delay_s: float = 0.05
+    speculative_attempts: int = 1
+    page_size: int = 500
+    concurrency: int = 32
+    # HMAC key of section page tokens: every replica of the API must share it. Empty: one random key
+    # per process (tokens then only work against the process that issued them).
+    page_token_key: SecretStr = SecretStr("")
+    page_token_key_file: Path | None = None
+    reactor: Literal["libev", "asyncio"] = "libev"
+    token_aware: bool = True
+
+
+class ApiToken(BaseModel):
+    """One bearer token of the read API: who holds it, and the sections it may read (all if None)."""
+
+    name: str
+    token: SecretStr
+    sections: list[str] | None = None
+
+
+class ApiSettings(BaseModel):
+    """The HTTP read API (`scv serve`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Bearer tokens, here (SCV_API__TOKENS as JSON) and/or in a YAML/JSON file holding the same list.
+    tokens: list[ApiToken] = Field(default_factory=list)
+    tokens_file: Path | None = None
+    # Without any token the API refuses to start, unless this is set (a local experiment).
+    allow_anonymous: bool = False
+    bulk_max_ids: int = 100
+    # Seconds a client should wait before retrying a 503 (the Retry-After header).
+    retry_after_s: int = 1
+
+
 class ConsumerSettings(BaseModel):
     group_id: str = "scv-replicator"
     # Loopback by default; containers set 0.0.0.0 so Prometheus can scrape across the network.
@@ -165,6 +235,8 @@ class ConsumerSettings(BaseModel):
     batch_partitions: int = 64
     write_concurrency: int = 64
     dead_letter_topic: str = "scv.dead-letter"
+    # "Customer view changed" events (consumer/view_events.py), one per customer per batch; empty: off.
+    view_events_topic: str = "scv.view-changed"
     registrations_poll_s: float = 2.0
     # Index entries of direct-key entities kept in memory (consumer/index_cache.py); about 0.4 KB
     # each. 0 turns the cache off: every update then reads the index.
@@ -177,6 +249,38 @@ class ConsumerSettings(BaseModel):
     parked_settle_s: float = Field(default=15.0, gt=0)
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
+    # Health endpoints next to /metrics. /livez: the loop made progress (or waited for records with
+    # nothing to do, or retried an outage) within ``live_after_s``. /readyz: partitions are assigned
+    # and no assigned partition is more than ``ready_max_lag_s`` behind.
+    live_after_s: float = Field(default=60.0, gt=0)
+    ready_max_lag_s: float = Field(default=30.0, gt=0)
+    # How often the lag gauges are refreshed, from their own thread (they keep moving while the loop
+    # is stuck in a batch or an outage).
+    lag_report_s: float = Field(default=5.0, gt=0)
+
+
+class ExporterSettings(BaseModel):
+    """`scv exporter`: the pipeline seen from outside any replicator (scv/exporter)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9390
+    # One round of questions (Kafka offsets, Connect states, slots, probes) every this many seconds.
+    poll_interval_s: float = Field(default=5.0, gt=0)
+    # kafka-lag-exporter's cluster_name label, so its dashboards work on these series.
+    cluster_name: str = "scv"
+    # Consumer groups whose lag is exported (a regex matched against the whole group id).
+    groups: str = ".*"
+    # (offset, time) points kept per partition to turn a committed offset into the time it was
+    # produced (kafka-lag-exporter's lookup table; 120 points at 5 s cover 10 minutes of change).
+    lookup_table_size: int = Field(default=120, ge=2)
+    # Bound on each question the exporter asks (Kafka, Connect, PostgreSQL, registry, store).
+    timeout_s: float = Field(default=5.0, gt=0)
+    # A Prometheus file_sd file the exporter keeps listing the replicators it finds in the consumer
+    # groups (their metrics port travels in their Kafka client.id); empty: no file. The native stack
+    # points it at its Prometheus's targets/replicator.json.
+    replicator_targets_file: Path | None = None
+    # Prometheus, for `scv status` (freshness and dead letters); empty: the native stack's.
+    prometheus_url: str = ""
 
 
 class Settings(BaseSettings):
@@ -196,6 +300,9 @@ class Settings(BaseSettings):
     connect: ConnectSettings = Field(default_factory=ConnectSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
+    exporter: ExporterSettings = Field(default_factory=ExporterSettings)
+    read: ReadSettings = Field(default_factory=ReadSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @model_validator(mode="after")
     def _follow_stack_ports(self) -> Settings:
@@ -215,6 +322,8 @@ class Settings(BaseSettings):
         connect.secrets_dir = connect.secrets_dir or st.data_dir / "secrets" / "connect"
         connect.worker_secrets_dir = connect.worker_secrets_dir or connect.secrets_dir
         connect.worker_registry_url = connect.worker_registry_url or registry.native_url
+        exporter = self.exporter
+        exporter.prometheus_url = exporter.prometheus_url or f"http://{st.host}:{st.prometheus_port}"
         return self
 
     @classmethod

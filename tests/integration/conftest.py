@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -20,9 +20,9 @@ from cassandra.cluster import Session
 
 from connectors.onboard import add_source, remove_source
 from connectors.spec import SourceSpec, parse_spec
+from scv.api.config import client_settings
+from scv.client import CustomerNotFound, CustomerView, CustomerViewClient
 from scv.config.settings import Settings
-from store.exceptions import CustomerNotFound
-from store.reader import CustomerView, ViewReader
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -42,9 +42,27 @@ def wait_for(
     pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what} (last value: {last!r})")
 
 
+ReaderFactory = Callable[[str], CustomerViewClient]
+
+
 @pytest.fixture(scope="session")
-def reader(stack: Settings, store_session: Session) -> ViewReader:
-    return ViewReader(store_session, stack.store.keyspace)
+def reader_for(stack: Settings, store_session: Session) -> Iterator[ReaderFactory]:
+    """Factory: the read client of one keyspace (one client per keyspace for the whole session)."""
+    clients: dict[str, CustomerViewClient] = {}
+
+    def client(keyspace: str) -> CustomerViewClient:
+        if keyspace not in clients:
+            clients[keyspace] = CustomerViewClient(replace(client_settings(stack), keyspace=keyspace))
+        return clients[keyspace]
+
+    yield client
+    for opened in clients.values():
+        opened.close()
+
+
+@pytest.fixture(scope="session")
+def reader(stack: Settings, reader_for: ReaderFactory) -> CustomerViewClient:
+    return reader_for(stack.store.keyspace)
 
 
 @dataclass
@@ -182,9 +200,9 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def view_of(reader: ViewReader, customer_id: str) -> CustomerView | None:
+def view_of(reader: CustomerViewClient, customer_id: str) -> CustomerView | None:
     try:
-        return reader.get(customer_id)
+        return reader.get_view(customer_id)
     except CustomerNotFound:
         return None
 

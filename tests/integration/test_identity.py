@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cassandra.cluster import Session
 
+from scv.client import CustomerViewClient
 from scv.config.settings import Settings
 from scv.contracts.cells import decode_value
 from tests.integration.conftest import ReplicatorProcess, SourceDatabase, SourceFactory, wait_for
@@ -28,12 +29,20 @@ CREATE TABLE public.customers (
     full_name text NOT NULL,
     channel text
 );
+CREATE TABLE public.emails (
+    email_id bigint PRIMARY KEY, customer_id bigint NOT NULL, email text NOT NULL,
+    is_primary boolean NOT NULL DEFAULT false, updated_at timestamptz NOT NULL DEFAULT now()
+);
 """
 CARE_SCHEMA = """
 CREATE TABLE public.interactions (
     interaction_id bigint PRIMARY KEY,
     fiscal_code text NOT NULL,
     subject text NOT NULL
+);
+CREATE TABLE public.contacts (
+    contact_id bigint PRIMARY KEY, fiscal_code text NOT NULL, email text, caller_name text,
+    updated_at timestamptz NOT NULL DEFAULT now()
 );
 """
 CORE_SCHEMA = "CREATE TABLE public.accounts (account_id bigint PRIMARY KEY, holder text NOT NULL);"
@@ -50,6 +59,11 @@ def crm(source_database: SourceFactory, replicator: ReplicatorProcess) -> Source
     customer_key: {column: customer_id, normalize: [number]}
     keys: {fiscal_code: [trim, upper]}
     merge_into: merged_into
+    profile: {name: full_name, channel: channel}
+  public.emails:
+    kind: email
+    customer_key: customer_id
+    contact: {value: email, primary: is_primary, updated: updated_at, normalize: [trim, casefold]}
 """
     return source_database(CRM_SCHEMA, tables, "priority: 10\n")
 
@@ -60,6 +74,11 @@ def care(source_database: SourceFactory, crm: SourceDatabase) -> SourceDatabase:
   public.interactions:
     kind: interaction
     customer_key: {{via: {crm.name}.public.customers, column: fiscal_code, match: fiscal_code}}
+  public.contacts:
+    kind: email
+    customer_key: {{via: {crm.name}.public.customers, column: fiscal_code, match: fiscal_code}}
+    contact: {{value: email, updated: updated_at, normalize: [trim, casefold]}}
+    profile: {{name: caller_name}}
 """
     return source_database(CARE_SCHEMA, tables, "on_delete: keep\n")
 
@@ -174,6 +193,7 @@ def test_merge_moves_every_entity_to_the_survivor_and_undo_moves_them_back(
     partition: Callable[[str], Partition],
     store_session: Session,
     stack: Settings,
+    reader: CustomerViewClient,
 ) -> None:
     absorbed, survivor, code = new_id(), new_id(), fiscal_code()
     account, iid = new_id(), new_id()
@@ -201,6 +221,12 @@ def test_merge_moves_every_entity_to_the_survivor_and_undo_moves_them_back(
     assert redirect is not None
     assert redirect.survivor_id == str(survivor)
 
+    # A read of the absorbed id answers with the survivor's view, and says so.
+    merged = reader.get_view(str(absorbed))
+    assert merged.customer_id == str(survivor)
+    assert merged.redirected_from == str(absorbed)
+    assert merged.to_json()["redirected_from"] == str(absorbed)
+
     crm.execute("UPDATE customers SET merged_into = NULL WHERE customer_id = %s", (absorbed,))
     wait_for(lambda: expected <= partition(str(absorbed)).keys(), what="entities moved back home")
     assert ("public.customers", str(survivor)) in partition(str(survivor))
@@ -212,6 +238,7 @@ def test_keep_marks_deleted_interactions_ended_and_remove_deletes_accounts(
     care: SourceDatabase,
     core: SourceDatabase,
     partition: Callable[[str], Partition],
+    reader: CustomerViewClient,
 ) -> None:
     cid, code, iid, account = new_id(), fiscal_code(), new_id(), new_id()
     crm.execute("INSERT INTO customers VALUES (%s, %s, NULL, 'History', NULL)", (cid, code))
@@ -232,3 +259,38 @@ def test_keep_marks_deleted_interactions_ended_and_remove_deletes_accounts(
     )
     assert ended["subject"] == "to be purged at the source"
     wait_for(lambda: ("public.accounts", str(account)) not in partition(str(cid)), what="account removed")
+    history = reader.get_view(str(cid))
+    assert history.sections["interaction"][0].ended_at is not None
+    assert "interaction" not in reader.get_view(str(cid), include_ended=False).sections
+
+
+def test_one_email_held_by_two_sources_appears_once_and_the_profile_follows_precedence(
+    crm: SourceDatabase,
+    care: SourceDatabase,
+    partition: Callable[[str], Partition],
+    reader: CustomerViewClient,
+) -> None:
+    cid, code = new_id(), fiscal_code()
+    crm.execute("INSERT INTO customers VALUES (%s, %s, NULL, 'Ada Lovelace', 'web')", (cid, code))
+    crm.execute(
+        "INSERT INTO emails (email_id, customer_id, email, is_primary) VALUES "
+        "(%s, %s, 'Ada@Example.com', true), (%s, %s, 'old@example.com', false)",
+        (new_id(), cid, new_id(), cid),
+    )
+    care.execute(
+        "INSERT INTO contacts VALUES "
+        "(%s, %s, ' ada@example.com', 'A. Lovelace', now() + interval '1 minute')",
+        (new_id(), code),
+    )
+    wait_for(lambda: len(partition(str(cid))) == 4, what="customer, two crm e-mails and the care contact")
+    view = reader.get_view(str(cid))
+    emails = view.contacts("email")
+    assert [c.normalized for c in emails] == ["ada@example.com", "old@example.com"]
+    assert {h.source for h in emails[0].held_by} == {crm.name, care.name}
+    assert emails[0].primary is True
+    profile = view.profile
+    assert profile["name"].value == "Ada Lovelace"  # crm's priority 10 over care's newer value
+    assert [(a.value, a.holder.source) for a in profile["name"].alternatives] == [("A. Lovelace", care.name)]
+    rendered = view.to_json()
+    assert rendered["contacts"]["email"][0]["held_by"][0]["source"] in {crm.name, care.name}
+    assert rendered["profile"]["name"]["value"] == "Ada Lovelace"
