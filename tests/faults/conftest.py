@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,3 +191,60 @@ def assert_no_drift(settings: Settings, session: Session, group: str, specs: lis
         options = VerifyOptions(source=spec.name, group=group, settle_timeout_s=120)
         findings += verify(settings, session, options, Progress()).findings
     assert not findings, "drift after the fault:\n" + "\n".join(f.describe() for f in findings[:20])
+
+
+@pytest.fixture
+def extra_source(stack: Settings, store_session: Session) -> Iterator[Callable[[], str]]:
+    """A fourth source onboarded while the workload runs, filled, then removed with its view rows
+    (`scv sources remove --purge-view`): returns its name once the view is clean of it again."""
+    from connectors.onboard import remove_source_report
+    from scv.verify.sides import ViewSide
+
+    name = f"{PREFIX}extra"
+    created = False
+
+    def run() -> str:
+        nonlocal created
+        with psycopg.connect(stack.postgres.dsn(), autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        created = True
+        password = uuid.uuid4().hex
+        os.environ["SCV_FAULTS_EXTRA_PASSWORD"] = password
+        with psycopg.connect(stack.postgres.dsn(name), autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE public.loyalty (card_id bigint PRIMARY KEY, customer_id bigint NOT NULL, "
+                "points int NOT NULL); CREATE TABLE public.scv_signal (id varchar(42) PRIMARY KEY, "
+                "type varchar(32) NOT NULL, data varchar(2048))"
+            )
+            conn.execute(f"CREATE ROLE cdc_{name} LOGIN REPLICATION PASSWORD '{password}'")
+            conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO cdc_{name}")
+            conn.execute(f"GRANT INSERT, UPDATE, DELETE ON public.scv_signal TO cdc_{name}")
+            conn.execute(f'GRANT CREATE ON DATABASE "{name}" TO cdc_{name}')
+            conn.execute(f"ALTER TABLE public.loyalty OWNER TO cdc_{name}")
+            conn.execute(f"ALTER TABLE public.scv_signal OWNER TO cdc_{name}")
+            conn.execute("INSERT INTO loyalty SELECT g, g % 300 + 1, g FROM generate_series(1, 500) g")
+        spec = parse_spec(
+            f"name: {name}\ndatabase: {{host: 127.0.0.1, port: {stack.postgres.port}, dbname: {name}, "
+            f"user: cdc_{name}, password_env: SCV_FAULTS_EXTRA_PASSWORD}}\nheartbeat_interval_ms: 1000\n"
+            "tables:\n  public.loyalty: {kind: loyalty, customer_key: customer_id}\n",
+            "<fault suite extra source>",
+        )
+        add_source(spec, stack, timeout_s=180)
+        with psycopg.connect(stack.postgres.dsn(name), autocommit=True) as conn:
+            conn.execute("UPDATE loyalty SET points = points + 1 WHERE card_id <= 100")
+        view = ViewSide(store_session, stack.store.keyspace)
+
+        def rows_of_extra() -> int:
+            _sums, _kept, others = view.scan({}, 1)
+            return sum(count for (source, _table), count in others.items() if source == name)
+
+        wait_for(lambda: rows_of_extra() == 500, timeout_s=120, what="the extra source's rows in the view")
+        remove_source_report(name, stack, purge_view=True, delete_topics_too=True)
+        wait_for(lambda: rows_of_extra() == 0, timeout_s=60, what="the extra source purged from the view")
+        return name
+
+    yield run
+    if created:
+        with psycopg.connect(stack.postgres.dsn(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'DROP ROLE IF EXISTS "cdc_{name}"')
