@@ -96,6 +96,17 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = ""
     topic_partitions: int = 6
     replication_factor: int = 1
+    # The largest change record (key + value + headers, serialized) the pipeline carries: Connect's
+    # producer refuses larger ones (the connector task fails, naming the topic), the brokers and the
+    # dead-letter topic accept it with room for batch framing and dead-letter headers, the replicator
+    # reads it. 8 MiB: a row of several MiB fits even as an update carrying before- and after-images,
+    # and the store's largest mutation (half a 32 MiB commitlog segment) stays well above it.
+    max_record_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024)
+
+    @property
+    def max_message_bytes(self) -> int:
+        """What brokers and topics accept: one record at the maximum plus framing and dead-letter headers."""
+        return self.max_record_bytes + 256 * 1024
 
 
 class RegistrySettings(BaseModel):

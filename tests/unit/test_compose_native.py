@@ -41,9 +41,25 @@ def test_connect_worker_resolves_secrets_through_config_providers(tmp_path: Path
     assert props["bootstrap.servers"] == "127.0.0.1:19092"
 
 
-def test_connect_worker_lets_connectors_tune_their_producer(tmp_path: Path) -> None:
-    props = _props(configs.connect_properties(_settings(tmp_path), [tmp_path / "a"]))
-    assert props["connector.client.config.override.policy"] == "All"
+def test_connect_worker_tunes_the_producer_and_allows_no_client_overrides(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    props = _props(configs.connect_properties(settings, [tmp_path / "a"]))
+    assert props["connector.client.config.override.policy"] == "None"
+    assert props["producer.linger.ms"] == "10"
+    assert props["producer.max.request.size"] == str(settings.kafka.max_record_bytes)
+
+
+def test_connect_file_config_provider_reads_only_the_secrets_folder(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    props = _props(configs.connect_properties(settings, [tmp_path / "a"]))
+    assert props["config.providers.file.param.allowed.paths"] == str(settings.connect.worker_secrets_dir)
+    assert props["config.providers.dir.param.allowed.paths"] == str(settings.connect.worker_secrets_dir)
+
+
+def test_kafka_accepts_the_maximum_record_with_room_for_framing(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    props = _props(configs.kafka_server_properties(settings, tmp_path / "log"))
+    assert int(props["message.max.bytes"]) > settings.kafka.max_record_bytes
 
 
 def test_pg_hba_trusts_only_the_superuser() -> None:
