@@ -1,16 +1,23 @@
 """Apply a batch of placed changes to the store: read the index, plan, write, then follow moves.
 
-    applier = Applier(ViewWriter(session, ks), EntityIndex(session, ks), IndexCache(300_000))
+    applier = Applier(ViewWriter(session, ks), EntityIndex(session, ks), IndexCache(300_000),
+                      TruncationLog(session, ks))
     outcomes = applier.apply(changes)
 
 Order inside one call, and why:
 1. read the index entries the planner needs and the cache cannot vouch for (one concurrent round
-   trip; index_cache.py says which it can);
-2. write the planned mutations (one concurrent round of per-partition batches);
+   trip; index_cache.py says which it can), and the latest truncate of any source not seen yet;
+2. plan (row changes older than their table's latest truncate are refused) and write the planned
+   mutations (one concurrent round of per-partition batches);
 3. move children of entities whose customer changed — after step 2, so a concurrent child change
    already resolves through the parent's new owner — a few concurrent rounds per tree level;
-4. apply truncates;
-5. teach the cache the index as written — only now, so a failed call leaves it untouched.
+4. apply truncates: record the truncate's time in the store first, then delete the table's indexed
+   entities;
+5. read the truncate times again and delete what this call wrote older than a truncate it did not
+   know at step 2. Race-free with step 4 of another process: either that truncate's record is visible
+   here (this call deletes its own old rows), or it was recorded after this read, so after this
+   call's index writes, and its index scan finds and deletes them;
+6. teach the cache the index as written — only now, so a failed call leaves it untouched.
 Every step raises ``StoreUnavailable`` on failure; the caller retries the whole call, which is safe
 because every mutation is idempotent under its write timestamp.
 """
@@ -26,6 +33,7 @@ from consumer.metrics import BATCH_PHASE, WRITE_LATENCY
 from consumer.planner import Located, Move, Outcome, Truncate, plan_batch, refs_to_read, trusted_refs
 from store.index import EntityIndex
 from store.mutations import DeleteIndex, DeleteRow, EntityRef, IndexEntry, Mutation, PutIndex, PutRow, RowKey
+from store.truncations import TruncationLog
 from store.writer import ViewWriter
 
 __all__ = ["Applier"]
@@ -35,16 +43,26 @@ _MOVE_CHUNK = 2000
 
 
 class Applier:
-    def __init__(self, writer: ViewWriter, index: EntityIndex, cache: IndexCache) -> None:
+    def __init__(
+        self, writer: ViewWriter, index: EntityIndex, cache: IndexCache, truncations: TruncationLog
+    ) -> None:
         self._writer = writer
         self._index = index
         self._cache = cache
+        self._truncation_log = truncations
+        # (source, table) -> commit time of its latest truncate, as far as this process knows.
+        self._truncated: dict[tuple[str, str], int] = {}
+        self._truncations_read: set[str] = set()
 
     def apply(self, changes: Sequence[Located]) -> list[Outcome]:
         started = time.perf_counter()
+        sources = {change.event.source for change in changes}
+        if sources - self._truncations_read:
+            self._learn_truncations(self._truncation_log.of_sources(sources - self._truncations_read))
+            self._truncations_read |= sources
         known, to_read = self._cache.split(refs_to_read(changes), trusted_refs(changes))
         known.update(self._index.get_many(to_read))
-        plan = plan_batch(changes, known)
+        plan = plan_batch(changes, known, self._truncated)
         planned = time.perf_counter()
         BATCH_PHASE.labels("index_read").observe(planned - started)
         self._writer.apply(plan.mutations)
@@ -59,10 +77,39 @@ class Applier:
             for truncate in plan.truncates:
                 self._truncate(truncate)
             BATCH_PHASE.labels("truncates").observe(time.perf_counter() - truncating)
+        if any(isinstance(m, PutRow | PutIndex) for m in plan.mutations):
+            self._undo_rows_older_than_new_truncates(plan.mutations, sources)
         self._cache.learn(plan.index)
         for truncate in plan.truncates:
             self._cache.forget_table(truncate.source, truncate.table)
         return plan.outcomes
+
+    def _learn_truncations(self, found: dict[tuple[str, str], int]) -> list[tuple[str, str]]:
+        """Remember truncate times; returns the tables whose latest truncate is newer than known."""
+        newer = [key for key, ts in found.items() if ts > self._truncated.get(key, 0)]
+        for key in newer:
+            self._truncated[key] = found[key]
+        return newer
+
+    def _undo_rows_older_than_new_truncates(self, written: Sequence[Mutation], sources: set[str]) -> None:
+        """Step 5: a truncate applied by another process while this call wrote its rows."""
+        newer = set(self._learn_truncations(self._truncation_log.of_sources(sources)))
+        if not newer:
+            return
+        undo: list[Mutation] = []
+        for mutation in written:
+            if isinstance(mutation, PutRow):
+                key = (mutation.key.source, mutation.key.table)
+                if key in newer and mutation.write_ts < self._truncated[key]:
+                    undo.append(DeleteRow(mutation.key, self._truncated[key]))
+            elif isinstance(mutation, PutIndex):
+                ref = mutation.entry.ref
+                key = (ref.source, ref.table)
+                if key in newer and mutation.write_ts < self._truncated[key]:
+                    undo.append(DeleteIndex(ref, self._truncated[key]))
+        for source, table in newer:
+            self._cache.forget_table(source, table)
+        self._writer.apply(undo)
 
     def warm_cache(self, tables: Sequence[tuple[str, str]]) -> int:
         """Empty the cache, then load the index entries of these (direct-key) tables into it."""
@@ -120,6 +167,10 @@ class Applier:
                 self._writer.apply(mutations)
 
     def _truncate(self, truncate: Truncate) -> None:
+        # Recorded before the index scan: step 5 of every other process relies on that order.
+        self._truncation_log.record(truncate.source, truncate.table, truncate.write_ts)
+        key = (truncate.source, truncate.table)
+        self._truncated[key] = max(self._truncated.get(key, 0), truncate.write_ts)
         mutations: list[Mutation] = []
         for entry in self._index.table_entries([(truncate.source, truncate.table)]):
             mutations.append(

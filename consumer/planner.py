@@ -13,14 +13,17 @@ Rules (each tested by name in tests/unit/test_planner.py):
 - A child whose parent is unknown waits in the parent's orphan partition; the parent's first
   appearance moves it out (a ``Move`` too).
 - A delete finds the row through the index, since the before-image may hold only the key.
-- A truncate removes every entity of the table written before it (a ``Truncate``).
+- A truncate removes every entity of the table written before it (a ``Truncate``), and a row change
+  older than the table's latest truncate is refused (outcome ``before_truncate``): it may still wait
+  in another partition, or another process, when the truncate is applied, and must not resurrect a
+  truncated row (the truncate's time is remembered in the store: consumer/applier.py).
 - Several changes to one row within the batch at the same timestamp (one transaction) collapse to
   the last, because CQL breaks timestamp ties by value, not by arrival.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -52,7 +55,7 @@ __all__ = [
     "trusted_refs",
 ]
 
-Outcome = Literal["applied", "skipped", "unknown_delete", "truncated"]
+Outcome = Literal["applied", "skipped", "unknown_delete", "truncated", "before_truncate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +126,14 @@ def _row_key(entry: IndexEntry) -> RowKey:
     return RowKey(entry.customer_id, entry.kind, entry.ref.source, entry.ref.table, entry.ref.entity_id)
 
 
-def plan_batch(changes: Sequence[Located], known: dict[EntityRef, IndexEntry | None]) -> Plan:
+def plan_batch(
+    changes: Sequence[Located],
+    known: dict[EntityRef, IndexEntry | None],
+    truncated: Mapping[tuple[str, str], int] | None = None,
+) -> Plan:
+    """``truncated``: (source, table) -> commit time of the table's latest truncate known so far."""
     known = dict(known)
+    truncated = dict(truncated or {})
     plan = Plan()
     for change in changes:
         event, table, placement = change.event, change.table, change.placement
@@ -132,7 +141,11 @@ def plan_batch(changes: Sequence[Located], known: dict[EntityRef, IndexEntry | N
             plan.truncates.append(Truncate(event.source, event.table, event.write_ts))
             for ref in [r for r in known if r.source == event.source and r.table == event.table]:
                 known[ref] = None
+            key = (event.source, event.table)
+            truncated[key] = max(truncated.get(key, 0), event.write_ts)
             plan.outcomes.append("truncated")
+        elif event.write_ts < truncated.get((event.source, event.table), 0):
+            plan.outcomes.append("before_truncate")
         elif event.op == "d":
             plan.outcomes.append(_plan_delete(placement, event.write_ts, known, plan))
         elif placement.outside_view:

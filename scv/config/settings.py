@@ -184,6 +184,20 @@ class ConsumerSettings(BaseModel):
     index_cache_warm: bool = True
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
+    # A source whose records are dead-lettered this many times within the window is paused
+    # (consumer/poison_storm.py) instead of draining its whole stream into the dead-letter topic;
+    # 0 turns the guard off.
+    poison_storm_dead_letters: int = Field(default=100, ge=0)
+    poison_storm_window_s: float = Field(default=60.0, gt=0)
+    # Static group membership (Kafka's group.instance.id): a restarted process takes its partitions
+    # back at once instead of after the session timeout. `scv consume --processes N` gives each
+    # worker slot its own; set it for a single process only if it is unique in the group.
+    group_instance_id: str = ""
+    # `scv consume --processes N` restarts a crashed worker after this backoff (doubling per crash in
+    # a row, reset once the worker has run `worker_healthy_after_s`).
+    worker_restart_initial_s: float = Field(default=1.0, gt=0)
+    worker_restart_max_s: float = Field(default=60.0, gt=0)
+    worker_healthy_after_s: float = Field(default=60.0, gt=0)
 
 
 class Settings(BaseSettings):

@@ -27,6 +27,7 @@ from store.mutations import (
     RowKey,
     UnlinkChild,
 )
+from store.truncations import TruncationLog
 from store.writer import ViewWriter
 
 ACCOUNTS, CARDS, TOKENS = "public.accounts", "public.cards", "public.card_tokens"
@@ -59,7 +60,9 @@ class FakeStore:
         return {key: self.rows.get(key, (0, None))[1] for key in keys}
 
     def table_entries(self, tables: Iterable[tuple[str, str]]) -> Iterator[IndexEntry]:
-        return iter(())
+        wanted = set(tables)
+        entries = [entry for _ts, entry in self.index.values() if entry is not None]
+        return iter([e for e in entries if (e.ref.source, e.ref.table) in wanted])
 
     # -- ViewWriter ----------------------------------------------------------------------------
 
@@ -111,8 +114,28 @@ class FakeStore:
         return {key.entity_id for key, (_, row) in self.rows.items() if row and key.customer_id == customer}
 
 
-def applier(store: FakeStore) -> Applier:
-    return Applier(cast(ViewWriter, store), cast(EntityIndex, store), IndexCache(0))
+class FakeTruncationLog:
+    """The store's table_truncations, in memory: what every process of the group would see."""
+
+    def __init__(self) -> None:
+        self.truncated: dict[tuple[str, str], int] = {}
+
+    def record(self, source: str, table: str, truncated_ts: int) -> None:
+        key = (source, table)
+        self.truncated[key] = max(self.truncated.get(key, 0), truncated_ts)
+
+    def of_sources(self, sources: Iterable[str]) -> dict[tuple[str, str], int]:
+        wanted = set(sources)
+        return {key: ts for key, ts in self.truncated.items() if key[0] in wanted}
+
+
+def applier(store: FakeStore, truncations: FakeTruncationLog | None = None) -> Applier:
+    return Applier(
+        cast(ViewWriter, store),
+        cast(EntityIndex, store),
+        IndexCache(0),
+        cast(TruncationLog, truncations or FakeTruncationLog()),
+    )
 
 
 def moves(store: FakeStore, *items: Move) -> None:
