@@ -181,9 +181,47 @@ def status_cmd(name: Name) -> None:
         f"  last event: {status.last_event_at or 'none yet'}; "
         f"last heartbeat: {status.last_heartbeat_at or 'none'}"
     )
+    for hold in status.holds:
+        where = (
+            "replicator: consumption paused"
+            if hold.whole_source
+            else f"replicator: {hold.topic}[{hold.partition}]"
+        )
+        out.print(
+            f"  {where} ({hold.reason} since {hold.since:%Y-%m-%d %H:%M:%S}Z): {hold.detail}", markup=False
+        )
+    if status.record_too_large is not None:
+        limit = get_settings().kafka.max_record_bytes
+        rows = "; ".join(
+            f"{row.table} {', '.join(f'{k}={v}' for k, v in row.key.items()) or '(no primary key)'} "
+            f"({row.bytes:,} bytes as text)"
+            for row in status.oversized
+        )
+        raise _fail(
+            f"source {name} stopped on a change record over the maximum record size ({limit:,} bytes; "
+            f"README, 'Maximum record size'): {status.record_too_large}. Rows of {name} near or over it: "
+            f"{rows or 'none now (the row changed since; the Connect worker log names the topic)'}. Nothing "
+            f"after that change was captured, nothing was skipped",
+            f"exclude the oversized column (exclude_columns) and re-run `scv sources add`, or raise "
+            f"SCV_KAFKA__MAX_RECORD_BYTES on the whole stack; shrinking the row does not help (the change "
+            f"is already in the WAL); then `scv sources status {name}`",
+        )
     if c.failed_trace or c.state == "FAILED":
         raise _fail(
             f"source {name} FAILED", f"fix the cause above, then `scv sources resume {name}` or re-run add"
+        )
+    paused = [h for h in status.holds if h.whole_source]
+    stopped = [h for h in status.holds if not h.whole_source and h.reason == "offset_gap"]
+    if paused:
+        raise _fail(
+            f"the replicator holds back source {name} ({paused[0].reason})",
+            f"`scv dlq list --source {name}` shows the parked records; fix the cause, then "
+            f"`scv sources resume {name}` and `scv dlq replay --source {name}`",
+        )
+    if stopped:
+        raise _fail(
+            f"{len(stopped)} partition(s) of {name} stopped: retention deleted records never applied",
+            f"`scv sources resnapshot {name}` re-reads the tables and restarts them",
         )
 
 
@@ -203,7 +241,9 @@ def resume_cmd(name: Name) -> None:
     """Resume a paused connector; changes made meanwhile stream from the slot."""
     from connectors.operate import resume_source
 
-    resume_source(name, get_settings())
+    lifted = resume_source(name, get_settings())
+    for hold in lifted:
+        out.print(f"  lifted the replicator's {hold.reason} hold ({hold.detail})", markup=False)
     out.print(f"resumed {name}; next: `scv sources status {name}`")
 
 

@@ -464,13 +464,16 @@ class Replicator:
         """Decode and place one record; poison goes to the dead-letter topic and yields None."""
         topic = str(message.topic())
         table = self._catalog.table_for(topic)
+        change_error: PoisonRecord
         try:
             change = locate(topic, table, message.key(), message.value(), self._decode)
-        except (PoisonRecord, TransientFailure):
+        except TransientFailure:
             raise
+        except PoisonRecord as exc:
+            change_error = exc
         except Exception as exc:
             # Anything else is unexpected: one record must never stop the pipeline.
-            change_error: PoisonRecord = Unexpected.of(exc)
+            change_error = Unexpected.of(exc)
         else:
             if change is None and table is not None:
                 EVENTS_APPLIED.labels(table.source, table.table, "tombstone", "skipped").inc()

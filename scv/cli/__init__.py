@@ -31,6 +31,7 @@ _GROUPS: dict[str, _Group] = {
     "consume": _Group(
         "consumer.cli:consume", "Apply the change topics of every registered source to the view."
     ),
+    "dlq": _Group("consumer.dlq_cli:app", "Dead-letter records: list, show, replay, purge."),
     "demo": _Group(
         "scv.cli.demo:app", "The demo systems of record: seed, workload, and the whole demo (run)."
     ),
