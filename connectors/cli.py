@@ -125,11 +125,22 @@ def add_cmd(
         )
     for info in result.infos:
         out.print(f"[blue]info:[/blue] {info}", highlight=False)
-    out.print(f"[green]added[/green] {result.name}: connector {result.connector} RUNNING, snapshot done")
+    if result.updated:
+        # The initial snapshot ran when the source was first added; only new tables were read now.
+        out.print(f"[green]updated[/green] {result.name}: connector {result.connector} RUNNING, streaming")
+    else:
+        out.print(f"[green]added[/green] {result.name}: connector {result.connector} RUNNING, snapshot done")
     for table, rows in result.rows.items():
-        out.print(
-            f"  {table}: {rows} rows -> {result.records.get(table, 0)} records in {spec.names.topic(table)}"
-        )
+        topic = spec.names.topic(table)
+        if table in result.snapshotted:
+            out.print(
+                f"  {table}: new table, {rows} existing rows snapshotted incrementally -> "
+                f"{result.records.get(table, 0)} records in {topic}"
+            )
+        elif result.updated:
+            out.print(f"  {table}: already captured, streaming on ({topic})")
+        else:
+            out.print(f"  {table}: {rows} rows -> {result.records.get(table, 0)} records in {topic}")
     if result.compatibility_set:
         out.print(f"  compatibility {spec.compatibility} on {len(result.compatibility_set)} subjects")
     if result.compatibility_pending:
@@ -268,21 +279,26 @@ def remove_cmd(
     name: Name,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
     delete_topics: Annotated[bool, typer.Option(help="Also delete the source's topics")] = False,
+    purge_view: Annotated[bool, typer.Option(help="Also delete the source's entities from the view")] = False,
 ) -> None:
     """Delete the connector and its offsets, drop slot and publication, delete the registration."""
-    from connectors.onboard import remove_source_report
+    from connectors.onboard import remove_source_report, source_names
 
-    if not yes and not typer.confirm(
-        f"Remove source {name}: connector scv-{name}, its slot and publication, its registration?"
-    ):
+    names = source_names(name)  # refused before anything is asked or done
+    also = " and every entity of it in the view" if purge_view else ""
+    question = f"Remove source {name}: connector {names.connector}, its slot, publication and registration"
+    if not yes and not typer.confirm(f"{question}{also}?"):
         raise _fail("not confirmed; nothing was changed", f"`scv sources remove {name} --yes`")
-    result = remove_source_report(name, get_settings(), delete_topics_too=delete_topics)
+    result = remove_source_report(
+        name, get_settings(), delete_topics_too=delete_topics, purge_view=purge_view
+    )
     for line in result.done:
         out.print(f"  {line}")
     if result.pending_sql:
         out.print("The source database is not the stack's PostgreSQL; a DBA must run:")
         print("\n".join(result.pending_sql))
-    out.print("next: the view keeps this source's data; topics are kept unless --delete-topics")
+    kept = "the view keeps this source's data (--purge-view deletes it); " if not purge_view else ""
+    out.print(f"next: {kept}topics are kept unless --delete-topics; replicators drop them within seconds")
 
 
 @schemas_app.command("export")

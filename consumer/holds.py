@@ -24,7 +24,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
@@ -45,7 +45,14 @@ OFFSET_GAP_RECOVERED = "offset_gap_recovered"
 
 
 class Holds:
-    def __init__(self, consumer: Consumer, store: HoldStore, catalog: MappingCatalog) -> None:
+    def __init__(
+        self,
+        consumer: Consumer,
+        store: HoldStore,
+        catalog: MappingCatalog,
+        on_source_resumed: Callable[[str], None] = lambda _source: None,
+    ) -> None:
+        self._on_source_resumed = on_source_resumed
         self._consumer = consumer
         self._store = store
         self._catalog = catalog
@@ -115,6 +122,7 @@ class Holds:
             self._paused_sources.discard(source)
             SOURCE_PAUSED.labels(source=source, reason=POISON_STORM).set(0)
             log.info("source_resumed", source=source)
+            self._on_source_resumed(source)
             self._resume(p for p in self._assigned if self._source_of(p[0]) == source)
         newly_stopped = (stopped - self._stopped) & self._assigned
         for key in newly_stopped:

@@ -148,7 +148,12 @@ class Replicator:
             self._consumer = Consumer(self._consumer_config())
             self._checkpoint = Checkpoint(KafkaCommitter(self._consumer))
             self._lag = LagGauges(self._consumer, self._checkpoint)
-            self._holds = Holds(self._consumer, HoldStore(session, keyspace), self._catalog)
+            self._holds = Holds(
+                self._consumer,
+                HoldStore(session, keyspace),
+                self._catalog,
+                on_source_resumed=self._storm.forget,
+            )
             log.info("replicator_started", group=self._config.group_id, metrics_port=self._metrics_port)
             try:
                 self._loop()
