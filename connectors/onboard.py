@@ -399,11 +399,12 @@ def remove_source_report(
                     admin.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(publication)))
                     result.done.append(f"dropped publication {publication} in {dbname}")
     else:
+        where = f"{config.get('database.hostname')}:{config.get('database.port')}"
         result.pending_sql.extend(
             [
-                f"-- in database {dbname} on {config.get('database.hostname')}:{config.get('database.port')}",
-                f"SELECT pg_drop_replication_slot('{slot}');",
-                f"DROP PUBLICATION IF EXISTS {publication};",
+                f"-- in database {sql.Identifier(dbname or '?').as_string(None)} on {where}",
+                sql.SQL("SELECT pg_drop_replication_slot({});").format(sql.Literal(slot)).as_string(None),
+                sql.SQL("DROP PUBLICATION IF EXISTS {};").format(sql.Identifier(publication)).as_string(None),
             ]
         )
     from store.registrations import RegistrationStore

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from psycopg import sql
+
 from connectors.spec import SourceSpec, TableSpec
 from scv.config.settings import ConnectSettings, KafkaSettings
 
@@ -85,10 +87,13 @@ def heartbeat_query(spec: SourceSpec) -> str:
     # An UPSERT of one row per source: it writes WAL in the source database on every heartbeat, so the
     # slot's confirmed LSN follows the server's even when the captured tables are idle (otherwise
     # the slot pins WAL written by other databases of the same cluster until the disk fills).
-    return (
-        f"INSERT INTO {spec.heartbeat_table} (source, beat_at) VALUES ('{spec.name}', now()) "
-        f"ON CONFLICT (source) DO UPDATE SET beat_at = EXCLUDED.beat_at"
-    )
+    # Quoted by psycopg, as grant-sql quotes the table it creates (connectors/grants.py).
+    schema, table = spec.heartbeat_table.split(".", 1)
+    query = sql.SQL(
+        "INSERT INTO {table} (source, beat_at) VALUES ({name}, now()) "
+        "ON CONFLICT (source) DO UPDATE SET beat_at = EXCLUDED.beat_at"
+    ).format(table=sql.Identifier(schema, table), name=sql.Literal(spec.name))
+    return query.as_string(None)
 
 
 def _column_regex(table: str, column: str) -> str:
