@@ -75,19 +75,28 @@ class StackSettings(BaseModel):
 class PostgresSettings(BaseModel):
     """The superuser connection of the demo PostgreSQL (not a source's CDC user).
 
-    ``port`` 0 follows ``stack.postgres_port``.
+    ``port`` 0 follows ``stack.postgres_port``. The local stack's superuser proves a password over TCP
+    like every other role (no loopback trust); `scv stack up` generates it once and writes a libpq
+    password file (``passfile``, default ``<data_dir>/secrets/pgpass``, mode 0600), which ``dsn``
+    names: the password itself never appears in a connection string, a command line or a log.
     """
 
     host: str = "127.0.0.1"
     port: int = 0
     user: str = "postgres"
-    # Empty on the local stack, whose superuser authenticates by loopback trust: no password to leak.
+    # Set for a server whose superuser password is not in the stack's passfile (e.g. compose).
     password: SecretStr = SecretStr("")
+    passfile: Path | None = None
 
     def dsn(self, dbname: str = "postgres") -> str:
         dsn = f"host={self.host} port={self.port} dbname={dbname} user={self.user}"
         secret = self.password.get_secret_value()
-        return f"{dsn} password={secret}" if secret else dsn
+        if secret:
+            return f"{dsn} password={secret}"
+        if self.passfile is None:
+            return dsn
+        quoted = str(self.passfile).replace("\\", "\\\\").replace("'", "\\'")
+        return f"{dsn} passfile='{quoted}'"
 
 
 class KafkaSettings(BaseModel):
@@ -225,6 +234,7 @@ class Settings(BaseSettings):
         st = self.stack
         if not self.postgres.port:
             self.postgres.port = st.postgres_port
+        self.postgres.passfile = self.postgres.passfile or st.data_dir / "secrets" / "pgpass"
         if not self.store.port:
             self.store.port = st.cql_port
         self.kafka.bootstrap_servers = self.kafka.bootstrap_servers or f"{st.host}:{st.kafka_port}"

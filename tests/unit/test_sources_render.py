@@ -83,7 +83,9 @@ def test_render_heartbeat_upserts_the_heartbeat_table(spec: SourceSpec, settings
     config = render_connector_config(spec, settings.kafka, settings.connect)
     assert config["heartbeat.interval.ms"] == "10000"
     query = config["heartbeat.action.query"]
-    assert query.startswith('INSERT INTO "public"."scv_heartbeat" (source, beat_at) VALUES (\'loyalty\', now())')
+    assert query.startswith(
+        'INSERT INTO "public"."scv_heartbeat" (source, beat_at) VALUES (\'loyalty\', now())'
+    )
     assert "ON CONFLICT (source) DO UPDATE" in query
 
 
