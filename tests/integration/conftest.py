@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import psycopg
 import pytest
 from cassandra.cluster import Session
@@ -42,6 +43,34 @@ def wait_for(
             return last
         time.sleep(every_s)
     pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what} (last value: {last!r})")
+
+
+def scrape(port: int) -> str:
+    """The metrics page of the replicator on ``port``; fails the test when it does not answer (a
+    helper that read "no answer" as zero would let "nothing was dead-lettered" pass with the
+    replicator down)."""
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        pytest.fail(f"the metrics endpoint 127.0.0.1:{port} does not answer ({exc!r}); is the replicator up?")
+    return response.text
+
+
+def metric(port: int, series: str) -> float:
+    """The sum of the samples of ``series`` (a name, or a name with its first labels), 0 when the
+    endpoint answers without it (a labelled counter appears with its first increment)."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in scrape(port).splitlines() if line.startswith(series))
+
+
+def wait_metrics_up(port: int, timeout_s: float = 60.0) -> None:
+    def answers() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(answers, timeout_s=timeout_s, what=f"the metrics endpoint on port {port}")
 
 
 @pytest.fixture(scope="session")

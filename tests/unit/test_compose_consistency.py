@@ -111,7 +111,8 @@ def test_compose_is_no_open_door(compose: dict[str, Any]) -> None:
     assert "/var/lib/scv/secrets" in " ".join(_service(compose, "connect")["volumes"])
     assert "--auth-host=scram-sha-256" in _service(compose, "postgres")["environment"]["POSTGRES_INITDB_ARGS"]
     grafana = _service(compose, "grafana")["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
-    assert grafana.startswith("${") and ":?" in grafana
+    assert grafana.startswith("${")
+    assert ":?" in grafana
 
 
 def test_compose_agrees_on_the_maximum_record_size(compose: dict[str, Any]) -> None:
