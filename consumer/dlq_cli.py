@@ -27,7 +27,7 @@ app = typer.Typer(
     help="Parked records of the dead-letter topic: list, show, replay, purge.", no_args_is_help=True
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
