@@ -17,6 +17,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from connectors.exceptions import SchemaDrift, SourceError, ValidationFailed
@@ -40,7 +41,7 @@ R = TypeVar("R")
 
 
 def _fail(message: str, next_step: str | None = None) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
     if next_step:
         err.print(f"next: {next_step}", highlight=False)
     return typer.Exit(1)

@@ -135,8 +135,7 @@ class Holds:
             if key in recovered and key in self._assigned:
                 log.info("partition_restarted", topic=key[0], partition=key[1], at="earliest record")
                 self._recovering[key] = recovered[key]
-                self._seek(key, OFFSET_BEGINNING)
-                self._resume([key])
+                self._restart_from_earliest(key)
 
     def recovered_partitions(self, partitions: Iterable[Partition]) -> set[Partition]:
         """Of ``partitions``, those whose offset gap an operator recovered (rule 4); they restart from
@@ -197,6 +196,18 @@ class Holds:
         tps = [TopicPartition(t, p) for t, p in partitions]
         if tps:
             self._consumer.resume(tps)
+
+    def _restart_from_earliest(self, key: Partition) -> None:
+        # Assigned again rather than sought: a partition whose offset fell out of the log is in an
+        # error state where librdkafka refuses a seek ("Erroneous state"); a fresh assignment starts
+        # clean, unpaused.
+        try:
+            self._consumer.incremental_unassign([TopicPartition(key[0], key[1])])
+            self._consumer.incremental_assign([TopicPartition(key[0], key[1], OFFSET_BEGINNING)])
+            # The application's pause outlives the assignment in librdkafka: lift it explicitly.
+            self._consumer.resume([TopicPartition(key[0], key[1])])
+        except KafkaException as exc:
+            log.warning("partition_restart_failed", topic=key[0], partition=key[1], error=str(exc))
 
     def _seek(self, key: Partition, offset: int) -> None:
         try:

@@ -334,9 +334,14 @@ class Replicator:
             point = starting_point(offset, low, high)
             if point.stopped and key in recovered:
                 point = starting_point(None, low, high)
-            starts.append(TopicPartition(tp.topic, tp.partition, point.offset))
             if point.stopped:
+                # Assigned at a valid offset and paused at once (below): an offset outside the log
+                # would put the partition in an error state. Nothing is committed while it is paused,
+                # so the group's committed offset still shows the gap.
+                starts.append(TopicPartition(tp.topic, tp.partition, low))
                 gaps.append((tp, low, high))
+            else:
+                starts.append(TopicPartition(tp.topic, tp.partition, point.offset))
         consumer.incremental_assign(starts)
         self._holds.assigned(keys)
         for tp, low, high in gaps:

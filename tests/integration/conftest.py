@@ -144,6 +144,36 @@ def replicator(
 
 
 @dataclass
+class Isolated:
+    """A keyspace, a dead-letter topic and a consumer group of a test's own: what its replicator
+    parks, holds and applies is its own (pass ``env()`` to ``start_replicator``)."""
+
+    keyspace: str
+    dead_letter_topic: str
+    group: str
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "SCV_STORE__KEYSPACE": self.keyspace,
+            "SCV_CONSUMER__DEAD_LETTER_TOPIC": self.dead_letter_topic,
+            **extra,
+        }
+
+
+@pytest.fixture
+def isolated(stack: Settings, store_session: Session) -> Iterator[Isolated]:
+    from scv.kafka.admin import KafkaAdmin
+
+    suffix = uuid.uuid4().hex[:8]
+    own = Isolated(f"scv_iso_{suffix}", f"scv.dead-letter.test-{suffix}", f"scv-iso-{suffix}")
+    migrate(store_session, own.keyspace, stack.store.replication_factor, stack.store.local_dc)
+    yield own
+    store_session.execute(f"DROP KEYSPACE IF EXISTS {own.keyspace}", timeout=120)
+    with KafkaAdmin(stack.kafka.bootstrap_servers) as kafka:
+        kafka.delete_topics([own.dead_letter_topic])
+
+
+@dataclass
 class SourceDatabase:
     """A system of record created by a test, onboarded through Debezium like any DBA's source."""
 

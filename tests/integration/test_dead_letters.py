@@ -13,8 +13,6 @@ import random
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +23,11 @@ from confluent_kafka import Producer
 from scv.config.settings import Settings
 from scv.contracts.registration import SourceMapping, TableMapping
 from scv.kafka.admin import KafkaAdmin
-from store.migrate import migrate
 from store.reader import ViewReader
 from store.registrations import RegistrationStore
 from tests.integration.conftest import (
     REPO,
+    Isolated,
     ReplicatorProcess,
     SourceDatabase,
     SourceFactory,
@@ -49,33 +47,6 @@ TABLES = "  public.members: {kind: member, customer_key: customer_id}\n"
 @pytest.fixture(scope="module")
 def members(source_database: SourceFactory, replicator: ReplicatorProcess) -> SourceDatabase:
     return source_database(SCHEMA, TABLES)
-
-
-@dataclass
-class Isolated:
-    """A keyspace, a dead-letter topic and a consumer group of a test's own."""
-
-    keyspace: str
-    dead_letter_topic: str
-    group: str
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {
-            "SCV_STORE__KEYSPACE": self.keyspace,
-            "SCV_CONSUMER__DEAD_LETTER_TOPIC": self.dead_letter_topic,
-            **extra,
-        }
-
-
-@pytest.fixture
-def isolated(stack: Settings, store_session: Session) -> Iterator[Isolated]:
-    suffix = uuid.uuid4().hex[:8]
-    own = Isolated(f"scv_dlq_{suffix}", f"scv.dead-letter.test-{suffix}", f"scv-dlq-{suffix}")
-    migrate(store_session, own.keyspace, stack.store.replication_factor, stack.store.local_dc)
-    yield own
-    store_session.execute(f"DROP KEYSPACE IF EXISTS {own.keyspace}")
-    with KafkaAdmin(stack.kafka.bootstrap_servers) as kafka:
-        kafka.delete_topics([own.dead_letter_topic])
 
 
 def _register(store_session: Session, keyspace: str, source: str, customer_key: str) -> None:
