@@ -12,7 +12,6 @@ import pytest
 from cassandra.cluster import Session
 
 from scv.config.settings import Settings
-from store.exceptions import StoreRejected
 from store.mutations import PutRow, RowKey
 from store.reader import ViewReader
 from store.writer import ViewWriter
@@ -100,6 +99,8 @@ def writer(stack: Settings, store_session: Session) -> ViewWriter:
 def test_the_store_refusing_a_write_is_a_permanent_rejection_not_an_outage(writer: ViewWriter) -> None:
     # Cassandra refuses a write timestamp of Long.MIN_VALUE ("Out of bound timestamp"): an invalid
     # request, which no retry will ever get through.
+    from store.exceptions import StoreRejected
+
     row = PutRow(RowKey("c", "note", "s", "public.t", "1"), {"a": "b"}, True, -(2**63), 0)
     with pytest.raises(StoreRejected) as refused:
         writer.apply([row])
@@ -114,6 +115,8 @@ def test_a_key_over_the_stores_limit_is_refused_before_anything_is_written(
     ts = int(datetime.now(UTC).timestamp() * 1_000_000)
     good = PutRow(RowKey(customer, "note", "s", "public.t", "1"), {"a": "b"}, True, ts, ts)
     too_long = PutRow(RowKey(customer, "note", "s", "public.t", "e" * 70_000), {"a": "b"}, True, ts, ts)
+    from store.exceptions import StoreRejected
+
     with pytest.raises(StoreRejected, match="Key length of 70013 is longer than maximum of 65535"):
         writer.apply([good, too_long])
     assert view_of(reader, customer) is None
