@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SCV := $(BIN)/scv
 
-.PHONY: install demo test lint unit integration bench stack-up stack-down clean
+.PHONY: install demo test lint unit integration bench bench-reads client-dist stack-up stack-down clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,15 @@ test: install lint
 bench: install
 	$(SCV) stack up
 	$(BIN)/python -m bench.replicator
+
+# Whole-view read latency (client, async client, HTTP) against the bare driver, under a steady workload.
+bench-reads: install
+	$(SCV) stack up
+	$(BIN)/python -m bench.reads
+
+# The read client as its own wheel (clients/python): what an app installs.
+client-dist: install
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation clients/python -w dist
 
 stack-up: install
 	$(SCV) stack up

@@ -246,6 +246,13 @@ def main() -> None:
     console = Console()
     settings = get_settings()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    # A freshly started stack has no keyspace yet: onboarding registers the sources there.
+    cluster, session = connect(settings.store)
+    try:
+        store = settings.store
+        migrate(session, store.keyspace, store.replication_factor, store.local_dc)
+    finally:
+        cluster.shutdown()
 
     if args.skip_prepare:
         topics = backlog_topics(settings)

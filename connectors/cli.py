@@ -155,6 +155,82 @@ def add_cmd(
     )
 
 
+@app.command("render")
+@reports_errors("fix the above, then `scv sources render {path}` again")
+def render_cmd(
+    path: SpecFile,
+    k8s: Annotated[
+        bool, typer.Option("--k8s", help="Strimzi KafkaConnector and its Secret access, as YAML for GitOps")
+    ] = False,
+    namespace: Annotated[str, typer.Option(help="--k8s: namespace of the KafkaConnect cluster")] = "scv",
+    connect_cluster: Annotated[
+        str, typer.Option(help="--k8s: name of the KafkaConnect resource")
+    ] = "scv-connect",
+    secret: Annotated[
+        str | None, typer.Option(help="--k8s: Secret holding the CDC password [default: scv-<source>-cdc]")
+    ] = None,
+    secret_key: Annotated[str, typer.Option(help="--k8s: key of the password in that Secret")] = "password",
+    image: Annotated[str, typer.Option(help="--k8s: the scv image the registration Job runs")] = "scv",
+    settings_configmap: Annotated[
+        str, typer.Option(help="--k8s: ConfigMap of SCV_* settings (k8s/base)")
+    ] = "scv-settings",
+) -> None:
+    """Print the connector config the worker gets (JSON), or with --k8s the Kubernetes resources (YAML).
+
+    Rendered from the spec and the settings alone, without reading the database: `scv sources
+    validate` is what checks the database, the worker and Kafka.
+    """
+    import json
+
+    settings = get_settings()
+    spec = _load(path)
+    if not k8s:
+        from connectors.render import render_connector_config
+
+        print(json.dumps(render_connector_config(spec, settings.kafka, settings.connect), indent=2))
+        return
+    import yaml
+
+    from connectors.kubernetes import KubernetesTarget, kubernetes_resources
+
+    target = KubernetesTarget(
+        namespace=namespace,
+        connect_cluster=connect_cluster,
+        secret_name=secret,
+        secret_key=secret_key,
+        image=image,
+        settings_configmap=settings_configmap,
+    )
+    docs = kubernetes_resources(spec, path.read_text(), settings.kafka, settings.connect, target)
+    print(f"# Rendered by `scv sources render --k8s {path}`; source of truth: that spec.")
+    print(yaml.safe_dump_all(docs, sort_keys=False, width=1_000_000), end="")
+    err.print(
+        f"next: create the Secret once (it is never rendered): kubectl -n {namespace} create secret generic "
+        f"{target.secret_for(spec.names)} --from-literal={secret_key}=...; the KafkaConnect "
+        f"{connect_cluster} must enable the `secrets` config provider (k8s/strimzi/kafka-connect.yaml)",
+        highlight=False,
+        soft_wrap=True,  # a command to copy: never broken across lines
+    )
+
+
+@app.command("register")
+@reports_errors("fix the cause; `scv sources register {path}` is safe to re-run")
+def register_cmd(path: SpecFile) -> None:
+    """Register a source whose connector exists another way (Strimzi): compatibility and the mapping."""
+    from connectors.onboard import register_source
+
+    spec = _load(path)
+    result = register_source(spec, get_settings())
+    if result.compatibility_set:
+        out.print(f"  compatibility {spec.compatibility} on {len(result.compatibility_set)} subjects")
+    if result.compatibility_pending:
+        out.print(
+            f"  no schema yet for {len(result.compatibility_pending)} subjects: re-run `register` once the "
+            f"connector has captured each table to set their compatibility"
+        )
+    out.print(f"[green]registered[/green] {spec.name}: running replicators start applying it within seconds")
+
+
 @app.command("list")
 @reports_errors()
 def list_cmd() -> None:

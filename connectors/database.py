@@ -217,8 +217,9 @@ def read_facts(conn: psycopg.Connection[TupleRow], spec: SourceSpec) -> Database
         if extra not in names:
             names.append(extra)
     for table in spec.tables.values():
-        if table.via and table.via.via not in names:
-            names.append(table.via.via)
+        via = table.via
+        if via and via.source is None and via.table not in names:
+            names.append(via.table)
     return DatabaseFacts(
         server=_server(conn),
         role=_role(conn),

@@ -46,6 +46,7 @@ from connectors.exceptions import (
 )
 from connectors.mapping import mapping_from_spec
 from connectors.operate import captured_tables, resnapshot_source
+from connectors.registered import registered_mappings
 from connectors.registry import RegistryClient
 from connectors.render import render_connector_config
 from connectors.secrets import remove_connect_secret, write_connect_secret
@@ -63,6 +64,7 @@ __all__ = [
     "SnapshotProgress",
     "add_source",
     "onboard_source",
+    "register_source",
     "remove_source",
     "remove_source_report",
 ]
@@ -212,7 +214,7 @@ def _register(spec: SourceSpec, settings: Settings) -> None:
                 f"the store has no {settings.store.keyspace}.source_registrations table ({exc}); run "
                 f"`scv store migrate`, then re-run `scv sources add` (the connector is already running)"
             ) from exc
-        store.put(spec.name, mapping_from_spec(spec).to_json())
+        store.put(spec.name, mapping_from_spec(spec, registered_mappings(settings.store)).to_json())
 
 
 def onboard_source(
@@ -306,6 +308,23 @@ def _snapshot_new_tables(
                     f"`scv sources status {spec.name}` (re-running `add` signals it again, harmlessly)"
                 )
             time.sleep(_POLL_S)
+
+
+def register_source(spec: SourceSpec, settings: Settings) -> AddResult:
+    """Steps 5-6 alone, for a connector created another way (a Strimzi ``KafkaConnector`` rendered by
+    `scv sources render --k8s`): the compatibility of the subjects that have a schema, then the mapping
+    registration, from which running replicators apply the source. Idempotent."""
+    result = AddResult(
+        name=spec.name,
+        connector=spec.names.connector,
+        topics=[spec.names.topic(t) for t in spec.tables],
+        rows={},
+        records={},
+    )
+    _set_compatibility(spec, settings, result)
+    _register(spec, settings)
+    log.info("sources.registered", source=spec.name, compatibility=spec.compatibility)
+    return result
 
 
 def add_source(
@@ -442,7 +461,18 @@ def _purge_view(session: Any, settings: Settings, mapping_json: str) -> int:
     carry the newest owner times), so changes still in flight cannot bring an entity back."""
     from store.holds import HoldStore
     from store.index import EntityIndex
-    from store.mutations import DeleteIndex, DeleteRow, Mutation, RowKey, UnlinkChild
+    from store.mutations import (
+        DeleteIndex,
+        DeleteKey,
+        DeleteRow,
+        EntityRef,
+        KeyRef,
+        Mutation,
+        RowKey,
+        UnlinkChild,
+        UnlinkKeyChild,
+        Unpark,
+    )
     from store.truncations import TruncationLog
     from store.writer import ViewWriter
 
@@ -459,8 +489,14 @@ def _purge_view(session: Any, settings: Settings, mapping_json: str) -> int:
             DeleteRow(RowKey(entry.customer_id, entry.kind, ref.source, ref.table, ref.entity_id), ts)
         )
         mutations.append(DeleteIndex(ref, ts))
-        if entry.parent is not None:
+        if isinstance(entry.parent, EntityRef):
             mutations.append(UnlinkChild(entry.parent, ref, ts))
+        elif isinstance(entry.parent, KeyRef):
+            mutations.append(UnlinkKeyChild(entry.parent, ref, ts))
+        for name, value in entry.keys:
+            mutations.append(DeleteKey(KeyRef(ref.source, ref.table, name, value), ref, ts))
+        if entry.customer_id.startswith("~"):
+            mutations.append(Unpark(ref, ts))  # it waited in a waiting room (consumer/mapping.py)
         if len(mutations) >= 2000:
             writer.apply(mutations)
             mutations = []

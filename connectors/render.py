@@ -132,9 +132,9 @@ def _column_lists(spec: SourceSpec) -> dict[str, str]:
 
 
 def _with_keys(table: TableSpec, columns: list[str]) -> list[str]:
-    # The customer key (or via column) and entity id columns must reach the replicator whatever the
-    # DBA listed: without them a row cannot be placed.
-    needed = [table.via.column if table.via else str(table.customer_key), *(table.entity_id or [])]
+    # The customer key (or via column), the entity id columns, lookup keys and the merge column must
+    # reach the replicator whatever the DBA listed: without them a row cannot be placed or found.
+    needed = [table.key_column, *(table.entity_id or []), *table.keys, *filter(None, [table.merge_into])]
     return [*columns, *(c for c in needed if c not in columns)]
 
 
@@ -155,11 +155,15 @@ def render_connector_config(
     connect: ConnectSettings,
     *,
     choices: LiveChoices | None = None,
+    password_ref: str | None = None,
 ) -> dict[str, str]:
     """The full connector config (every value a string, as Kafka Connect stores it).
 
     Without ``choices`` the spec's own publication mode is used (`auto` renders `disabled`, the
-    least-privilege reading) with the heartbeat action query.
+    least-privilege reading) with the heartbeat action query. ``password_ref`` is what
+    ``database.password`` holds: a config provider reference resolved by the worker (default: the
+    FileConfigProvider reference to the source's file in the worker's secrets folder; on Kubernetes,
+    connectors/kubernetes.py passes a Secret reference).
     """
     if choices is None:
         mode = spec.publication_autocreate
@@ -176,7 +180,8 @@ def render_connector_config(
         "database.port": str(db.port),
         "database.dbname": db.dbname,
         "database.user": db.user,
-        "database.password": password_reference(connect.worker_secret_file(names.secret_file)),
+        "database.password": password_ref
+        or password_reference(connect.worker_secret_file(names.secret_file)),
         "topic.prefix": names.topic_prefix,
         "plugin.name": "pgoutput",
         "slot.name": names.slot,

@@ -19,10 +19,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connectors.exceptions import SpecError
+from scv.contracts.keys import NormalizeStep
 from scv.contracts.naming import SOURCE_NAME, SourceNames
 
 __all__ = [
+    "ContactSpec",
     "DatabaseSpec",
+    "KeyColumn",
     "SourceSpec",
     "TableSpec",
     "ViaKey",
@@ -31,6 +34,7 @@ __all__ = [
 ]
 
 _QUALIFIED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+_SOURCE_QUALIFIED = re.compile(r"^[a-z][a-z0-9_]{0,40}\.[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 
@@ -104,24 +108,66 @@ class DatabaseSpec(_Strict):
             ) from exc
 
 
+class KeyColumn(_Strict):
+    """``customer_key`` in its long form: the column, and the rule its values are compared by
+    (scv/contracts/keys.py), e.g. ``{column: customer_id, normalize: [number]}``."""
+
+    column: str
+    normalize: list[NormalizeStep] = Field(default_factory=list)
+
+
 class ViaKey(_Strict):
-    """The customer is found through another table of the same source: ``column`` references the
-    primary key of ``via``, whose own customer key gives the customer."""
+    """The customer is found through another table: ``column`` holds a value of ``via``'s primary key
+    (``via: public.accounts``, same source), or of one of the lookup keys ``via`` declares under
+    ``keys`` (``match``), possibly in another source (``via: crm.public.customers``). The row found
+    there gives the customer; the rule its key declares normalises both sides."""
 
     via: str
     column: str
+    match: str | None = None
 
     @field_validator("via")
     @classmethod
     def _qualified(cls, value: str) -> str:
-        if not _QUALIFIED.match(value):
-            raise ValueError(f"expected schema.table, e.g. public.accounts, got {value!r}")
+        if not (_QUALIFIED.match(value) or _SOURCE_QUALIFIED.match(value)):
+            raise ValueError(
+                f"expected schema.table (this source) or source.schema.table (another source), e.g. "
+                f"public.accounts or crm.public.customers, got {value!r}"
+            )
         return value
+
+    @model_validator(mode="after")
+    def _other_source_needs_a_key(self) -> ViaKey:
+        if self.source is not None and self.match is None:
+            raise ValueError(
+                f"a via into another source ({self.via}) matches one of its lookup keys: add "
+                f"match: <key> (a key {self.source} declares under keys: for {self.table})"
+            )
+        return self
+
+    @property
+    def source(self) -> str | None:
+        """The other source named by ``via``, or None for a table of this source."""
+        return self.via.split(".", 1)[0] if _SOURCE_QUALIFIED.match(self.via) else None
+
+    @property
+    def table(self) -> str:
+        return self.via.split(".", 1)[1] if self.source is not None else self.via
+
+
+class ContactSpec(_Strict):
+    """A contact-like kind (e-mail, phone, address): read back de-duplicated by the normalised
+    ``value`` across sources, primary first (a boolean column), then most recently ``updated``."""
+
+    value: str
+    primary: str | None = None
+    updated: str | None = None
+    normalize: list[NormalizeStep] = Field(default_factory=list)
 
 
 class TableSpec(_Strict):
     kind: str
-    customer_key: str | ViaKey
+    customer_key: str | KeyColumn | ViaKey
     # Columns whose values identify the entity inside the customer's partition; default: primary key.
     entity_id: list[str] | None = None
     include_columns: list[str] | None = None
@@ -132,6 +178,16 @@ class TableSpec(_Strict):
     # What a NULL customer key means. Required when the column is nullable (validate checks it):
     # `dead_letter` parks the change for a human, `skip` declares such rows outside the view.
     null_customer_key: Literal["dead_letter", "skip"] | None = None
+    # Lookup keys other tables may match (their `via` ... `match:`): column -> normalisation rule.
+    keys: dict[str, list[NormalizeStep]] = Field(default_factory=dict)
+    # A CRM merge: the column naming the customer this row's customer was merged into (NULL: none).
+    merge_into: str | None = None
+    # What a delete at the source does: remove the entity, or keep it marked as ended (history).
+    # Unset: the source's on_delete.
+    on_delete: Literal["remove", "keep"] | None = None
+    contact: ContactSpec | None = None
+    # Composed profile: attribute name -> this table's column (precedence: the source's priority).
+    profile: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("kind")
     @classmethod
@@ -146,15 +202,40 @@ class TableSpec(_Strict):
             raise ValueError("give include_columns or exclude_columns, not both")
         return self
 
+    @model_validator(mode="after")
+    def _merge_needs_a_direct_key(self) -> TableSpec:
+        if self.merge_into is not None and self.via is not None:
+            raise ValueError(
+                "merge_into belongs on the table that defines customers (a direct customer_key), "
+                "not on one reached through via"
+            )
+        return self
+
     @property
     def via(self) -> ViaKey | None:
         return self.customer_key if isinstance(self.customer_key, ViaKey) else None
+
+    @property
+    def key_column(self) -> str:
+        """The column placing a row: the customer key, or the via column."""
+        key = self.customer_key
+        if isinstance(key, ViaKey):
+            return key.column
+        return key.column if isinstance(key, KeyColumn) else key
+
+    @property
+    def key_normalize(self) -> list[str]:
+        return list(self.customer_key.normalize) if isinstance(self.customer_key, KeyColumn) else []
 
 
 class SourceSpec(_Strict):
     name: str
     database: DatabaseSpec
     tables: dict[str, TableSpec]
+    # Default of every table's on_delete.
+    on_delete: Literal["remove", "keep"] = "remove"
+    # Precedence in the composed profile when sources disagree: higher first, then most recent.
+    priority: int = 0
     snapshot_mode: Literal["initial", "no_data", "when_needed", "initial_only", "always"] = "initial"
     heartbeat_interval_ms: int = Field(default=10_000, ge=1000)
     topic_partitions: int | None = Field(default=None, ge=1)
@@ -210,21 +291,27 @@ class SourceSpec(_Strict):
     def _via_targets_exist(self) -> SourceSpec:
         for table, spec in self.tables.items():
             via = spec.via
-            if via is None:
-                continue
-            if via.via not in self.tables:
+            if via is None or via.source not in (None, self.name):
+                continue  # another source's tables are checked against its registration by validate
+            target = self.tables.get(via.table)
+            if target is not None and via.match is not None and via.match not in target.keys:
+                raise ValueError(
+                    f"tables.{table}.customer_key.match: {via.table} declares no key {via.match!r}; add "
+                    f"keys: {{{via.match}: [...]}} under tables.{via.table}"
+                )
+            if via.table not in self.tables:
                 raise ValueError(
                     f"tables.{table}.customer_key.via names {via.via}, which is not a table of this "
                     f"source; add it under tables or use a direct customer_key column"
                 )
             seen = {table}
-            hop: str | None = via.via
+            hop: str | None = via.table
             while hop is not None:
                 if hop in seen:
                     raise ValueError(f"tables.{table}.customer_key.via forms a cycle through {hop}")
                 seen.add(hop)
                 next_via = self.tables[hop].via
-                hop = next_via.via if next_via else None
+                hop = next_via.table if next_via and next_via.source in (None, self.name) else None
         return self
 
     @property
@@ -312,7 +399,10 @@ def parse_spec(text: str, origin: str = "<spec>") -> SourceSpec:
         problems = []
         for error in exc.errors():
             loc = tuple(error["loc"])
-            key = ".".join(str(part) for part in loc if part not in ("str", "ViaKey")) or "(top level)"
+            key = (
+                ".".join(str(part) for part in loc if part not in ("str", "KeyColumn", "ViaKey"))
+                or "(top level)"
+            )
             problems.append(f"{origin}:{_nearest_line(lines, loc)}: {key}: {error['msg']}")
         raise SpecError("invalid source spec:\n  " + "\n  ".join(problems)) from exc
 

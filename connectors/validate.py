@@ -17,7 +17,7 @@ import psycopg
 import structlog
 
 from connectors.database import DatabaseFacts, TableFacts, connect_source, read_facts
-from connectors.exceptions import SpecError, ValidationFailed
+from connectors.exceptions import SourceError, SpecError, ValidationFailed
 from connectors.render import LiveChoices
 from connectors.spec import SourceSpec, TableSpec
 from scv.config.settings import Settings
@@ -75,12 +75,21 @@ def _check_table_columns(
             f"(columns: {', '.join(cols)}); fix the spec"
         )
 
-    key_column = table.via.column if table.via else str(table.customer_key)
+    key_column = table.key_column
     key_kind = "customer_key.column" if table.via else "customer_key"
     if key_column not in cols:
         yield missing(key_kind, key_column)
     for kind, listed in (
         ("entity_id", table.entity_id or []),
+        ("keys", list(table.keys)),
+        ("merge_into", [table.merge_into] if table.merge_into else []),
+        (
+            "contact",
+            [c for c in (table.contact.value, table.contact.primary, table.contact.updated) if c]
+            if table.contact
+            else [],
+        ),
+        ("profile", list(table.profile.values())),
         ("include_columns", table.include_columns or []),
         ("exclude_columns", table.exclude_columns),
         ("hash_columns", table.hash_columns),
@@ -89,7 +98,9 @@ def _check_table_columns(
         for column in listed:
             if column not in cols:
                 yield missing(kind, column)
-    needed = {key_column, *(table.entity_id or facts.primary_key)}
+    needed = {key_column, *(table.entity_id or facts.primary_key), *table.keys}
+    if table.merge_into:
+        needed.add(table.merge_into)
     for column in sorted(needed & set(table.exclude_columns)):
         yield (
             f"{origin}: {key}.exclude_columns: {column!r} identifies the customer or the entity and "
@@ -127,8 +138,8 @@ def _check_table_columns(
             f"ALTER TABLE {name} ALTER COLUMN {key_column} SET NOT NULL;"
         )
     via = table.via
-    if via is not None:
-        target = tables.get(via.via)
+    if via is not None and via.source is None and via.match is None:
+        target = tables.get(via.table)
         if target is not None and target.exists and len(target.primary_key) != 1:
             yield (
                 f"{origin}: {key}.customer_key.via: {via.via} must have a single-column primary key for "
@@ -421,5 +432,13 @@ def validate_source(spec: SourceSpec, settings: Settings, origin: str = "<spec>"
     cluster_report = check_cluster(spec, _cluster_facts(settings), origin)
     report.problems.extend(cluster_report.problems)
     report.infos.extend(cluster_report.infos)
+    if any(t.via is not None and t.via.source not in (None, spec.name) for t in spec.tables.values()):
+        from connectors.mapping import via_problems
+        from connectors.registered import registered_mappings
+
+        try:
+            report.problems.extend(via_problems(spec, registered_mappings(settings.store), origin))
+        except SourceError as exc:
+            report.problems.append(f"{origin}: a via into another source needs its registration: {exc}")
     log.info("sources.validated", source=spec.name, problems=len(report.problems), infos=len(report.infos))
     return report

@@ -1,18 +1,21 @@
-"""Apply a batch of placed changes to the store: read the index, plan, write, then follow moves.
+"""Apply a batch of placed changes to the store: read the index, plan, write, then settle placements.
 
     applier = Applier(ViewWriter(session, ks), EntityIndex(session, ks), IndexCache(300_000),
-                      TruncationLog(session, ks))
+                      truncations=TruncationLog(session, ks))
     outcomes = applier.apply(changes)
 
 Order inside one call, and why:
-1. read the index entries the planner needs and the cache cannot vouch for (one concurrent round
-   trip; index_cache.py says which it can), and the latest truncate of any source not seen yet;
+1. read the index entries the planner needs and the cache cannot vouch for, the owners of the
+   lookup key values the batch is placed through (one or two concurrent round trips; index_cache.py
+   says what the cache can vouch for), and the latest truncate of any source not seen yet;
 2. plan (row changes older than their table's latest truncate are refused) and write the planned
    mutations (one concurrent round of per-partition batches);
-3. move children of entities whose customer changed — after step 2, so a concurrent child change
-   already resolves through the parent's new owner — a few concurrent rounds per tree level;
-4. apply truncates: record the truncate's time in the store first, then delete the table's indexed
-   entities;
+3. settle what the writes changed, each step after the writes so a concurrent change already
+   resolves through the new state: children of entities whose customer changed follow them (a few
+   concurrent rounds per tree level); rows placed through a lookup key value whose owner changed are
+   re-resolved; merges move the rows of the absorbed customer to the survivor (and back on an undo);
+4. apply truncates: record a removing truncate's time in the store first, then delete the table's
+   indexed entities;
 5. read the truncate times again and delete what this call wrote older than a truncate it did not
    know at step 2. Race-free with step 4 of another process: either that truncate's record is visible
    here (this call deletes its own old rows), or it was recorded after this read, so after this
@@ -20,69 +23,137 @@ Order inside one call, and why:
 6. teach the cache the index as written — only now, so a failed call leaves it untouched.
 Every step raises ``StoreUnavailable`` on failure; the caller retries the whole call, which is safe
 because every mutation is idempotent under its write timestamp.
+
+A settled row is written just above its own newest state (``max(owner_ts, source_ts) + 1``), not at
+the time of whatever triggered the move: a later change of the row itself still wins over the moved
+copy, and successive moves of one row keep strictly increasing timestamps (its index entry's
+``owner_ts`` records each).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from consumer.index_cache import IndexCache
+from consumer.mapping import is_waiting_room, orphan_customer_id
 from consumer.metrics import BATCH_PHASE, WRITE_LATENCY
-from consumer.planner import Located, Move, Outcome, Truncate, plan_batch, refs_to_read, trusted_refs
+from consumer.planner import (
+    Known,
+    Located,
+    Move,
+    Outcome,
+    RedirectChange,
+    Redirects,
+    Truncate,
+    keys_to_resolve,
+    plan_batch,
+    refs_to_read,
+    trusted_refs,
+)
 from store.index import EntityIndex
-from store.mutations import DeleteIndex, DeleteRow, EntityRef, IndexEntry, Mutation, PutIndex, PutRow, RowKey
+from store.mutations import (
+    DeleteIndex,
+    DeleteKey,
+    DeleteRedirect,
+    DeleteRow,
+    EndRow,
+    EntityRef,
+    IndexEntry,
+    KeyRef,
+    Mutation,
+    Park,
+    PutIndex,
+    PutKey,
+    PutRedirect,
+    PutRow,
+    RowKey,
+    Unpark,
+)
 from store.truncations import TruncationLog
-from store.writer import ViewWriter
 
 __all__ = ["Applier"]
 
-# Children moved per write round: bounds the rows held in memory when one parent has very many.
+# Rows moved per write round: bounds the rows held in memory when one parent has very many.
 _MOVE_CHUNK = 2000
+# Settling rounds (tree levels, key hops) per call: a hand-made cycle of keys cannot loop forever.
+_MAX_ROUNDS = 16
+
+# (entity's current index entry, target partition, target home)
+_Relocation = tuple[IndexEntry, str, str]
+
+
+def _row_key(entry: IndexEntry) -> RowKey:
+    return RowKey(entry.customer_id, entry.kind, entry.ref.source, entry.ref.table, entry.ref.entity_id)
+
+
+class ViewWrites(Protocol):
+    """What the applier needs of the store's writer (store/writer.py's ViewWriter, or a tap on it)."""
+
+    def apply(self, mutations: Iterable[Mutation]) -> int: ...
 
 
 class Applier:
     def __init__(
-        self, writer: ViewWriter, index: EntityIndex, cache: IndexCache, truncations: TruncationLog
+        self,
+        writer: ViewWrites,
+        index: EntityIndex,
+        cache: IndexCache,
+        redirects: Redirects | None = None,
+        truncations: TruncationLog | None = None,
     ) -> None:
         self._writer = writer
         self._index = index
         self._cache = cache
+        self._redirects = redirects or Redirects()
+        # None only in unit tests that do not exercise truncates.
         self._truncation_log = truncations
-        # (source, table) -> commit time of its latest truncate, as far as this process knows.
+        # (source, table) -> commit time of its latest removing truncate, as far as this process knows.
         self._truncated: dict[tuple[str, str], int] = {}
         self._truncations_read: set[str] = set()
+
+    @property
+    def redirects(self) -> Redirects:
+        return self._redirects
 
     def apply(self, changes: Sequence[Located]) -> list[Outcome]:
         started = time.perf_counter()
         sources = {change.event.source for change in changes}
-        if sources - self._truncations_read:
+        if self._truncation_log is not None and sources - self._truncations_read:
             self._learn_truncations(self._truncation_log.of_sources(sources - self._truncations_read))
             self._truncations_read |= sources
         known, to_read = self._cache.split(refs_to_read(changes), trusted_refs(changes))
+        owners = self._owners(keys_to_resolve(changes))
+        to_read |= {owner for owner in owners.values() if owner is not None}
         known.update(self._index.get_many(to_read))
-        plan = plan_batch(changes, known, self._truncated)
+        plan = plan_batch(changes, Known(known, owners, self._redirects, self._truncated))
         planned = time.perf_counter()
         BATCH_PHASE.labels("index_read").observe(planned - started)
         self._writer.apply(plan.mutations)
         written = time.perf_counter()
         WRITE_LATENCY.observe(written - planned)
         BATCH_PHASE.labels("write").observe(written - planned)
-        if plan.moves:
+        if plan.moves or plan.key_resolves or plan.redirects:
             self._move_children(plan.moves)
+            self._resolve_keys({resolve.key for resolve in plan.key_resolves})
+            for change in plan.redirects:
+                self._redirect(change)
             BATCH_PHASE.labels("moves").observe(time.perf_counter() - written)
         if plan.truncates:
             truncating = time.perf_counter()
             for truncate in plan.truncates:
                 self._truncate(truncate)
             BATCH_PHASE.labels("truncates").observe(time.perf_counter() - truncating)
-        if any(isinstance(m, PutRow | PutIndex) for m in plan.mutations):
+        if any(isinstance(m, PutRow | PutIndex | PutKey) for m in plan.mutations):
             self._undo_rows_older_than_new_truncates(plan.mutations, sources)
         self._cache.learn(plan.index)
         for truncate in plan.truncates:
             self._cache.forget_table(truncate.source, truncate.table)
         return plan.outcomes
+
+    # -- truncates ---------------------------------------------------------------------------------
 
     def _learn_truncations(self, found: dict[tuple[str, str], int]) -> list[tuple[str, str]]:
         """Remember truncate times; returns the tables whose latest truncate is newer than known."""
@@ -93,6 +164,8 @@ class Applier:
 
     def _undo_rows_older_than_new_truncates(self, written: Sequence[Mutation], sources: set[str]) -> None:
         """Step 5: a truncate applied by another process while this call wrote its rows."""
+        if self._truncation_log is None:
+            return
         newer = set(self._learn_truncations(self._truncation_log.of_sources(sources)))
         if not newer:
             return
@@ -107,6 +180,10 @@ class Applier:
                 key = (ref.source, ref.table)
                 if key in newer and mutation.write_ts < self._truncated[key]:
                     undo.append(DeleteIndex(ref, self._truncated[key]))
+            elif isinstance(mutation, PutKey):
+                owner = (mutation.owner.source, mutation.owner.table)
+                if owner in newer and mutation.write_ts < self._truncated[owner]:
+                    undo.append(DeleteKey(mutation.key, mutation.owner, self._truncated[owner]))
         for source, table in newer:
             self._cache.forget_table(source, table)
         self._writer.apply(undo)
@@ -117,8 +194,74 @@ class Applier:
         # Lazy: a disabled cache never pulls from the generator, so nothing is read.
         return self._cache.warm(self._index.table_entries(tables))
 
+    # -- merges ----------------------------------------------------------------------------------
+
+    def load_redirects(self, *, sweep: bool = True) -> bool:
+        """Re-read the merges from the store (another process may have applied one); sweep the
+        partitions a change touches, so rows written there meanwhile still move. True on a change.
+
+        ``sweep=False`` at start-up: the processes that applied the merges swept already."""
+        current = self._redirects.as_dict()
+        latest = Redirects(self._index.redirects())
+        fresh = latest.as_dict()
+        changed = {c for c in current.keys() | fresh.keys() if current.get(c) != fresh.get(c)}
+        if not changed:
+            return False
+        before, self._redirects = self._redirects, latest
+        if sweep:
+            self._sweep({p for c in changed for p in (c, before.resolve(c), latest.resolve(c))})
+        return True
+
+    def _redirect(self, change: RedirectChange) -> None:
+        customer = change.customer_id
+        if change.survivor_id is None:
+            mutation: Mutation = DeleteRedirect(customer, change.write_ts)
+        else:
+            mutation = PutRedirect(customer, change.survivor_id, change.write_ts)
+        self._writer.apply([mutation])
+        before, self._redirects = self._redirects, self._redirects.with_change(change)
+        self._sweep({customer, before.resolve(customer), self._redirects.resolve(customer)})
+
+    def _sweep(self, partitions: Iterable[str]) -> None:
+        """Move every row of these partitions whose home now resolves elsewhere."""
+        wanted = [p for p in dict.fromkeys(partitions) if not is_waiting_room(p)]
+        relocations: list[_Relocation] = []
+        strays: list[Mutation] = []
+        rows = self._index.partition_rows(wanted)
+        misplaced = [
+            (partition, found)
+            for partition, found_rows in rows.items()
+            for found in found_rows
+            if self._redirects.resolve(found.row.home_id or partition) != partition
+        ]
+        entries = self._index.get_many(found.key.ref for _partition, found in misplaced)
+        for partition, found in misplaced:
+            entry = entries.get(found.key.ref)
+            if entry is None:
+                continue  # a row whose entity left the index: a delete is on its way
+            if entry.customer_id != partition:
+                # A copy the index disowns (written by a process that had not seen the merge yet).
+                strays.append(DeleteRow(found.key, max(found.row.source_ts_us, entry.owner_ts) + 1))
+                continue
+            home = found.row.home_id or partition
+            relocations.append((entry, self._redirects.resolve(home), home))
+        if strays:
+            self._writer.apply(strays)
+        self._relocate(relocations)
+
+    # -- settling placements ---------------------------------------------------------------------
+
+    def _owners(self, keys: set[KeyRef]) -> dict[KeyRef, EntityRef | None]:
+        """The owner each lookup key value resolves to: the smallest entity id holding it."""
+        if not keys:
+            return {}
+        return {
+            key: EntityRef(key.source, key.table, ids[0]) if ids else None
+            for key, ids in self._index.key_owners_many(keys).items()
+        }
+
     def _move_children(self, moves: Sequence[Move]) -> None:
-        """Move the children of every moved parent to its new customer, one tree level at a time.
+        """Move the children of every moved parent to its customer, one tree level at a time.
 
         Each level costs four concurrent rounds (children, their index entries, their rows, the
         writes) whatever the number of parents: an initial snapshot whose cards were consumed before
@@ -126,7 +269,9 @@ class Applier:
         drain crawl at ~150 events/s (measured in the benchmark's backlog).
         """
         pending = list(moves)
-        while pending:
+        for _round in range(_MAX_ROUNDS):
+            if not pending:
+                return
             children = self._index.children_many(move.parent for move in pending)
             # A parent moved twice in one batch: its children follow the newest move.
             latest: dict[EntityRef, Move] = {}
@@ -138,51 +283,134 @@ class Applier:
             if not latest:
                 return
             entries = self._index.get_many(child for parent in latest for child in children[parent])
-            movable: list[tuple[EntityRef, IndexEntry, Move, RowKey]] = []
+            relocations: list[_Relocation] = []
             for parent, move in latest.items():
+                home = move.home_id or move.customer_id
                 for child in children[parent]:
                     entry = entries.get(child)
                     # A stale link (the child has another parent now) or a child already there.
-                    if entry is None or entry.parent != parent or entry.customer_id == move.customer_id:
+                    if entry is None or entry.parent != parent:
                         continue
-                    old = RowKey(entry.customer_id, entry.kind, child.source, child.table, child.entity_id)
-                    movable.append((child, entry, move, old))
-            pending = []
-            for start in range(0, len(movable), _MOVE_CHUNK):
-                chunk = movable[start : start + _MOVE_CHUNK]
-                rows = self._index.rows_many(old for _child, _entry, _move, old in chunk)
-                mutations: list[Mutation] = []
-                for child, entry, move, old in chunk:
-                    row = rows[old]
-                    # Above the child's own newest state, strictly: a child placed in the orphan
-                    # partition wrote its index entry at its own timestamp, and a tie would be broken
-                    # by value ("~orphans/..." sorts above most customer ids), keeping the orphan owner.
-                    ts = max(move.write_ts, row.source_ts_us if row else 0) + 1
-                    mutations.append(DeleteRow(old, ts))
-                    if row is not None:
-                        new = replace(old, customer_id=move.customer_id)
-                        mutations.append(PutRow(new, row.attributes, True, ts, row.source_ts_us))
-                    mutations.append(PutIndex(replace(entry, customer_id=move.customer_id, owner_ts=ts), ts))
-                    pending.append(Move(child, move.customer_id, ts))
-                self._writer.apply(mutations)
+                    if (entry.customer_id, entry.home) == (move.customer_id, home):
+                        continue
+                    relocations.append((entry, move.customer_id, home))
+            pending = self._follow(self._relocate(relocations))
+
+    def _resolve_keys(self, keys: set[KeyRef]) -> None:
+        """Place the rows reached through each key value with its owner's customer, or park them."""
+        for _round in range(_MAX_ROUNDS):
+            if not keys:
+                return
+            owners = self._owners(keys)
+            owner_entries = self._index.get_many(o for o in owners.values() if o is not None)
+            children = self._index.key_children_many(keys)
+            entries = self._index.get_many(c for found in children.values() for c in found)
+            relocations: list[_Relocation] = []
+            for key in keys:
+                owner = owners.get(key)
+                owner_entry = owner_entries.get(owner) if owner is not None else None
+                if owner_entry is None:
+                    customer = home = orphan_customer_id(key)
+                else:
+                    customer, home = owner_entry.customer_id, owner_entry.home
+                for child in children.get(key, []):
+                    entry = entries.get(child)
+                    if entry is None or entry.parent != key:
+                        continue  # a stale link: the row is placed through another value now
+                    if (entry.customer_id, entry.home) != (customer, home):
+                        relocations.append((entry, customer, home))
+            moved = self._relocate(relocations)
+            self._move_children([Move(e.ref, e.customer_id, e.owner_ts, e.home_id) for e in moved])
+            keys = {KeyRef(e.ref.source, e.ref.table, name, value) for e in moved for name, value in e.keys}
+
+    def settle_parked(self, tables: Iterable[tuple[str, str]], limit: int = 1000) -> int:
+        """Re-resolve entities still waiting for their customer (a parent or key owner that arrived
+        while their own placement was in flight on another process); returns how many moved."""
+        waiting: list[EntityRef] = [
+            EntityRef(source, table, entity_id)
+            for source, table in tables
+            for entity_id in self._index.parked(source, table, limit)
+        ]
+        entries = self._index.get_many(waiting)
+        parents = {e.parent for e in entries.values() if e is not None and isinstance(e.parent, EntityRef)}
+        keys = {e.parent for e in entries.values() if e is not None and isinstance(e.parent, KeyRef)}
+        owners = self._owners(keys)
+        found = self._index.get_many([*parents, *(o for o in owners.values() if o is not None)])
+        relocations: list[_Relocation] = []
+        for entry in entries.values():
+            if entry is None or not is_waiting_room(entry.customer_id):
+                continue
+            parent = entry.parent
+            if isinstance(parent, KeyRef):
+                owner = owners.get(parent)
+                target = found.get(owner) if owner is not None else None
+            else:
+                target = found.get(parent) if parent is not None else None
+            if target is not None and not is_waiting_room(target.customer_id):
+                relocations.append((entry, target.customer_id, target.home))
+        moved = self._relocate(relocations)
+        self._move_children(self._follow(moved))
+        return len(moved)
+
+    def _follow(self, moved: Sequence[IndexEntry]) -> list[Move]:
+        """What moves with the moved entities: their primary-key children (returned, for the caller's
+        next level) and the rows placed through their lookup key values (re-resolved here)."""
+        keys = {KeyRef(e.ref.source, e.ref.table, name, value) for e in moved for name, value in e.keys}
+        if keys:
+            self._resolve_keys(keys)
+        return [Move(e.ref, e.customer_id, e.owner_ts, e.home_id) for e in moved]
+
+    def _relocate(self, relocations: Sequence[_Relocation]) -> list[IndexEntry]:
+        """Move each entity's row and index entry to (partition, home); returns the new entries."""
+        moved: list[IndexEntry] = []
+        for start in range(0, len(relocations), _MOVE_CHUNK):
+            chunk = relocations[start : start + _MOVE_CHUNK]
+            rows = self._index.rows_many(_row_key(entry) for entry, _customer, _home in chunk)
+            mutations: list[Mutation] = []
+            for entry, customer, home in chunk:
+                old = _row_key(entry)
+                row = rows[old]
+                ts = max(entry.owner_ts, row.source_ts_us if row else 0) + 1
+                mutations.append(DeleteRow(old, ts))
+                if row is not None:
+                    new = replace(old, customer_id=customer)
+                    mutations.append(
+                        PutRow(new, row.attributes, True, ts, row.source_ts_us, home, row.ended_at_us)
+                    )
+                moved_entry = replace(entry, customer_id=customer, home_id=home, owner_ts=ts)
+                mutations.append(PutIndex(moved_entry, ts))
+                if is_waiting_room(customer) and not is_waiting_room(entry.customer_id):
+                    mutations.append(Park(entry.ref, ts))
+                elif is_waiting_room(entry.customer_id) and not is_waiting_room(customer):
+                    mutations.append(Unpark(entry.ref, ts))
+                moved.append(moved_entry)
+            self._writer.apply(mutations)
+        self._cache.learn({entry.ref: entry for entry in moved})
+        return moved
 
     def _truncate(self, truncate: Truncate) -> None:
-        # Recorded before the index scan: step 5 of every other process relies on that order.
-        self._truncation_log.record(truncate.source, truncate.table, truncate.write_ts)
-        key = (truncate.source, truncate.table)
-        self._truncated[key] = max(self._truncated.get(key, 0), truncate.write_ts)
+        if not truncate.keep and self._truncation_log is not None:
+            # Recorded before the index scan: step 5 of every other process relies on that order.
+            self._truncation_log.record(truncate.source, truncate.table, truncate.write_ts)
+            table = (truncate.source, truncate.table)
+            self._truncated[table] = max(self._truncated.get(table, 0), truncate.write_ts)
         mutations: list[Mutation] = []
+        released: set[KeyRef] = set()
         for entry in self._index.table_entries([(truncate.source, truncate.table)]):
-            mutations.append(
-                DeleteRow(
-                    RowKey(
-                        entry.customer_id, entry.kind, truncate.source, truncate.table, entry.ref.entity_id
-                    ),
-                    truncate.write_ts,
-                )
-            )
-            mutations.append(DeleteIndex(entry.ref, truncate.write_ts))
+            if truncate.keep:
+                mutations.append(EndRow(_row_key(entry), truncate.write_ts))
+            else:
+                mutations.append(DeleteRow(_row_key(entry), truncate.write_ts))
+                mutations.append(DeleteIndex(entry.ref, truncate.write_ts))
+                for name, value in entry.keys:
+                    key = KeyRef(entry.ref.source, entry.ref.table, name, value)
+                    mutations.append(DeleteKey(key, entry.ref, truncate.write_ts))
+                    released.add(key)
+                if is_waiting_room(entry.customer_id):
+                    mutations.append(Unpark(entry.ref, truncate.write_ts))
             if len(mutations) >= 2000:
                 self._writer.apply(mutations)
                 mutations = []
         self._writer.apply(mutations)
+        # Rows of other tables placed through the truncated rows' key values now wait for a new owner.
+        self._resolve_keys(released)

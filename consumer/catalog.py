@@ -68,6 +68,10 @@ class MappingCatalog:
         """(source, table) of every table whose customer key is one of its own columns."""
         return sorted((t.source, t.table) for t in self._by_topic.values() if not t.is_via)
 
+    def via_tables(self) -> list[tuple[str, str]]:
+        """(source, table) of every table whose rows are placed through another row (they may park)."""
+        return sorted((t.source, t.table) for t in self._by_topic.values() if t.is_via)
+
     def table_for(self, topic: str) -> TableMapping | None:
         return self._by_topic.get(topic)
 

@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 from consumer.metrics import INDEX_CACHE, INDEX_CACHE_ENTRIES
-from store.mutations import EntityRef, IndexEntry
+from store.mutations import EntityRef, IndexEntry, KeyRef
 
 __all__ = ["IndexCache"]
 
@@ -38,7 +38,21 @@ __all__ = ["IndexCache"]
 # with 300k entries (~1M objects) a full collection walked them all every few seconds under the
 # demo workload (178 full collections in 13 minutes), each a pause of the replicator's loop.
 _Key = tuple[str, str, str]  # source, table, entity_id
-_Value = tuple[str, str, str | None, str | None, int] | None  # kind, customer, parent table, id, owner_ts
+# kind, customer, parent (source, table, key, id: key None for a primary-key parent), owner_ts, home, keys
+_Value = (
+    tuple[
+        str,
+        str,
+        str | None,
+        str | None,
+        str | None,
+        str | None,
+        int,
+        str | None,
+        tuple[tuple[str, str], ...],
+    ]
+    | None
+)
 
 
 def _key(ref: EntityRef) -> _Key:
@@ -49,22 +63,26 @@ def _value(entry: IndexEntry | None) -> _Value:
     if entry is None:
         return None
     parent = entry.parent
-    # A parent is always of the same source (the mapping resolves `via` within one source).
-    return (
-        entry.kind,
-        entry.customer_id,
-        parent.table if parent else None,
-        parent.entity_id if parent else None,
-        entry.owner_ts,
-    )
+    parent_fields: tuple[str | None, str | None, str | None, str | None]
+    if isinstance(parent, KeyRef):
+        parent_fields = (parent.source, parent.table, parent.key, parent.value)
+    elif parent is not None:
+        parent_fields = (None, parent.table, None, parent.entity_id)
+    else:
+        parent_fields = (None, None, None, None)
+    return (entry.kind, entry.customer_id, *parent_fields, entry.owner_ts, entry.home_id, entry.keys)
 
 
 def _entry(ref: EntityRef, value: _Value) -> IndexEntry | None:
     if value is None:
         return None
-    kind, customer_id, parent_table, parent_id, owner_ts = value
-    parent = EntityRef(ref.source, parent_table, parent_id) if parent_table and parent_id else None
-    return IndexEntry(ref, kind, customer_id, parent, owner_ts)
+    kind, customer_id, parent_source, parent_table, parent_key, parent_id, owner_ts, home_id, keys = value
+    parent: EntityRef | KeyRef | None = None
+    if parent_key and parent_table and parent_id is not None:
+        parent = KeyRef(parent_source or ref.source, parent_table, parent_key, parent_id)
+    elif parent_table and parent_id:
+        parent = EntityRef(ref.source, parent_table, parent_id)
+    return IndexEntry(ref, kind, customer_id, parent, owner_ts, home_id, keys)
 
 
 class IndexCache:

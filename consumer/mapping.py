@@ -14,12 +14,14 @@ from urllib.parse import quote
 
 from consumer.envelope import ChangeEvent
 from consumer.exceptions import PlacementError
+from scv.contracts.keys import InvalidKey, normalize
 from scv.contracts.registration import TableMapping
-from store.mutations import EntityRef
+from store.mutations import EntityRef, KeyRef
 
 __all__ = [
     "Placement",
     "entity_id_of",
+    "is_waiting_room",
     "orphan_customer_id",
     "place",
 ]
@@ -33,20 +35,36 @@ def entity_id_of(values: list[Any]) -> str:
     return "/".join(quote(str(value), safe="") for value in values)
 
 
-def orphan_customer_id(parent: EntityRef) -> str:
+def orphan_customer_id(parent: EntityRef | KeyRef) -> str:
     """The partition that holds children whose parent has not been seen yet (topics are consumed in
-    parallel, so a card can arrive before its account). The parent's arrival moves them out."""
+    parallel, so a card can arrive before its account, an interaction keyed by fiscal code before
+    the CRM customer holding that code). The parent's arrival moves them out."""
+    if isinstance(parent, KeyRef):
+        return f"~parked/{parent.source}/{parent.table}/{parent.key}/{parent.value}"
     return f"~orphans/{parent.source}/{parent.table}/{parent.entity_id}"
+
+
+def is_waiting_room(customer_id: str) -> bool:
+    """A partition of entities whose customer is not known yet (never a real customer id: ids that
+    start with ``~`` are refused by placement)."""
+    return customer_id.startswith("~")
 
 
 @dataclass(frozen=True, slots=True)
 class Placement:
     ref: EntityRef
-    # Direct key: the customer; via: None (resolved through `parent` by the planner).
+    # Direct key: the customer (normalised); via: None (resolved through `parent` by the planner).
     customer_id: str | None
-    parent: EntityRef | None
+    parent: EntityRef | KeyRef | None
     # True when the customer key (or via column) is NULL and the mapping says `skip`.
     outside_view: bool = False
+    # The row's lookup key values (name, normalised value); a NULL value is absent. ``None``: the
+    # table declares no keys, or the values were not in the image (unchanged TOAST): keep the old ones.
+    keys: tuple[tuple[str, str], ...] | None = None
+    # The table declares merge_into: the survivor this row's customer was merged into (None: not
+    # merged). ``merges`` False: the table declares no merges.
+    merges: bool = False
+    merged_into: str | None = None
 
 
 def _row_for_ids(event: ChangeEvent) -> dict[str, Any]:
@@ -96,7 +114,55 @@ def place(event: ChangeEvent, table: TableMapping) -> Placement:
             f"{table.source}/{table.table} row {ref.entity_id}: customer key {key_column} is NULL; "
             f"declare null_customer_key: skip in the source spec if such rows are outside the view"
         )
+    keys = _lookup_keys(event, table, ref)
     if table.is_via:
         assert table.via_table is not None
-        return Placement(ref, None, EntityRef(table.source, table.via_table, entity_id_of([value])))
-    return Placement(ref, entity_id_of([value]), None)
+        if table.via_key is None:
+            parent: EntityRef | KeyRef = EntityRef(table.source, table.via_table, entity_id_of([value]))
+        else:
+            parent = KeyRef(
+                table.via_source_name,
+                table.via_table,
+                table.via_key,
+                _normalized(value, table.via_normalize, table, ref, key_column),
+            )
+        return Placement(ref, None, parent, keys=keys)
+    customer = _normalized(value, table.customer_key_normalize, table, ref, key_column)
+    if customer.startswith("~"):
+        raise PlacementError(
+            f"{table.source}/{table.table} row {ref.entity_id}: customer id {customer!r} starts with '~', "
+            f"which scv reserves for entities waiting for their customer; normalise the key (e.g. trim)"
+        )
+    if table.merge_into is None:
+        return Placement(ref, customer, None, keys=keys)
+    merged = after.get(table.merge_into)
+    survivor = (
+        None
+        if merged is None
+        else _normalized(merged, table.customer_key_normalize, table, ref, table.merge_into)
+    )
+    return Placement(ref, customer, None, keys=keys, merges=True, merged_into=survivor)
+
+
+def _normalized(value: Any, steps: tuple[str, ...], table: TableMapping, ref: EntityRef, column: str) -> str:
+    try:
+        return normalize(value, steps)
+    except InvalidKey as exc:
+        raise PlacementError(
+            f"{table.source}/{table.table} row {ref.entity_id}: {column}: {exc}; fix the row at the source "
+            f"or the key's normalize rule in the spec"
+        ) from exc
+
+
+def _lookup_keys(
+    event: ChangeEvent, table: TableMapping, ref: EntityRef
+) -> tuple[tuple[str, str], ...] | None:
+    if not table.keys or any(key.column in event.unavailable for key in table.keys):
+        return None
+    after = event.after or {}
+    values = []
+    for key in table.keys:
+        value = after.get(key.column)
+        if value is not None:
+            values.append((key.name, _normalized(value, key.normalize, table, ref, key.column)))
+    return tuple(sorted(values))

@@ -16,6 +16,7 @@ __all__ = [
     "CONSUMER_LAG_SECONDS",
     "DEAD_LETTERED",
     "DELIVERY_LATENCY",
+    "ENTITIES_PARKED",
     "ERRORS",
     "EVENTS_APPLIED",
     "EVENTS_CONSUMED",
@@ -29,6 +30,7 @@ __all__ = [
     "REGISTERED_TABLES",
     "SOURCE_PAUSED",
     "STORE_REJECTIONS",
+    "VIEW_EVENTS",
     "WORKER_RESTARTS",
     "WRITE_LATENCY",
 ]
@@ -102,6 +104,11 @@ CONSUMER_LAG_SECONDS = Gauge(
     "Age of the newest applied source change while records wait; 0 when caught up.",
     ["topic", "partition"],
 )
+ENTITIES_PARKED = Gauge(
+    "scv_entities_parked",
+    "Entities waiting for the row that names their customer (a parent or lookup key owner not seen yet).",
+    ["source", "table"],
+)
 REGISTERED_TABLES = Gauge("scv_registered_tables", "Tables the replicator currently applies.")
 INDEX_CACHE = Counter(
     "scv_index_cache_lookups_total",
@@ -139,4 +146,7 @@ WORKER_RESTARTS = Counter(
     "Times `scv consume --processes N` restarted this worker slot after a crash (exported by the "
     "worker itself, counting its slot's restarts since the supervisor started).",
     ["worker"],
+)
+VIEW_EVENTS = Counter(
+    "scv_view_events_total", "Customer view changed events produced (one per customer per batch)."
 )

@@ -10,16 +10,19 @@ Commit protocol for every batch, in this order (the safety argument):
 2. write the batch's mutations to the store and wait for every acknowledgement (retried with
    backoff while the store is out); a change the store refuses for good, or whose planning raises, is
    isolated by bisection and parked, the rest applied (consumer/isolation.py);
-3. flush the dead-letter producer and wait for every acknowledgement (a failed delivery is sent
-   again, and blocks the commit until it succeeds: consumer/deadletter.py);
+3. produce one "customer view changed" event per customer the batch wrote (consumer/view_events.py),
+   then flush the producers — dead letters and events — and wait for every acknowledgement (a failed
+   dead-letter delivery is sent again, and blocks the commit until it succeeds:
+   consumer/deadletter.py);
 4. commit the offset after the last record of each partition that precedes anything held back —
    asynchronously, so the next batch does not wait for the broker; synchronously for partitions
    being revoked and at shutdown (consumer/checkpoint.py keeps that bookkeeping, with its own
    numbered rules).
 A crash anywhere before 4, or a commit that fails, redelivers records; re-applying them is harmless
 because every write carries the source change's timestamp. A commit is only ever sent after steps
-2-3, so no committed offset covers a write that is not durable. SIGTERM sets a flag checked between
-batches, so the batch in flight completes steps 1-4 before the consumer leaves the group.
+2-3, so no committed offset covers a write that is not durable, nor a change not yet announced.
+SIGTERM sets a flag checked between batches, so the batch in flight completes steps 1-4 before the
+consumer leaves the group.
 
 Where a partition starts is decided at assignment (consumer/offset_gaps.py): from the beginning for a
 new group, from the committed offset otherwise, and not at all when retention deleted records the
@@ -51,12 +54,13 @@ from consumer.index_cache import IndexCache
 from consumer.isolation import Isolator
 from consumer.lag_gauges import LagGauges
 from consumer.locate import locate
-from consumer.metrics import BATCH_EVENTS, BATCH_PHASE, ERRORS, EVENTS_APPLIED
+from consumer.metrics import BATCH_EVENTS, BATCH_PHASE, ENTITIES_PARKED, ERRORS, EVENTS_APPLIED
 from consumer.observe import observe_applied, observe_consumed
 from consumer.offset_gaps import gap_message, starting_point
 from consumer.planner import Located
 from consumer.poison_storm import PoisonStormGuard
 from consumer.retry import Backoff, ShutdownRequested, retry_transient
+from consumer.view_events import ViewEvents
 from consumer.wire import ApicurioContent, AvroDecoder
 from scv.config.settings import ConsumerSettings, KafkaSettings, RegistrySettings, Settings, StoreSettings
 from scv.kafka.admin import KafkaAdmin, KafkaUnavailable
@@ -96,6 +100,8 @@ class Replicator:
         self._stopping = False
         self._lag_at = 0.0
         self._registrations_at = 0.0
+        self._redirects_at = 0.0
+        self._parked_at = 0.0
         # Set by a rebalance or a registration change: the index cache must be rebuilt before the
         # next batch (consumer/index_cache.py says why).
         self._cache_stale = True
@@ -129,22 +135,41 @@ class Replicator:
         try:
             keyspace = self._store.keyspace
             self._catalog = MappingCatalog(RegistrationStore(session, keyspace))
+            self._index = EntityIndex(session, keyspace, self._config.write_concurrency)
+            self._view_events = ViewEvents(self._config.view_events_topic)
             self._applier = Applier(
-                ViewWriter(session, keyspace, self._config.write_concurrency, self._config.batch_partitions),
-                EntityIndex(session, keyspace, self._config.write_concurrency),
+                self._view_events.tap(
+                    ViewWriter(
+                        session, keyspace, self._config.write_concurrency, self._config.batch_partitions
+                    )
+                ),
+                self._index,
                 IndexCache(self._config.index_cache_entries),
-                TruncationLog(session, keyspace),
+                truncations=TruncationLog(session, keyspace),
             )
             self._isolator = Isolator(self._applier.apply, lambda action: self._retry(action, "store"))
             self._storm = PoisonStormGuard(
                 self._config.poison_storm_dead_letters, self._config.poison_storm_window_s
             )
+            self._retry(lambda: self._applier.load_redirects(sweep=False), "store")
+            self._redirects_at = time.monotonic()
             self._decoder = AvroDecoder(
                 SchemaRegistryClient({"url": self._registry.url}),
                 fallback=ApicurioContent(self._registry.native_url) if self._registry.native_url else None,
             )
             self._ensure_dead_letter_topic()
+            # The view events' producer; dead letters have their own (consumer/deadletter.py may
+            # replace it after a fatal error, and it carries records up to the maximum size).
+            producer = Producer(
+                {
+                    "bootstrap.servers": self._kafka.bootstrap_servers,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                }
+            )
             self._dlq = DeadLetterQueue(self._dead_letter_producer, self._config.dead_letter_topic)
+            self._retry(lambda: self._view_events.start(producer, self._kafka, self._registry.url), "kafka")
             self._consumer = Consumer(self._consumer_config())
             self._checkpoint = Checkpoint(KafkaCommitter(self._consumer))
             self._lag = LagGauges(self._consumer, self._checkpoint)
@@ -160,6 +185,7 @@ class Replicator:
                 self._checkpoint.commit_pending()
             finally:
                 self._consumer.close()
+                producer.flush(10)
                 self._dlq.close()
                 log.info("replicator_stopped")
         finally:
@@ -272,6 +298,10 @@ class Replicator:
             if now - self._lag_at >= _LAG_EVERY_S:
                 self._lag_at = now
                 self._lag.report()
+            try:
+                self._settle_identity(now)
+            except ShutdownRequested:
+                return
 
     def _refresh_registrations(self) -> bool:
         """Reload the source registrations; True when they changed.
@@ -309,6 +339,23 @@ class Replicator:
         if self._config.batch_linger_s > 0:
             time.sleep(self._config.batch_linger_s)
         return first + self._consumer.consume(num_messages=limit - 1, timeout=0)
+
+    def _settle_identity(self, now: float) -> None:
+        """Between batches: follow merges other processes applied, and place parked entities whose
+        parent or key owner was applied by another process while their own placement was in flight."""
+        config = self._config
+        if now - self._redirects_at >= config.redirects_poll_s:
+            self._redirects_at = now
+            if self._retry(self._applier.load_redirects, "store"):
+                # Merges move entities this process has cached (consumer/index_cache.py).
+                self._cache_stale = True
+        if now - self._parked_at >= config.parked_settle_s:
+            self._parked_at = now
+            tables = self._catalog.via_tables()
+            self._retry(lambda: self._applier.settle_parked(tables), "store")
+            for source, table in tables:
+                count = self._retry(lambda s=source, t=table: self._index.parked_count(s, t), "store")  # type: ignore[misc]
+                ENTITIES_PARKED.labels(source, table).set(count)
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         # A method, not the checkpoint's: the checkpoint is built after the consumer it commits through.
@@ -459,8 +506,10 @@ class Replicator:
         for i in applied:
             self._lag.applied(origins[i], located[i].event.ts_seconds)
         # Step 3.
+        self._retry(lambda: self._view_events.publish(last_offsets), "registry")
         flushing = time.perf_counter()
         self._retry(self._dlq.flush, "dead_letter")
+        self._retry(self._view_events.flush, "view_events")
         committing = time.perf_counter()
         BATCH_PHASE.labels("dead_letter").observe(committing - flushing)
         # Step 4.

@@ -24,10 +24,12 @@ from typing import Any, Final, Generic, TypeVar
 
 from demo import vocabulary as v
 from demo.identifiers import iban_it, isin
+from demo.identity import care_spelling, fiscal_code
 from demo.model import (
     TABLES,
     Account,
     Address,
+    Caller,
     Card,
     Consent,
     Customer,
@@ -191,6 +193,8 @@ class _World:
                 external_ref=random_uuid(rng),
                 created_at=created,
                 updated_at=updated,
+                fiscal_code=fiscal_code(customer_id),
+                merged_into=None,
             )
         )
         self._contacts(customer_id, first, last, created, out)
@@ -381,18 +385,19 @@ class _World:
                 )
 
     def _care(self, customer_id: int, created: datetime, out: dict[str, list[tuple[Any, ...]]]) -> None:
+        # The contact center knows the customer by fiscal code only, as its agents spelled it.
         rng = self.rng
+        code = care_spelling(customer_id)
+        out["care.callers"].append(Caller(customer_id, code))
         for _ in range(_INTERACTIONS(rng)):
             interaction_id = self._id("interaction")
             started = _moment(rng, created, REFERENCE_TIME)
-            out["care.interactions"].append(interaction(rng, interaction_id, customer_id, started))
+            out["care.interactions"].append(interaction(rng, interaction_id, code, started))
             if rng.random() < 0.25:
-                out["care.surveys"].append(
-                    survey(rng, self._id("survey"), customer_id, interaction_id, started)
-                )
+                out["care.surveys"].append(survey(rng, self._id("survey"), code, interaction_id, started))
         if rng.random() < 0.05:
             out["care.surveys"].append(
-                survey(rng, self._id("survey"), customer_id, None, _moment(rng, created, REFERENCE_TIME))
+                survey(rng, self._id("survey"), code, None, _moment(rng, created, REFERENCE_TIME))
             )
 
 
@@ -408,7 +413,7 @@ def order_items(rng: random.Random) -> tuple[str, Decimal]:
     return json.dumps(items, ensure_ascii=False), total
 
 
-def interaction(rng: random.Random, interaction_id: int, customer_id: int, started: datetime) -> Interaction:
+def interaction(rng: random.Random, interaction_id: int, code: str, started: datetime) -> Interaction:
     channel = _INTERACTION_CHANNELS(rng)
     roll = rng.random()
     if roll < LONG_NOTES_SHARE:
@@ -419,7 +424,7 @@ def interaction(rng: random.Random, interaction_id: int, customer_id: int, start
         notes = None
     return Interaction(
         interaction_id=interaction_id,
-        customer_id=customer_id,
+        fiscal_code=code,
         channel=channel,
         direction="inbound" if rng.random() < 0.8 else "outbound",
         started_at=started,
@@ -433,11 +438,11 @@ def interaction(rng: random.Random, interaction_id: int, customer_id: int, start
 
 
 def survey(
-    rng: random.Random, survey_id: int, customer_id: int, interaction_id: int | None, after: datetime
+    rng: random.Random, survey_id: int, code: str, interaction_id: int | None, after: datetime
 ) -> Survey:
     return Survey(
         survey_id=survey_id,
-        customer_id=customer_id,
+        fiscal_code=code,
         interaction_id=interaction_id,
         nps=_NPS(rng),
         comment=rng.choice(v.SURVEY_COMMENTS) if rng.random() < 0.4 else None,

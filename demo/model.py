@@ -23,6 +23,7 @@ __all__ = [
     "TABLES",
     "Account",
     "Address",
+    "Caller",
     "Card",
     "Consent",
     "Customer",
@@ -52,6 +53,8 @@ class Customer(NamedTuple):
     external_ref: UUID
     created_at: datetime
     updated_at: datetime
+    fiscal_code: str
+    merged_into: int | None
 
 
 class Email(NamedTuple):
@@ -145,9 +148,14 @@ class OrderReturn(NamedTuple):
     returned_at: datetime
 
 
+class Caller(NamedTuple):
+    caller_id: int
+    fiscal_code: str
+
+
 class Interaction(NamedTuple):
     interaction_id: int
-    customer_id: int
+    fiscal_code: str
     channel: str
     direction: str
     started_at: datetime
@@ -161,7 +169,7 @@ class Interaction(NamedTuple):
 
 class Survey(NamedTuple):
     survey_id: int
-    customer_id: int
+    fiscal_code: str
     interaction_id: int | None
     nps: int
     comment: str | None
@@ -179,6 +187,8 @@ class Table:
     name: str
     row_type: type[tuple[Any, ...]]
     identity: str | None
+    # Captured by the source's connector (and so published); False for a system's private tables.
+    captured: bool = True
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -205,6 +215,7 @@ TABLES: Final[dict[str, tuple[Table, ...]]] = {
         Table("order_returns", OrderReturn, "return_id"),
     ),
     "care": (
+        Table("callers", Caller, None, captured=False),
         Table("interactions", Interaction, "interaction_id"),
         Table("surveys", Survey, "survey_id"),
     ),
@@ -225,4 +236,5 @@ def database_names(prefix: str = "") -> dict[str, str]:
 def published_tables(source: str) -> list[str]:
     """What the source's publication carries: its captured tables (the ones connectors/sources/
     <source>.yaml lists), the signal table (window markers must stream back) and the heartbeat table."""
-    return [*(f"public.{t.name}" for t in TABLES[source]), "public.scv_signal", "public.scv_heartbeat"]
+    captured = (f"public.{t.name}" for t in TABLES[source] if t.captured)
+    return [*captured, "public.scv_signal", "public.scv_heartbeat"]

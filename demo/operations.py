@@ -212,13 +212,15 @@ def customer_onboard(cur: Cursor, rng: random.Random, customer_id: int) -> Chang
     first, last = rng.choice(v.FIRST_NAMES), rng.choice(v.LAST_NAMES)
     cur.execute(
         "INSERT INTO customers (first_name, last_name, birth_date, acquisition_channel, segment, "
-        "external_ref) VALUES (%s, %s, %s, %s, 'mass', %s) RETURNING customer_id",
+        "external_ref, fiscal_code) VALUES (%s, %s, %s, %s, 'mass', %s, %s) RETURNING customer_id",
         (
             first,
             last,
             datetime(1950 + rng.randrange(55), 1 + rng.randrange(12), 1 + rng.randrange(28)).date(),
             rng.choice(("web", "app", "branch")),
             _fresh_uuid(),
+            # New customers are not in the contact center's register yet: any unique code will do.
+            _fresh_uuid().hex[:16].upper(),
         ),
     )
     new_id = int(_one(cur))
@@ -340,13 +342,18 @@ def order_return(cur: Cursor, rng: random.Random, customer_id: int) -> Changes:
 # ---- care --------------------------------------------------------------------------------------
 
 
+# The contact center knows customers by fiscal code: its own caller register maps the caller number (the
+# workload picks one as it picks a CRM customer id) to the code as its agents spelled it. A customer the
+# CRM created since the seed has not called yet: the operation then changes nothing.
+_CALLER_CODE = "(SELECT fiscal_code FROM callers WHERE caller_id = %s)"
+
+
 def interaction_log(cur: Cursor, rng: random.Random, customer_id: int) -> Changes:
-    row = interaction(rng, 0, customer_id, datetime.now(UTC))
+    row = interaction(rng, 0, "", datetime.now(UTC))
     cur.execute(
-        "INSERT INTO interactions (customer_id, channel, direction, started_at, duration_s, subject, notes, "
-        "agent_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        "INSERT INTO interactions (fiscal_code, channel, direction, started_at, duration_s, subject, notes, "
+        "agent_id) SELECT c.fiscal_code, %s, %s, %s, %s, %s, %s, %s FROM callers c WHERE c.caller_id = %s",
         (
-            customer_id,
             row.channel,
             row.direction,
             row.started_at,
@@ -354,6 +361,7 @@ def interaction_log(cur: Cursor, rng: random.Random, customer_id: int) -> Change
             row.subject,
             row.notes,
             row.agent_id,
+            customer_id,
         ),
     )
     return Changes(inserted=cur.rowcount)
@@ -364,7 +372,7 @@ def interaction_close(cur: Cursor, rng: random.Random, customer_id: int) -> Chan
     # the notes value (REPLICA IDENTITY DEFAULT), which the consumer must not write over the old one.
     cur.execute(
         "UPDATE interactions SET outcome = %s, updated_at = now() WHERE interaction_id = "
-        "(SELECT interaction_id FROM interactions WHERE customer_id = %s "
+        f"(SELECT interaction_id FROM interactions WHERE fiscal_code = {_CALLER_CODE} "
         "ORDER BY (outcome IS NULL) DESC, interaction_id DESC LIMIT 1)",
         (rng.choice(v.OUTCOMES), customer_id),
     )
@@ -373,10 +381,10 @@ def interaction_close(cur: Cursor, rng: random.Random, customer_id: int) -> Chan
 
 def survey_answer(cur: Cursor, rng: random.Random, customer_id: int) -> Changes:
     cur.execute(
-        "INSERT INTO surveys (customer_id, interaction_id, nps, comment, answered_at) "
-        "SELECT %s, max(interaction_id), %s, %s, now() FROM interactions WHERE customer_id = %s",
+        "INSERT INTO surveys (fiscal_code, interaction_id, nps, comment, answered_at) "
+        "SELECT c.fiscal_code, (SELECT max(interaction_id) FROM interactions i WHERE i.fiscal_code = "
+        "c.fiscal_code), %s, %s, now() FROM callers c WHERE c.caller_id = %s",
         (
-            customer_id,
             rng.randint(0, 10),
             rng.choice(v.SURVEY_COMMENTS) if rng.random() < 0.4 else None,
             customer_id,

@@ -61,7 +61,7 @@ def _pick(values: Sequence[object], cast: str = "text") -> str:
 def _pools(seed: int) -> dict[str, list[object]]:
     rng = random.Random(f"server-ops/{seed}")
     orders = [order_items(rng) for _ in range(_POOL)]
-    contacts = [interaction(rng, 0, 0, datetime.now(UTC)) for _ in range(_POOL)]
+    contacts = [interaction(rng, 0, "", datetime.now(UTC)) for _ in range(_POOL)]
     return {
         "order_items": [items for items, _ in orders],
         "order_totals": [total for _, total in orders],
@@ -172,10 +172,11 @@ def _crm() -> dict[str, str]:
             "customer_onboard",
             f"first := {_pick(first)}; last := {_pick(v.LAST_NAMES)};\n"
             "INSERT INTO customers (first_name, last_name, birth_date, acquisition_channel, segment, "
-            "external_ref) VALUES (first, last, date '1950-01-01' + "
+            "external_ref, fiscal_code) VALUES (first, last, date '1950-01-01' + "
             f"{SCHEMA}.between(0, 55 * 365)::int, "
             f"{_pick(('web', 'app', 'branch'))}::acquisition_channel, 'mass', "
-            "gen_random_uuid()) RETURNING customer_id INTO new_id;\n"
+            "gen_random_uuid(), upper(substr(md5(gen_random_uuid()::text), 1, 16))) "
+            "RETURNING customer_id INTO new_id;\n"
             "INSERT INTO customer_emails (customer_id, email, is_primary) VALUES (new_id, "
             f"lower(first) || '.' || lower(replace(last, ' ', '')) || '.' || new_id || '@' || "
             f"{_pick(domains)}, true);\n"
@@ -262,6 +263,11 @@ def _core(pools: dict[str, list[object]]) -> dict[str, str]:
     }
 
 
+# The contact center keys by fiscal code, found in its caller register from the caller number (a
+# customer the CRM created since the seed has not called yet: nothing changes).
+_CALLER_CODE = "(SELECT fiscal_code FROM callers WHERE caller_id = cid)"
+
+
 def _care(pools: dict[str, list[object]]) -> dict[str, str]:
     columns = ("channel", "direction", "duration_s", "subject", "notes", "agent_id")
     casts = {"duration_s": "int"}
@@ -270,10 +276,11 @@ def _care(pools: dict[str, list[object]]) -> dict[str, str]:
         "interaction_log": _function(
             "interaction_log",
             f"i := {SCHEMA}.between(1, {_POOL});\n"
-            "INSERT INTO interactions (customer_id, channel, direction, started_at, duration_s, subject, "
-            "notes, agent_id) SELECT cid, x.channel::interaction_channel, "
+            "INSERT INTO interactions (fiscal_code, channel, direction, started_at, duration_s, subject, "
+            "notes, agent_id) SELECT c.fiscal_code, x.channel::interaction_channel, "
             "x.direction::interaction_direction, now(), x.duration_s, "
-            f"x.subject, x.notes, x.agent_id FROM (SELECT {values}) AS x({', '.join(columns)});\n"
+            f"x.subject, x.notes, x.agent_id FROM (SELECT {values}) AS x({', '.join(columns)}) "
+            "JOIN callers c ON c.caller_id = cid;\n"
             "GET DIAGNOSTICS n = ROW_COUNT;",
             declare="i int;",
         ),
@@ -281,14 +288,16 @@ def _care(pools: dict[str, list[object]]) -> dict[str, str]:
             "interaction_close",
             # Leaves notes untouched: a TOASTed note then travels as Debezium's unavailable value.
             f"UPDATE interactions SET outcome = {_pick(v.OUTCOMES)}, updated_at = now() "
-            "WHERE interaction_id = (SELECT interaction_id FROM interactions WHERE customer_id = cid "
+            "WHERE interaction_id = (SELECT interaction_id FROM interactions "
+            f"WHERE fiscal_code = {_CALLER_CODE} "
             "ORDER BY (outcome IS NULL) DESC, interaction_id DESC LIMIT 1);\nGET DIAGNOSTICS n = ROW_COUNT;",
         ),
         "survey_answer": _function(
             "survey_answer",
-            "INSERT INTO surveys (customer_id, interaction_id, nps, comment, answered_at) "
-            f"SELECT cid, max(interaction_id), {SCHEMA}.between(0, 10), CASE WHEN random() < 0.4 THEN "
-            f"{_pick(v.SURVEY_COMMENTS)} END, now() FROM interactions WHERE customer_id = cid;\n"
+            "INSERT INTO surveys (fiscal_code, interaction_id, nps, comment, answered_at) "
+            "SELECT c.fiscal_code, (SELECT max(interaction_id) FROM interactions i WHERE i.fiscal_code = "
+            f"c.fiscal_code), {SCHEMA}.between(0, 10), CASE WHEN random() < 0.4 "
+            f"THEN {_pick(v.SURVEY_COMMENTS)} END, now() FROM callers c WHERE c.caller_id = cid;\n"
             "GET DIAGNOSTICS n = ROW_COUNT;",
         ),
     }

@@ -1,4 +1,4 @@
-"""The CQL store: schema and migrations, the view's writes, and the read client.
+"""The CQL store: schema and migrations, and the view's writes (reads are the read client's, scv/client).
 
-It knows nothing of Kafka or Debezium: writes arrive as plain mutations, reads leave as typed views.
+It knows nothing of Kafka or Debezium: writes arrive as plain mutations.
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CustomerNotFound", "MigrationError", "StoreError", "StoreRejected", "StoreUnavailable"]
+__all__ = ["MigrationError", "StoreError", "StoreRejected", "StoreUnavailable"]
 
 
 class StoreError(Exception):
@@ -25,7 +25,3 @@ class StoreRejected(StoreError):
 
 class MigrationError(StoreError):
     """A migration file is malformed or the applied history disagrees with the files."""
-
-
-class CustomerNotFound(StoreError):
-    """The view holds no row for the customer."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from cassandra.cluster import Session
@@ -19,10 +21,10 @@ from cassandra.concurrent import execute_concurrent_with_args
 
 from scv.contracts.cells import AttributeValue, decode_value
 from store.exceptions import StoreRejected, StoreUnavailable
-from store.mutations import EntityRef, IndexEntry, RowKey
+from store.mutations import EntityRef, IndexEntry, KeyRef, RowKey
 from store.session import PERMANENT_ERRORS, TRANSIENT_ERRORS
 
-__all__ = ["INDEX_BUCKETS", "IN_CHUNK", "EntityIndex", "StoredRow", "bucket_of"]
+__all__ = ["INDEX_BUCKETS", "IN_CHUNK", "EntityIndex", "PartitionRow", "StoredRow", "bucket_of"]
 
 # Fixed by migration 0001: changing it needs a migration that rewrites entity_index.
 INDEX_BUCKETS = 256
@@ -39,22 +41,62 @@ def bucket_of(entity_id: str) -> int:
 
 
 class StoredRow:
-    __slots__ = ("attributes", "source_ts_us")
+    __slots__ = ("attributes", "ended_at_us", "home_id", "source_ts_us")
 
-    def __init__(self, attributes: dict[str, AttributeValue], source_ts_us: int) -> None:
+    def __init__(
+        self,
+        attributes: dict[str, AttributeValue],
+        source_ts_us: int,
+        home_id: str | None = None,
+        ended_at_us: int | None = None,
+    ) -> None:
         self.attributes = attributes
         self.source_ts_us = source_ts_us
+        self.home_id = home_id
+        self.ended_at_us = ended_at_us
+
+
+def _micros(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    return int(value.replace(tzinfo=value.tzinfo or UTC).timestamp() * 1_000_000)
+
+
+def _stored(row: Any) -> StoredRow:
+    attributes = {name: decode_value(cell) for name, cell in (row.attributes or {}).items()}
+    return StoredRow(attributes, row.source_ts_us or 0, row.home_id, _micros(row.ended_at))
+
+
+# The columns every index read selects, in the order _entry reads them.
+_ENTRY_COLUMNS = (
+    "entity_id, kind, customer_id, parent_table, parent_id, owner_ts, home_id, parent_source, parent_key, "
+    "lookup_keys"
+)
 
 
 def _entry(source: str, table: str, row: Any) -> IndexEntry:
-    parent = EntityRef(source, row.parent_table, row.parent_id) if row.parent_table else None
+    parent: EntityRef | KeyRef | None = None
+    if row.parent_key:
+        parent = KeyRef(row.parent_source or source, row.parent_table, row.parent_key, row.parent_id)
+    elif row.parent_table:
+        parent = EntityRef(source, row.parent_table, row.parent_id)
     return IndexEntry(
         ref=EntityRef(source, table, row.entity_id),
         kind=row.kind,
         customer_id=row.customer_id,
         parent=parent,
         owner_ts=row.owner_ts or 0,
+        home_id=row.home_id,
+        keys=tuple(sorted((row.lookup_keys or {}).items())),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionRow:
+    """One row of a customer's partition, as a merge sweep reads it."""
+
+    key: RowKey
+    row: StoredRow
 
 
 class EntityIndex:
@@ -63,12 +105,31 @@ class EntityIndex:
         self._concurrency = concurrency
         ks = keyspace
         self._get_in = session.prepare(
-            f"SELECT entity_id, kind, customer_id, parent_table, parent_id, owner_ts FROM "
+            f"SELECT {_ENTRY_COLUMNS} FROM "
             f"{ks}.entity_index WHERE source = ? AND table_name = ? AND bucket IN ? AND entity_id IN ?"
         )
         self._scan_bucket = session.prepare(
-            f"SELECT entity_id, kind, customer_id, parent_table, parent_id, owner_ts FROM "
-            f"{ks}.entity_index WHERE source = ? AND table_name = ? AND bucket = ?"
+            f"SELECT {_ENTRY_COLUMNS} FROM {ks}.entity_index "
+            "WHERE source = ? AND table_name = ? AND bucket = ?"
+        )
+        self._key_owners = session.prepare(
+            f"SELECT entity_id FROM {ks}.key_owners "
+            "WHERE source = ? AND table_name = ? AND key_name = ? AND key_value = ?"
+        )
+        self._key_children = session.prepare(
+            f"SELECT child_source, child_table, child_id FROM {ks}.key_children "
+            "WHERE source = ? AND table_name = ? AND key_name = ? AND key_value = ?"
+        )
+        self._partition = session.prepare(
+            f"SELECT kind, source, table_name, entity_id, attributes, source_ts_us, home_id, ended_at "
+            f"FROM {ks}.customer_view WHERE customer_id = ?"
+        )
+        self._redirects = session.prepare(f"SELECT customer_id, survivor_id FROM {ks}.customer_redirects")
+        self._parked_count = session.prepare(
+            f"SELECT count(*) FROM {ks}.parked_entities WHERE source = ? AND table_name = ?"
+        )
+        self._parked = session.prepare(
+            f"SELECT entity_id FROM {ks}.parked_entities WHERE source = ? AND table_name = ? LIMIT ?"
         )
         self._children = session.prepare(
             f"SELECT parent_id, child_table, child_id FROM {ks}.entity_children "
@@ -78,8 +139,8 @@ class EntityIndex:
         # clustering column when a collection is selected (scylladb issue 4251), and the rows a move
         # reads are most of the slice anyway.
         self._rows_of_table = session.prepare(
-            f"SELECT entity_id, attributes, source_ts_us FROM {ks}.customer_view WHERE customer_id = ? "
-            "AND kind = ? AND source = ? AND table_name = ?"
+            f"SELECT entity_id, attributes, source_ts_us, home_id, ended_at FROM {ks}.customer_view "
+            "WHERE customer_id = ? AND kind = ? AND source = ? AND table_name = ?"
         )
 
     def get_many(self, refs: Iterable[EntityRef]) -> dict[EntityRef, IndexEntry | None]:
@@ -171,9 +232,52 @@ class EntityIndex:
             ids = wanted[prefix]
             for row in rows:
                 if row.entity_id in ids:
-                    attributes = {name: decode_value(cell) for name, cell in (row.attributes or {}).items()}
-                    found[RowKey(*prefix, row.entity_id)] = StoredRow(attributes, row.source_ts_us or 0)
+                    found[RowKey(*prefix, row.entity_id)] = _stored(row)
         return found
+
+    def key_owners_many(self, keys: Iterable[KeyRef]) -> dict[KeyRef, list[str]]:
+        """Entity ids holding each lookup key value (sorted; empty when nobody holds it)."""
+        args = [(k.source, k.table, k.key, k.value) for k in dict.fromkeys(keys)]
+        return {
+            KeyRef(*arg): sorted(row.entity_id for row in rows)
+            for arg, rows in zip(args, self._concurrently(self._key_owners, args), strict=True)
+        }
+
+    def key_children_many(self, keys: Iterable[KeyRef]) -> dict[KeyRef, list[EntityRef]]:
+        """Entities placed through each lookup key value."""
+        args = [(k.source, k.table, k.key, k.value) for k in dict.fromkeys(keys)]
+        return {
+            KeyRef(*arg): [EntityRef(r.child_source, r.child_table, r.child_id) for r in rows]
+            for arg, rows in zip(args, self._concurrently(self._key_children, args), strict=True)
+        }
+
+    def partition_rows(self, customer_ids: Iterable[str]) -> dict[str, list[PartitionRow]]:
+        """Every row of each customer's partition (a merge moves them; one read per partition)."""
+        args = [(customer,) for customer in dict.fromkeys(customer_ids)]
+        return {
+            customer: [
+                PartitionRow(RowKey(customer, r.kind, r.source, r.table_name, r.entity_id), _stored(r))
+                for r in rows
+            ]
+            for (customer,), rows in zip(args, self._concurrently(self._partition, args), strict=True)
+        }
+
+    def redirects(self) -> dict[str, str]:
+        """Every merged customer -> its survivor (a small table: merges are rare)."""
+        return {
+            row.customer_id: row.survivor_id
+            for rows in self._concurrently(self._redirects, [()])
+            for row in rows
+        }
+
+    def parked_count(self, source: str, table: str) -> int:
+        """Entities of the table waiting for the row that names their customer."""
+        rows = self._concurrently(self._parked_count, [(source, table)])[0]
+        return int(rows[0].count) if rows else 0
+
+    def parked(self, source: str, table: str, limit: int) -> list[str]:
+        rows = self._concurrently(self._parked, [(source, table, limit)])[0]
+        return [row.entity_id for row in rows]
 
     def table_entries(self, tables: Iterable[tuple[str, str]]) -> Iterator[IndexEntry]:
         """Every indexed entity of these (source, table)s (truncate, cache warm-up): buckets read

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 
+from cassandra import InvalidRequest
 from cassandra.cluster import Session
 
 from store.exceptions import MigrationError
@@ -53,6 +54,23 @@ def discover_migrations() -> list[Migration]:
     return found
 
 
+_ADD_COLUMN = re.compile(r"^ALTER\s+TABLE\s+\S+\s+ADD\s", re.IGNORECASE)
+
+
+def _execute_idempotently(session: Session, statement: str) -> None:
+    """Run one statement; an ``ALTER TABLE ... ADD`` of a column that exists counts as done.
+
+    CREATE statements say IF NOT EXISTS; ADD cannot on every server this runs on (ScyllaDB has no
+    ``ADD IF NOT EXISTS``), and a migration interrupted after its first ALTER must be re-runnable.
+    """
+    try:
+        session.execute(statement)
+    except InvalidRequest as exc:
+        message = str(exc).lower()
+        if not (_ADD_COLUMN.match(statement) and ("already" in message or "conflicts" in message)):
+            raise
+
+
 def migrate(session: Session, keyspace: str, replication_factor: int, local_dc: str) -> list[Migration]:
     """Create the keyspace if absent and apply pending migrations in order; returns those applied."""
     session.execute(
@@ -79,7 +97,7 @@ def migrate(session: Session, keyspace: str, replication_factor: int, local_dc: 
                 )
             continue
         for statement in migration.statements(keyspace):
-            session.execute(statement)
+            _execute_idempotently(session, statement)
         session.execute(
             f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
             "VALUES (%s, %s, %s, %s)",

@@ -16,15 +16,26 @@ from scv.contracts.cells import AttributeValue
 
 __all__ = [
     "DeleteIndex",
+    "DeleteKey",
+    "DeleteRedirect",
     "DeleteRow",
+    "EndRow",
     "EntityRef",
     "IndexEntry",
+    "KeyRef",
     "LinkChild",
+    "LinkKeyChild",
     "Mutation",
+    "Parent",
+    "Park",
     "PutIndex",
+    "PutKey",
+    "PutRedirect",
     "PutRow",
     "RowKey",
     "UnlinkChild",
+    "UnlinkKeyChild",
+    "Unpark",
 ]
 
 
@@ -35,6 +46,21 @@ class EntityRef:
     source: str
     table: str
     entity_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRef:
+    """A value of a lookup key of a table (``key`` names it), normalised by the key's rule: what a
+    cross-source ``via`` resolves through (e.g. crm's customers by fiscal code)."""
+
+    source: str
+    table: str
+    key: str
+    value: str
+
+
+# What an entity hangs off: another entity by its primary key (same source), or a lookup key value.
+Parent: TypeAlias = EntityRef | KeyRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +82,21 @@ class RowKey:
 class IndexEntry:
     ref: EntityRef
     kind: str
+    # The partition the entity lives in: its home customer, or the survivor of a merge of it.
     customer_id: str
-    parent: EntityRef | None
+    parent: EntityRef | KeyRef | None
     # Write timestamp of the change that last set customer_id/parent: ownership only moves forward.
     owner_ts: int
+    # The customer the entity's own keys name (before merges); None for entries written before it
+    # existed, which read as their partition.
+    home_id: str | None = None
+    # The entity's lookup key values (name, normalised value), as last applied: what to unindex when
+    # they change.
+    keys: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def home(self) -> str:
+        return self.home_id or self.customer_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +108,18 @@ class PutRow:
     replace: bool
     write_ts: int
     source_ts_us: int
+    # The customer the entity's keys name (the partition unless merged); None: the partition.
+    home_id: str | None = None
+    # Ended at the source (on_delete: keep) — written on every put, so a re-insert clears it.
+    ended_at_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndRow:
+    """The entity was deleted at the source and its table keeps history: mark it ended, keep it."""
+
+    key: RowKey
+    write_ts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,4 +154,81 @@ class UnlinkChild:
     write_ts: int
 
 
-Mutation: TypeAlias = PutRow | DeleteRow | PutIndex | DeleteIndex | LinkChild | UnlinkChild
+@dataclass(frozen=True, slots=True)
+class PutKey:
+    """``owner`` holds ``key``'s value (lookup-key index)."""
+
+    key: KeyRef
+    owner: EntityRef
+    write_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteKey:
+    key: KeyRef
+    owner: EntityRef
+    write_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkKeyChild:
+    """``child`` is placed through ``key``: it moves when the key's owner (or customer) changes."""
+
+    key: KeyRef
+    child: EntityRef
+    write_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnlinkKeyChild:
+    key: KeyRef
+    child: EntityRef
+    write_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class PutRedirect:
+    """Customer ``customer_id`` was merged into ``survivor_id``: its view is read from there."""
+
+    customer_id: str
+    survivor_id: str
+    write_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRedirect:
+    customer_id: str
+    write_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Park:
+    """``ref`` waits for the entity or key its customer is found through (it is not yet known)."""
+
+    ref: EntityRef
+    write_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unpark:
+    ref: EntityRef
+    write_ts: int
+
+
+Mutation: TypeAlias = (
+    PutRow
+    | DeleteRow
+    | EndRow
+    | PutIndex
+    | DeleteIndex
+    | LinkChild
+    | UnlinkChild
+    | PutKey
+    | DeleteKey
+    | LinkKeyChild
+    | UnlinkKeyChild
+    | PutRedirect
+    | DeleteRedirect
+    | Park
+    | Unpark
+)

@@ -33,12 +33,24 @@ from store.index import bucket_of
 from store.limits import refusal
 from store.mutations import (
     DeleteIndex,
+    DeleteKey,
+    DeleteRedirect,
     DeleteRow,
+    EndRow,
+    EntityRef,
+    IndexEntry,
+    KeyRef,
     LinkChild,
+    LinkKeyChild,
     Mutation,
+    Park,
     PutIndex,
+    PutKey,
+    PutRedirect,
     PutRow,
     UnlinkChild,
+    UnlinkKeyChild,
+    Unpark,
 )
 from store.session import PERMANENT_ERRORS, TRANSIENT_ERRORS
 
@@ -70,11 +82,16 @@ class ViewWriter:
         ks = keyspace
         self._put_replace = session.prepare(
             f"INSERT INTO {ks}.customer_view (customer_id, kind, source, table_name, entity_id, "
-            "attributes, source_ts_us, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            "attributes, source_ts_us, applied_at, home_id, ended_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
         )
         self._put_merge = session.prepare(
             f"UPDATE {ks}.customer_view USING TIMESTAMP ? SET attributes = attributes + ?, "
-            "source_ts_us = ?, applied_at = ? "
+            "source_ts_us = ?, applied_at = ?, home_id = ?, ended_at = ? "
+            "WHERE customer_id = ? AND kind = ? AND source = ? AND table_name = ? AND entity_id = ?"
+        )
+        self._end_row = session.prepare(
+            f"UPDATE {ks}.customer_view USING TIMESTAMP ? SET ended_at = ? "
             "WHERE customer_id = ? AND kind = ? AND source = ? AND table_name = ? AND entity_id = ?"
         )
         self._delete_row = session.prepare(
@@ -83,7 +100,8 @@ class ViewWriter:
         )
         self._put_index = session.prepare(
             f"INSERT INTO {ks}.entity_index (source, table_name, bucket, entity_id, kind, customer_id, "
-            "parent_table, parent_id, owner_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            "parent_table, parent_id, owner_ts, home_id, parent_source, parent_key, lookup_keys) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
         )
         self._delete_index = session.prepare(
             f"DELETE FROM {ks}.entity_index USING TIMESTAMP ? "
@@ -98,16 +116,56 @@ class ViewWriter:
             "AND parent_id = ? AND child_table = ? AND child_id = ?"
         )
 
+        self._put_key = session.prepare(
+            f"INSERT INTO {ks}.key_owners (source, table_name, key_name, key_value, entity_id) "
+            "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._delete_key = session.prepare(
+            f"DELETE FROM {ks}.key_owners USING TIMESTAMP ? WHERE source = ? AND table_name = ? "
+            "AND key_name = ? AND key_value = ? AND entity_id = ?"
+        )
+        self._link_key = session.prepare(
+            f"INSERT INTO {ks}.key_children (source, table_name, key_name, key_value, child_source, "
+            "child_table, child_id) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._unlink_key = session.prepare(
+            f"DELETE FROM {ks}.key_children USING TIMESTAMP ? WHERE source = ? AND table_name = ? "
+            "AND key_name = ? AND key_value = ? AND child_source = ? AND child_table = ? AND child_id = ?"
+        )
+        self._put_redirect = session.prepare(
+            f"INSERT INTO {ks}.customer_redirects (customer_id, survivor_id) VALUES (?, ?) USING TIMESTAMP ?"
+        )
+        self._delete_redirect = session.prepare(
+            f"DELETE FROM {ks}.customer_redirects USING TIMESTAMP ? WHERE customer_id = ?"
+        )
+        self._park = session.prepare(
+            f"INSERT INTO {ks}.parked_entities (source, table_name, entity_id) VALUES (?, ?, ?) "
+            "USING TIMESTAMP ?"
+        )
+        self._unpark = session.prepare(
+            f"DELETE FROM {ks}.parked_entities USING TIMESTAMP ? WHERE source = ? AND table_name = ? "
+            "AND entity_id = ?"
+        )
+
         self._binders = {
             statement.query_id: Binder(statement)
             for statement in (
                 self._put_replace,
                 self._put_merge,
                 self._delete_row,
+                self._end_row,
                 self._put_index,
                 self._delete_index,
                 self._link,
                 self._unlink,
+                self._put_key,
+                self._delete_key,
+                self._link_key,
+                self._unlink_key,
+                self._put_redirect,
+                self._delete_redirect,
+                self._park,
+                self._unpark,
             )
         }
 
@@ -219,6 +277,7 @@ class ViewWriter:
         match mutation:
             case PutRow(key=key, attributes=attributes, replace=replace, write_ts=ts, source_ts_us=src):
                 cells = {name: encode_value(value) for name, value in attributes.items()}
+                ended = _from_us(mutation.ended_at_us)
                 if replace:
                     params: tuple[Any, ...] = (
                         key.customer_id,
@@ -229,6 +288,8 @@ class ViewWriter:
                         cells,
                         src,
                         applied_at,
+                        mutation.home_id,
+                        ended,
                         ts,
                     )
                     return ("v", key.customer_id), (self._put_replace, params)
@@ -237,6 +298,8 @@ class ViewWriter:
                     cells,
                     src,
                     applied_at,
+                    mutation.home_id,
+                    ended,
                     key.customer_id,
                     key.kind,
                     key.source,
@@ -247,23 +310,13 @@ class ViewWriter:
             case DeleteRow(key=key, write_ts=ts):
                 params = (ts, key.customer_id, key.kind, key.source, key.table, key.entity_id)
                 return ("v", key.customer_id), (self._delete_row, params)
+            case EndRow(key=key, write_ts=ts):
+                params = (ts, _from_us(ts), key.customer_id, key.kind, key.source, key.table, key.entity_id)
+                return ("v", key.customer_id), (self._end_row, params)
             case PutIndex(entry=entry, write_ts=ts):
                 ref = entry.ref
                 bucket = bucket_of(ref.entity_id)
-                parent = entry.parent
-                params = (
-                    ref.source,
-                    ref.table,
-                    bucket,
-                    ref.entity_id,
-                    entry.kind,
-                    entry.customer_id,
-                    parent.table if parent else None,
-                    parent.entity_id if parent else None,
-                    entry.owner_ts,
-                    ts,
-                )
-                return ("i", ref.source, ref.table, bucket), (self._put_index, params)
+                return ("i", ref.source, ref.table, bucket), (self._put_index, (*_index_params(entry), ts))
             case DeleteIndex(ref=ref, write_ts=ts):
                 bucket = bucket_of(ref.entity_id)
                 params = (ts, ref.source, ref.table, bucket, ref.entity_id)
@@ -274,4 +327,68 @@ class ViewWriter:
             case UnlinkChild(parent=parent, child=child, write_ts=ts):
                 params = (ts, parent.source, parent.table, parent.entity_id, child.table, child.entity_id)
                 return ("c", parent.source, parent.table, parent.entity_id), (self._unlink, params)
+            case PutKey(key=key, owner=owner, write_ts=ts):
+                params = (*_key_params(key), owner.entity_id, ts)
+                return ("k", *_key_params(key)), (self._put_key, params)
+            case DeleteKey(key=key, owner=owner, write_ts=ts):
+                params = (ts, *_key_params(key), owner.entity_id)
+                return ("k", *_key_params(key)), (self._delete_key, params)
+            case LinkKeyChild(key=key, child=child, write_ts=ts):
+                params = (*_key_params(key), child.source, child.table, child.entity_id, ts)
+                return ("kc", *_key_params(key)), (self._link_key, params)
+            case UnlinkKeyChild(key=key, child=child, write_ts=ts):
+                params = (ts, *_key_params(key), child.source, child.table, child.entity_id)
+                return ("kc", *_key_params(key)), (self._unlink_key, params)
+            case PutRedirect(customer_id=customer, survivor_id=survivor, write_ts=ts):
+                return ("r", customer), (self._put_redirect, (customer, survivor, ts))
+            case DeleteRedirect(customer_id=customer, write_ts=ts):
+                return ("r", customer), (self._delete_redirect, (ts, customer))
+            case Park(ref=ref, write_ts=ts):
+                params = (ref.source, ref.table, ref.entity_id, ts)
+                return ("p", ref.source, ref.table), (self._park, params)
+            case Unpark(ref=ref, write_ts=ts):
+                params = (ts, ref.source, ref.table, ref.entity_id)
+                return ("p", ref.source, ref.table), (self._unpark, params)
         raise TypeError(f"unknown mutation {mutation!r}")
+
+
+def _from_us(micros: int | None) -> datetime | None:
+    return None if micros is None else datetime.fromtimestamp(micros / 1_000_000, UTC)
+
+
+def _key_params(key: KeyRef) -> tuple[str, str, str, str]:
+    return (key.source, key.table, key.key, key.value)
+
+
+def _index_params(entry: IndexEntry) -> tuple[Any, ...]:
+    ref, parent = entry.ref, entry.parent
+    parent_source: str | None
+    parent_table: str | None
+    parent_key: str | None
+    parent_id: str | None
+    if isinstance(parent, KeyRef):
+        parent_source, parent_table, parent_key, parent_id = (
+            parent.source,
+            parent.table,
+            parent.key,
+            parent.value,
+        )
+    elif isinstance(parent, EntityRef):
+        parent_source, parent_table, parent_key, parent_id = None, parent.table, None, parent.entity_id
+    else:
+        parent_source = parent_table = parent_key = parent_id = None
+    return (
+        ref.source,
+        ref.table,
+        bucket_of(ref.entity_id),
+        ref.entity_id,
+        entry.kind,
+        entry.customer_id,
+        parent_table,
+        parent_id,
+        entry.owner_ts,
+        entry.home_id,
+        parent_source,
+        parent_key,
+        dict(entry.keys),
+    )

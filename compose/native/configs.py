@@ -7,12 +7,18 @@ changed port or heap takes effect on the next `up` without re-initialising any d
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from scv.config.settings import Settings
 
 __all__ = [
     "CONNECT_CONFIG_PROVIDERS",
+    "STORE_NODE",
+    "KafkaListener",
+    "KafkaNetwork",
+    "StoreNode",
     "cassandra_yaml",
     "connect_properties",
     "kafka_server_properties",
@@ -22,6 +28,8 @@ __all__ = [
     "pgpass",
     "postgres_options",
     "prometheus_targets",
+    "registry_properties",
+    "scylla_args",
 ]
 
 
@@ -85,20 +93,55 @@ def pgpass(settings: Settings, password: str) -> str:
     )
 
 
-def kafka_server_properties(settings: Settings, log_dir: Path) -> str:
+@dataclass(frozen=True)
+class KafkaListener:
+    """A client listener: the port the broker binds, and the ``host:port`` it sends clients to."""
+
+    name: str
+    port: int
+    advertised: str
+
+
+@dataclass(frozen=True)
+class KafkaNetwork:
+    """Where the broker listens and what it tells each kind of client.
+
+    A client bootstraps on any address, then connects to the *advertised* address of the listener it
+    came in on, so each listener must advertise a name that its own clients resolve: the native stack
+    has one (loopback), the compose stack two (the service name for containers, 127.0.0.1 and the
+    published port for the host; compose/container_view.py). The first listener carries broker
+    traffic; the KRaft controller listener is added to every layout.
+    """
+
+    bind_host: str
+    controller_host: str
+    listeners: tuple[KafkaListener, ...]
+
+    @classmethod
+    def native(cls, settings: Settings) -> KafkaNetwork:
+        st = settings.stack
+        plaintext = KafkaListener("PLAINTEXT", st.kafka_port, f"{st.host}:{st.kafka_port}")
+        return cls(bind_host=st.host, controller_host=st.host, listeners=(plaintext,))
+
+
+def kafka_server_properties(settings: Settings, log_dir: Path, network: KafkaNetwork | None = None) -> str:
     st = settings.stack
+    net = network or KafkaNetwork.native(settings)
+    bound = [f"{c.name}://{net.bind_host}:{c.port}" for c in net.listeners]
+    bound.append(f"CONTROLLER://{net.bind_host}:{st.kafka_controller_port}")
+    protocols = [f"{c.name}:PLAINTEXT" for c in net.listeners] + ["CONTROLLER:PLAINTEXT"]
     return _properties(
         {
             # One JVM is broker and KRaft controller; the static voter set lets `StorageTool format`
             # run without --standalone and keeps the quorum fixed at this node.
             "process.roles": "broker,controller",
             "node.id": 1,
-            "controller.quorum.voters": f"1@{st.host}:{st.kafka_controller_port}",
-            "listeners": f"PLAINTEXT://{st.host}:{st.kafka_port},CONTROLLER://{st.host}:{st.kafka_controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{st.host}:{st.kafka_port}",
+            "controller.quorum.voters": f"1@{net.controller_host}:{st.kafka_controller_port}",
+            "listeners": ",".join(bound),
+            "advertised.listeners": ",".join(f"{c.name}://{c.advertised}" for c in net.listeners),
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": net.listeners[0].name,
+            "listener.security.protocol.map": ",".join(protocols),
             "log.dirs": str(log_dir),
             "num.partitions": settings.kafka.topic_partitions,
             # A single node cannot hold more than one replica of the internal topics.
@@ -129,14 +172,23 @@ CONNECT_CONFIG_PROVIDERS: dict[str, str] = {
 }
 
 
-def connect_properties(settings: Settings, plugin_path: list[Path]) -> str:
+def connect_properties(
+    settings: Settings,
+    plugin_path: list[Path],
+    *,
+    bind_host: str | None = None,
+    advertised_host: str | None = None,
+) -> str:
+    """The distributed worker's properties; the REST API binds ``bind_host`` and is advertised to the
+    other workers as ``advertised_host`` (both the stack's host unless given: a container binds all
+    interfaces and is reached by its service name)."""
     st = settings.stack
     secrets_dir = settings.connect.worker_secrets_dir
     values: dict[str, str | int] = {
         "bootstrap.servers": settings.kafka.bootstrap_servers,
         "group.id": "scv-connect",
-        "listeners": f"http://{st.host}:{st.connect_port}",
-        "rest.advertised.host.name": st.host,
+        "listeners": f"http://{bind_host or st.host}:{st.connect_port}",
+        "rest.advertised.host.name": advertised_host or st.host,
         "rest.advertised.port": st.connect_port,
         "plugin.path": ",".join(str(p) for p in plugin_path),
         # JSON is only the default: every Debezium connector of this project sets the Avro converter.
@@ -157,10 +209,6 @@ def connect_properties(settings: Settings, plugin_path: list[Path]) -> str:
         "offset.flush.interval.ms": 5000,
         "scheduled.rebalance.max.delay.ms": 5000,
         "config.providers": ",".join(CONNECT_CONFIG_PROVIDERS),
-        # A connector config may only read files in the secrets folder: without this, anyone who can
-        # PUT a connector config could read any file the worker can (${file:/etc/...}) into it.
-        "config.providers.file.param.allowed.paths": str(secrets_dir),
-        "config.providers.dir.param.allowed.paths": str(secrets_dir),
         # Every source connector's producer (KafkaSettings.max_record_bytes): a larger record fails
         # the task loudly (RecordTooLargeException, topic named) instead of reaching the broker.
         "producer.max.request.size": settings.kafka.max_record_bytes,
@@ -175,9 +223,40 @@ def connect_properties(settings: Settings, plugin_path: list[Path]) -> str:
         # credentials. Kafka 4.1 has no allow-list policy; `None` is the narrowest that fits.
         "connector.client.config.override.policy": "None",
     }
+    if secrets_dir is not None:
+        # A connector config may only read files in the secrets folder: without this, anyone who can
+        # PUT a connector config could read any file the worker can (${file:/etc/...}) into it.
+        values["config.providers.file.param.allowed.paths"] = str(secrets_dir)
+        values["config.providers.dir.param.allowed.paths"] = str(secrets_dir)
     for name, cls in CONNECT_CONFIG_PROVIDERS.items():
         values[f"config.providers.{name}.class"] = cls
     return _properties(values)
+
+
+def registry_properties(settings: Settings, jdbc_url: str, username: str, work_dir: Path) -> dict[str, str]:
+    """Apicurio Registry's configuration (Quarkus properties; the compose stack sets the same ones as
+    environment variables, which Quarkus maps back: ``APICURIO_STORAGE_KIND`` -> ``apicurio.storage.kind``).
+    """
+    st = settings.stack
+    return {
+        "quarkus.http.host": st.host,
+        "quarkus.http.port": str(st.registry_port),
+        "quarkus.log.level": "INFO",
+        # SQL storage on the stack's PostgreSQL: schema ids must survive `down`/`up`, because Kafka
+        # records written before a restart still carry them.
+        "apicurio.storage.kind": "sql",
+        "apicurio.storage.sql.kind": "postgresql",
+        "apicurio.datasource.url": jdbc_url,
+        "apicurio.datasource.username": username,
+        "apicurio.datasource.jdbc.initial-size": "2",
+        "apicurio.datasource.jdbc.min-size": "2",
+        "apicurio.datasource.jdbc.max-size": "10",
+        # The ccompat API hands out contentIds as schema ids (Apicurio 3's default, pinned here): the
+        # Connect converter writes contentIds into the Confluent wire format, so both must agree.
+        "apicurio.ccompat.legacy-id-mode.enabled": "false",
+        "apicurio.storage.snapshot.location": str(work_dir),
+        "apicurio.import.work-dir": str(work_dir),
+    }
 
 
 def log4j2_xml() -> str:
@@ -204,10 +283,32 @@ def log4j2_xml() -> str:
 """
 
 
+@dataclass(frozen=True)
+class StoreNode:
+    """What the CQL node is told the same way on both shapes: Cassandra 5 natively
+    (``cassandra_yaml``), ScyllaDB in compose (``scylla_args``), each in its own names and units."""
+
+    cluster_name: str = "scv-local"
+    # SimpleSnitch puts the node in "datacenter1", the StoreSettings.local_dc default that
+    # `scv store migrate` names in NetworkTopologyStrategy and the driver routes by.
+    endpoint_snitch: str = "SimpleSnitch"
+    authenticator: str = "AllowAllAuthenticator"
+    authorizer: str = "AllowAllAuthorizer"
+    request_timeout_ms: int = 10_000
+    # The replicator sends unlogged batches of up to 24 KiB spanning partitions that share a
+    # replica: by design, so the default warnings (5 KiB, 10 partitions) would log a line for
+    # nearly every batch (79k lines in one benchmark run), and logging costs CPU on a small box.
+    batch_size_warn_kib: int = 32
+
+
+STORE_NODE = StoreNode()
+
+
 def cassandra_yaml(settings: Settings, state_dir: Path) -> str:
     st = settings.stack
+    node = STORE_NODE
     config = {
-        "cluster_name": "scv-local",
+        "cluster_name": node.cluster_name,
         "num_tokens": 16,
         "allocate_tokens_for_local_replication_factor": 1,
         "partitioner": "org.apache.cassandra.dht.Murmur3Partitioner",
@@ -230,9 +331,9 @@ def cassandra_yaml(settings: Settings, state_dir: Path) -> str:
         "storage_port": st.cassandra_storage_port,
         "native_transport_port": st.cql_port,
         "start_native_transport": True,
-        "endpoint_snitch": "SimpleSnitch",
-        "authenticator": "AllowAllAuthenticator",
-        "authorizer": "AllowAllAuthorizer",
+        "endpoint_snitch": node.endpoint_snitch,
+        "authenticator": node.authenticator,
+        "authorizer": node.authorizer,
         "role_manager": "CassandraRoleManager",
         # A fresh single node has no 4.x peers to stay compatible with: enable every 5.0 format.
         "storage_compatibility_mode": "NONE",
@@ -273,18 +374,40 @@ def cassandra_yaml(settings: Settings, state_dir: Path) -> str:
         "concurrent_compactors": 1,
         "native_transport_max_threads": 32,
         "hinted_handoff_enabled": False,
-        # The replicator sends unlogged batches of up to 24 KiB spanning partitions that share a
-        # replica: by design, so the default warnings (5 KiB, 10 partitions) would log a line for
-        # nearly every batch (79k lines in one benchmark run), and logging costs CPU on a small box.
-        "batch_size_warn_threshold": "32KiB",
+        "batch_size_warn_threshold": f"{node.batch_size_warn_kib}KiB",
         "unlogged_batch_across_partitions_warn_threshold": 256,
         # Tests drop keyspaces often; snapshots of them would only fill the disk.
         "auto_snapshot": False,
-        "read_request_timeout": "10000ms",
-        "write_request_timeout": "10000ms",
+        "read_request_timeout": f"{node.request_timeout_ms}ms",
+        "write_request_timeout": f"{node.request_timeout_ms}ms",
     }
     # JSON is a subset of YAML: rendered this way the file needs no YAML emitter quirks to be exact.
     return json.dumps(config, indent=2) + "\n"
+
+
+def scylla_args(settings: Settings) -> list[str]:
+    """The ``StoreNode`` values as ScyllaDB command-line options, for the compose stack's ScyllaDB.
+
+    Options, not a scylla.yaml: the image's own scylla.yaml stays in place (its packaging paths and
+    defaults), its entrypoint passes the container's address as ``--listen-address``/``--rpc-address``
+    and hands every other option to ScyllaDB, which accepts each scylla.yaml key as ``--key-name``.
+    Cassandra's tuning above (trie memtables, BTI sstables, row index size) has no ScyllaDB
+    counterpart and stays Cassandra's.
+    """
+    st = settings.stack
+    node = STORE_NODE
+    options = {
+        "cluster-name": node.cluster_name,
+        "endpoint-snitch": node.endpoint_snitch,
+        "authenticator": node.authenticator,
+        "authorizer": node.authorizer,
+        "native-transport-port": st.cql_port,
+        "storage-port": st.cassandra_storage_port,
+        "read-request-timeout-in-ms": node.request_timeout_ms,
+        "write-request-timeout-in-ms": node.request_timeout_ms,
+        "batch-size-warn-threshold-in-kb": node.batch_size_warn_kib,
+    }
+    return [item for key, value in options.items() for item in (f"--{key}", str(value))]
 
 
 def logback_xml() -> str:
@@ -298,14 +421,24 @@ def logback_xml() -> str:
 """
 
 
-def prometheus_targets(settings: Settings) -> dict[str, str]:
-    """file_sd target files (name -> JSON) for compose/config/prometheus.yml on the native stack."""
+def prometheus_targets(
+    settings: Settings, hosts: Mapping[str, str] | None = None, stack: str = "native"
+) -> dict[str, str]:
+    """file_sd target files (name -> JSON) for compose/config/prometheus.yml.
+
+    ``hosts`` names the host of each scraped service (``prometheus``, ``replicator``) where it is not
+    the stack's host (compose: service names); ``stack`` is the label that tells the shapes apart.
+    """
     st = settings.stack
+    where = dict(hosts or {})
     first = settings.consumer.metrics_port
-    # Up to four replicator processes on one machine, each on the next metrics port.
-    replicators = [f"{st.host}:{port}" for port in range(first, first + 4)]
-    labels = {"stack": "native"}
+    # Up to four replicator processes on one host (`scv consume --processes N`), each on the next
+    # metrics port.
+    replicator = where.get("replicator", st.host)
+    replicators = [f"{replicator}:{port}" for port in range(first, first + 4)]
+    prometheus = f"{where.get('prometheus', st.host)}:{st.prometheus_port}"
+    labels = {"stack": stack}
     return {
-        "prometheus.json": json.dumps([{"targets": [f"{st.host}:{st.prometheus_port}"], "labels": labels}]),
+        "prometheus.json": json.dumps([{"targets": [prometheus], "labels": labels}]),
         "replicator.json": json.dumps([{"targets": replicators, "labels": labels}]),
     }

@@ -287,25 +287,10 @@ def _prepare_registry(ctx: Context) -> Launch:
         raise ServiceStartError(
             "registry", f"no apicurio-registry-app-*-runner.jar in {ctx.bundles['apicurio-registry']}"
         )
-    properties = {
-        "quarkus.http.host": st.host,
-        "quarkus.http.port": str(st.registry_port),
-        "quarkus.log.level": "INFO",
-        # SQL storage on the stack's PostgreSQL: schema ids must survive `down`/`up`, because Kafka
-        # records written before a restart still carry them.
-        "apicurio.storage.kind": "sql",
-        "apicurio.storage.sql.kind": "postgresql",
-        "apicurio.datasource.url": f"jdbc:postgresql://{ctx.settings.postgres.host}:{ctx.settings.postgres.port}/{REGISTRY_DB}",
-        "apicurio.datasource.username": REGISTRY_ROLE,
-        "apicurio.datasource.jdbc.initial-size": "2",
-        "apicurio.datasource.jdbc.min-size": "2",
-        "apicurio.datasource.jdbc.max-size": "10",
-        # The ccompat API hands out contentIds as schema ids (Apicurio 3's default, pinned here): the
-        # Connect converter writes contentIds into the Confluent wire format, so both must agree.
-        "apicurio.ccompat.legacy-id-mode.enabled": "false",
-        "apicurio.storage.snapshot.location": str(state / "tmp"),
-        "apicurio.import.work-dir": str(state / "tmp"),
-    }
+    pg = ctx.settings.postgres
+    properties = configs.registry_properties(
+        ctx.settings, f"jdbc:postgresql://{pg.host}:{pg.port}/{REGISTRY_DB}", REGISTRY_ROLE, state / "tmp"
+    )
     argv = [
         _java(),
         *_jvm_options(st.registry_heap_mb, state / "tmp", _gc_log(ctx.paths, "registry")),

@@ -19,7 +19,11 @@ CREATE TABLE customers (
     preferences         jsonb NOT NULL DEFAULT '{}',
     external_ref        uuid NOT NULL UNIQUE,
     created_at          timestamptz NOT NULL DEFAULT now(),
-    updated_at          timestamptz NOT NULL DEFAULT now()
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    -- How other systems know the customer (the contact center keys everything by it).
+    fiscal_code         text NOT NULL UNIQUE,
+    -- Set when this record was found to duplicate another customer: it is merged into that one.
+    merged_into         bigint REFERENCES customers
 );
 
 CREATE TABLE customer_emails (

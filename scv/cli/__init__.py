@@ -28,6 +28,9 @@ class _Group:
 
 
 _GROUPS: dict[str, _Group] = {
+    "compose": _Group(
+        "compose.cli:app", "The compose stack's config files, rendered like the native stack's."
+    ),
     "consume": _Group(
         "consumer.cli:consume", "Apply the change topics of every registered source to the view."
     ),
@@ -35,13 +38,15 @@ _GROUPS: dict[str, _Group] = {
     "demo": _Group(
         "scv.cli.demo:app", "The demo systems of record: seed, workload, and the whole demo (run)."
     ),
+    "serve": _Group("scv.api.cli:serve", "Serve the HTTP read API (customers' views, bearer tokens)."),
     "schemas": _Group("connectors.cli:schemas_app", "Avro contracts of the project's topics."),
     "sources": _Group("connectors.cli:app", "Onboard and operate CDC sources (Debezium connectors)."),
     "stack": _Group(
         "compose.native.cli:app", "The local stack as processes (PostgreSQL, Kafka, Connect, ...)."
     ),
     "store": _Group("store.cli:app", "The CQL store: schema migrations."),
-    "view": _Group("store.cli:view_app", "Read the Single Customer View."),
+    "verify": _Group("scv.verify.cli:verify_command", "Reconcile systems of record and view; repair drift."),
+    "view": _Group("scv.cli.view:app", "Read the Single Customer View."),
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -24,10 +25,13 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "ApiSettings",
+    "ApiToken",
     "ConnectSettings",
     "ConsumerSettings",
     "KafkaSettings",
     "PostgresSettings",
+    "ReadSettings",
     "RegistrySettings",
     "Settings",
     "StackSettings",
@@ -167,6 +171,63 @@ class StoreSettings(BaseModel):
     request_timeout_s: float = 10.0
 
 
+class ReadSettings(BaseModel):
+    """How the read client (scv/client) reads the view; where the store is comes from ``store``.
+
+    The same names are read without this model by ``scv.client.ClientSettings.from_env`` (the
+    `scv view get` fast path); tests/unit/test_client_settings.py keeps the two equal.
+    """
+
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    password_file: Path | None = None
+    # TLS to the store: on when ``tls`` is set (the system's CAs) or any tls_*_file is.
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_verify_hostname: bool = True
+    # Empty: a read that cannot meet store.consistency fails (503); e.g. LOCAL_ONE: it is answered
+    # by fewer replicas and marked possibly stale.
+    fallback_consistency: str = ""
+    request_timeout_s: float = 2.0
+    connect_timeout_s: float = 5.0
+    retry_budget: int = 2
+    speculative_delay_s: float = 0.05
+    speculative_attempts: int = 1
+    page_size: int = 500
+    concurrency: int = 32
+    # HMAC key of section page tokens: every replica of the API must share it. Empty: one random key
+    # per process (tokens then only work against the process that issued them).
+    page_token_key: SecretStr = SecretStr("")
+    page_token_key_file: Path | None = None
+    reactor: Literal["libev", "asyncio"] = "libev"
+    token_aware: bool = True
+
+
+class ApiToken(BaseModel):
+    """One bearer token of the read API: who holds it, and the sections it may read (all if None)."""
+
+    name: str
+    token: SecretStr
+    sections: list[str] | None = None
+
+
+class ApiSettings(BaseModel):
+    """The HTTP read API (`scv serve`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Bearer tokens, here (SCV_API__TOKENS as JSON) and/or in a YAML/JSON file holding the same list.
+    tokens: list[ApiToken] = Field(default_factory=list)
+    tokens_file: Path | None = None
+    # Without any token the API refuses to start, unless this is set (a local experiment).
+    allow_anonymous: bool = False
+    bulk_max_ids: int = 100
+    # Seconds a client should wait before retrying a 503 (the Retry-After header).
+    retry_after_s: int = 1
+
+
 class ConsumerSettings(BaseModel):
     group_id: str = "scv-replicator"
     # Loopback by default; containers set 0.0.0.0 so Prometheus can scrape across the network.
@@ -185,12 +246,18 @@ class ConsumerSettings(BaseModel):
     batch_partitions: int = 64
     write_concurrency: int = 64
     dead_letter_topic: str = "scv.dead-letter"
+    # "Customer view changed" events (consumer/view_events.py), one per customer per batch; empty: off.
+    view_events_topic: str = "scv.view-changed"
     registrations_poll_s: float = 2.0
     # Index entries of direct-key entities kept in memory (consumer/index_cache.py); about 0.4 KB
     # each. 0 turns the cache off: every update then reads the index.
     index_cache_entries: int = Field(default=300_000, ge=0)
     # Load those entries from the store after each partition assignment, before applying anything.
     index_cache_warm: bool = True
+    # How often a replicator re-reads the merges other processes applied, and re-tries placing
+    # entities still parked (their parent or key owner may have arrived on another process).
+    redirects_poll_s: float = Field(default=5.0, gt=0)
+    parked_settle_s: float = Field(default=15.0, gt=0)
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
     # A source whose records are dead-lettered this many times within the window is paused
@@ -226,6 +293,8 @@ class Settings(BaseSettings):
     connect: ConnectSettings = Field(default_factory=ConnectSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
+    read: ReadSettings = Field(default_factory=ReadSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @model_validator(mode="after")
     def _follow_stack_ports(self) -> Settings:

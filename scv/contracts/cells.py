@@ -32,6 +32,7 @@ __all__ = [
     "CellDecodeError",
     "Json",
     "TextForm",
+    "cell_to_json",
     "decode_value",
     "encode_value",
     "to_json_compatible",
@@ -207,3 +208,44 @@ def to_json_compatible(value: AttributeValue) -> Any:
     if isinstance(value, list):
         return [to_json_compatible(item) for item in value]
     raise TypeError(f"cannot render a value of type {type(value).__name__}")
+
+
+# Tags whose payload already is the read contract's text: the writer stored ``str()``/``isoformat()``
+# of the value, which is exactly what to_json_compatible renders (tests/unit/test_values.py checks
+# every tag against encode_value + decode_value + to_json_compatible).
+_TEXT_TAGS = frozenset("stldTunx")
+
+
+def cell_to_json(cell: str) -> Any:
+    """The read contract's JSON form of a stored cell, without building the typed value first: a
+    1,000-entity view renders several times faster (no Decimal, datetime or UUID to make and undo).
+
+        cell_to_json("n:12.30") == "12.30" == to_json_compatible(decode_value("n:12.30"))
+    """
+    tag, sep, payload = cell.partition(":")
+    if not sep:
+        raise CellDecodeError(f"cell {cell[:40]!r} has no type tag; was it written by scv?")
+    if tag in _TEXT_TAGS:
+        return payload
+    try:
+        match tag:
+            case "N":
+                return None
+            case "b":
+                return payload == "true"
+            case "i":
+                return int(payload)
+            case "f":
+                return to_json_compatible(float(payload))  # NaN and infinities as strings
+            case "j":
+                return json.loads(payload)
+            case "v":
+                _kind, sep, text = payload.partition(":")
+                if not sep:
+                    raise ValueError("a text form is v:<kind>:<text>")
+                return text
+            case "a":
+                return [cell_to_json(item) for item in json.loads(payload)]
+    except (ValueError, TypeError) as exc:
+        raise CellDecodeError(f"cell with tag {tag!r} has a malformed payload: {exc}") from exc
+    raise CellDecodeError(f"unknown cell type tag {tag!r}; upgrade scv to read this view")

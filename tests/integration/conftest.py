@@ -10,9 +10,9 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import psycopg
@@ -21,10 +21,10 @@ from cassandra.cluster import Session
 
 from connectors.onboard import add_source, remove_source
 from connectors.spec import SourceSpec, parse_spec
+from scv.api.config import client_settings
+from scv.client import CustomerNotFound, CustomerView, CustomerViewClient
 from scv.config.settings import Settings
-from store.exceptions import CustomerNotFound
 from store.migrate import migrate
-from store.reader import CustomerView, ViewReader
 from store.session import connect
 
 T = TypeVar("T")
@@ -82,9 +82,27 @@ def store_session(stack: Settings) -> Iterator[Session]:
     cluster.shutdown()
 
 
+ReaderFactory = Callable[[str], CustomerViewClient]
+
+
 @pytest.fixture(scope="session")
-def reader(stack: Settings, store_session: Session) -> ViewReader:
-    return ViewReader(store_session, stack.store.keyspace)
+def reader_for(stack: Settings, store_session: Session) -> Iterator[ReaderFactory]:
+    """Factory: the read client of one keyspace (one client per keyspace for the whole session)."""
+    clients: dict[str, CustomerViewClient] = {}
+
+    def client(keyspace: str) -> CustomerViewClient:
+        if keyspace not in clients:
+            clients[keyspace] = CustomerViewClient(replace(client_settings(stack), keyspace=keyspace))
+        return clients[keyspace]
+
+    yield client
+    for opened in clients.values():
+        opened.close()
+
+
+@pytest.fixture(scope="session")
+def reader(stack: Settings, reader_for: ReaderFactory) -> CustomerViewClient:
+    return reader_for(stack.store.keyspace)
 
 
 @dataclass
@@ -190,7 +208,8 @@ class SourceDatabase:
             return conn.execute(sql, params).fetchall()
 
 
-SourceFactory = Callable[[str, str], SourceDatabase]
+class SourceFactory(Protocol):
+    def __call__(self, schema_sql: str, tables_yaml: str, extra_yaml: str = "") -> SourceDatabase: ...
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +218,7 @@ def source_database(stack: Settings) -> Iterator[SourceFactory]:
     with a random password (only in this process's environment), and onboards it with `add_source`."""
     created: list[SourceDatabase] = []
 
-    def create(schema_sql: str, tables_yaml: str) -> SourceDatabase:
+    def create(schema_sql: str, tables_yaml: str, extra_yaml: str = "") -> SourceDatabase:
         name = f"t{uuid.uuid4().hex[:10]}"
         role = f"cdc_{name}"
         password = secrets.token_urlsafe(16)
@@ -230,6 +249,7 @@ def source_database(stack: Settings) -> Iterator[SourceFactory]:
             f"database: {{host: 127.0.0.1, port: {stack.postgres.port}, dbname: {name}, user: {role}, "
             f"password_env: {env_var}}}\n"
             f"heartbeat_interval_ms: 1000\n"
+            f"{extra_yaml}"
             f"tables:\n{tables_yaml}"
         )
         spec = parse_spec(spec_text, f"<test source {name}>")
@@ -250,9 +270,9 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def view_of(reader: ViewReader, customer_id: str) -> CustomerView | None:
+def view_of(reader: CustomerViewClient, customer_id: str) -> CustomerView | None:
     try:
-        return reader.get(customer_id)
+        return reader.get_view(customer_id)
     except CustomerNotFound:
         return None
 

@@ -12,8 +12,8 @@ import uuid
 import pytest
 
 from connectors.connect import ConnectClient
+from scv.client import CustomerViewClient
 from scv.config.settings import Settings
-from store.reader import ViewReader
 from tests.integration.conftest import (
     REPO,
     ReplicatorProcess,
@@ -34,7 +34,7 @@ def documents(source_database: SourceFactory, replicator: ReplicatorProcess) -> 
     return source_database(SCHEMA, TABLES)
 
 
-def test_a_row_of_3_mib_reaches_the_view(documents: SourceDatabase, reader: ViewReader) -> None:
+def test_a_row_of_3_mib_reaches_the_view(documents: SourceDatabase, reader: CustomerViewClient) -> None:
     customer = f"big-{uuid.uuid4().hex[:8]}"
     # Random hex does not compress: 3 MiB on every hop.
     body = secrets.token_hex(3 * MIB // 2)

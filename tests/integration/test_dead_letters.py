@@ -23,11 +23,11 @@ from confluent_kafka import Producer
 from scv.config.settings import Settings
 from scv.contracts.registration import SourceMapping, TableMapping
 from scv.kafka.admin import KafkaAdmin
-from store.reader import ViewReader
 from store.registrations import RegistrationStore
 from tests.integration.conftest import (
     REPO,
     Isolated,
+    ReaderFactory,
     ReplicatorProcess,
     SourceDatabase,
     SourceFactory,
@@ -126,7 +126,12 @@ def test_a_dead_letter_delivery_that_fails_blocks_the_commit_until_it_succeeds(
 
 
 def test_parked_records_are_listed_shown_replayed_after_the_fix_and_purged(
-    members: SourceDatabase, stack: Settings, store_session: Session, isolated: Isolated, tmp_path: Path
+    members: SourceDatabase,
+    stack: Settings,
+    store_session: Session,
+    isolated: Isolated,
+    tmp_path: Path,
+    reader_for: ReaderFactory,
 ) -> None:
     # A mapping whose customer key names a column the rows do not have: every change is parked.
     _register(store_session, isolated.keyspace, members.name, "no_such_column")
@@ -160,7 +165,7 @@ def test_parked_records_are_listed_shown_replayed_after_the_fix_and_purged(
         _register(store_session, isolated.keyspace, members.name, "customer_id")
         replayed = json.loads(_scv(env, "dlq", "replay", "--source", members.name, "--json").stdout)
         assert sorted(replayed["replayed"]) == sorted(r["id"] for r in parked)
-        view = ViewReader(store_session, isolated.keyspace)
+        view = reader_for(isolated.keyspace)
         wait_for(
             lambda: set(attributes(view_of(view, str(cid)), "member")) == {str(i) for i in ids},
             what="the replayed changes applied",

@@ -20,10 +20,10 @@ from confluent_kafka.admin import AdminClient
 from connectors.operate import resnapshot_source
 from scv.config.settings import Settings
 from scv.kafka.admin import KafkaAdmin
-from store.reader import ViewReader
 from tests.integration.conftest import (
     REPO,
     Isolated,
+    ReaderFactory,
     ReplicatorProcess,
     SourceDatabase,
     SourceFactory,
@@ -69,6 +69,7 @@ def test_a_poison_storm_pauses_its_source_until_resumed(
     store_session: Session,
     isolated: Isolated,
     tmp_path: Path,
+    reader_for: ReaderFactory,
 ) -> None:
     _register(store_session, isolated.keyspace, members.name, "customer_id")
     topic = _topic_with_records(stack, members)
@@ -83,7 +84,7 @@ def test_a_poison_storm_pauses_its_source_until_resumed(
     env = isolated.env(SCV_CONSUMER__POISON_STORM_DEAD_LETTERS=str(THRESHOLD))
     worker = start_replicator(tmp_path, 9461, isolated.group, env)
     paused = f'scv_source_paused{{reason="poison_storm",source="{members.name}"}}'
-    view = ViewReader(store_session, isolated.keyspace)
+    view = reader_for(isolated.keyspace)
     try:
         wait_metrics_up(worker.metrics_port)
         wait_for(lambda: metric(worker.metrics_port, paused) == 1, what="the source paused")
@@ -111,6 +112,7 @@ def test_records_deleted_by_retention_before_they_were_consumed_stop_their_parti
     store_session: Session,
     isolated: Isolated,
     tmp_path: Path,
+    reader_for: ReaderFactory,
 ) -> None:
     _register(store_session, isolated.keyspace, members.name, "customer_id")
     topic = _topic_with_records(stack, members)
@@ -136,7 +138,7 @@ def test_records_deleted_by_retention_before_they_were_consumed_stop_their_parti
     env = isolated.env()
     worker = start_replicator(tmp_path, 9462, isolated.group, env)
     stopped = f'scv_partition_stopped{{partition="{partition}",reason="offset_gap",topic="{topic}"}}'
-    view = ViewReader(store_session, isolated.keyspace)
+    view = reader_for(isolated.keyspace)
     try:
         wait_metrics_up(worker.metrics_port)
         wait_for(lambda: metric(worker.metrics_port, stopped) == 1, what="the partition stopped")

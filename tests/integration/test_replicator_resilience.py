@@ -23,13 +23,14 @@ from cassandra.cluster import Session
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from scv.client import CustomerViewClient
 from scv.config.settings import Settings
 from scv.kafka.admin import KafkaAdmin
 from store.migrate import migrate
-from store.reader import ViewReader
 from store.registrations import RegistrationStore
 from tests.integration.conftest import (
     REPO,
+    ReaderFactory,
     ReplicatorProcess,
     SourceDatabase,
     SourceFactory,
@@ -146,7 +147,7 @@ def start_at_end(settings: Settings, group: str, topics: list[str]) -> None:
 
 
 def test_a_source_registered_while_running_is_applied_without_restart(
-    loyalty: SourceDatabase, reader: ViewReader, replicator: ReplicatorProcess
+    loyalty: SourceDatabase, reader: CustomerViewClient, replicator: ReplicatorProcess
 ) -> None:
     # The session replicator was started before this source existed (fixture order).
     cid, member = new_id(), new_id()
@@ -158,7 +159,7 @@ def test_a_source_registered_while_running_is_applied_without_restart(
 
 
 def test_undecodable_bytes_are_dead_lettered_with_original_bytes_and_consumption_continues(
-    loyalty: SourceDatabase, stack: Settings, reader: ViewReader
+    loyalty: SourceDatabase, stack: Settings, reader: CustomerViewClient
 ) -> None:
     topic = f"{loyalty.name}.public.members"
     payload = b"\x07 definitely not avro " + uuid.uuid4().bytes
@@ -213,7 +214,7 @@ def test_row_the_mapping_cannot_place_is_dead_lettered(loyalty: SourceDatabase, 
 
 
 def test_sigterm_drains_in_flight_work_and_commits(
-    loyalty: SourceDatabase, stack: Settings, reader: ViewReader, tmp_path: Path
+    loyalty: SourceDatabase, stack: Settings, reader: CustomerViewClient, tmp_path: Path
 ) -> None:
     worker = start_replicator(tmp_path, metrics_port=9431)
     cid = new_id()
@@ -234,7 +235,7 @@ def test_sigterm_drains_in_flight_work_and_commits(
 
 
 def test_replay_from_the_beginning_converges_to_the_same_view(
-    loyalty: SourceDatabase, stack: Settings, reader: ViewReader, tmp_path: Path
+    loyalty: SourceDatabase, stack: Settings, reader: CustomerViewClient, tmp_path: Path
 ) -> None:
     cid, member = new_id(), new_id()
     loyalty.execute("INSERT INTO members VALUES (%s, %s, 'v1')", (member, cid))
@@ -289,7 +290,12 @@ def _metric(port: int, name: str) -> float:
 
 
 def test_registry_outage_is_retried_not_dead_lettered(
-    loyalty: SourceDatabase, stack: Settings, store_session: Session, isolated_keyspace: str, tmp_path: Path
+    loyalty: SourceDatabase,
+    stack: Settings,
+    store_session: Session,
+    isolated_keyspace: str,
+    tmp_path: Path,
+    reader_for: ReaderFactory,
 ) -> None:
     registry = urlsplit(stack.registry.url)
     proxy = FaultyProxy(registry.port or 80)
@@ -317,7 +323,7 @@ def test_registry_outage_is_retried_not_dead_lettered(
         )
         assert _metric(9433, "scv_events_dead_lettered_total") == 0
         proxy.restore()
-        reader = ViewReader(store_session, isolated_keyspace)
+        reader = reader_for(isolated_keyspace)
         wait_for(
             lambda: attributes(view_of(reader, str(cid)), "loyalty_member"),
             timeout_s=90,
@@ -357,14 +363,19 @@ def _replicator_behind_store_proxy(
 
 
 def test_store_outage_is_retried_and_nothing_is_lost(
-    loyalty: SourceDatabase, stack: Settings, store_session: Session, isolated_keyspace: str, tmp_path: Path
+    loyalty: SourceDatabase,
+    stack: Settings,
+    store_session: Session,
+    isolated_keyspace: str,
+    tmp_path: Path,
+    reader_for: ReaderFactory,
 ) -> None:
     # Registration polls every 0.5 s meet the outage too: they must not park the loop where it
     # neither applies the batch (retrying its writes) nor drains on SIGTERM.
     proxy, worker = _replicator_behind_store_proxy(
         stack, loyalty, isolated_keyspace, tmp_path, 9434, {"SCV_CONSUMER__REGISTRATIONS_POLL_S": "0.5"}
     )
-    reader = ViewReader(store_session, isolated_keyspace)
+    reader = reader_for(isolated_keyspace)
     try:
         cid = new_id()
         first = new_id()
@@ -396,14 +407,19 @@ def test_store_outage_is_retried_and_nothing_is_lost(
 
 
 def test_store_outage_while_idle_is_retried_not_fatal(
-    loyalty: SourceDatabase, stack: Settings, store_session: Session, isolated_keyspace: str, tmp_path: Path
+    loyalty: SourceDatabase,
+    stack: Settings,
+    store_session: Session,
+    isolated_keyspace: str,
+    tmp_path: Path,
+    reader_for: ReaderFactory,
 ) -> None:
     # An idle replicator still reads the store: it polls the source registrations every few seconds.
     # A driver error there once ended the process (found by restarting Cassandra under a replicator).
     proxy, worker = _replicator_behind_store_proxy(
         stack, loyalty, isolated_keyspace, tmp_path, 9436, {"SCV_CONSUMER__REGISTRATIONS_POLL_S": "0.5"}
     )
-    reader = ViewReader(store_session, isolated_keyspace)
+    reader = reader_for(isolated_keyspace)
     try:
         # Assigned and warmed up first: the outage must meet the idle loop, not the warm-up (which
         # reads the store too, and is retried as a store outage).
@@ -429,7 +445,7 @@ def test_store_outage_while_idle_is_retried_not_fatal(
 
 
 def test_several_processes_split_the_partitions(
-    loyalty: SourceDatabase, stack: Settings, reader: ViewReader, tmp_path: Path
+    loyalty: SourceDatabase, stack: Settings, reader: CustomerViewClient, tmp_path: Path
 ) -> None:
     group = f"scv-multi-{uuid.uuid4().hex[:6]}"
     log_path = tmp_path / "multi.log"
@@ -470,7 +486,7 @@ def test_several_processes_split_the_partitions(
 
 
 def test_resnapshot_repairs_rows_deleted_from_the_store_by_hand(
-    loyalty: SourceDatabase, stack: Settings, store_session: Session, reader: ViewReader
+    loyalty: SourceDatabase, stack: Settings, store_session: Session, reader: CustomerViewClient
 ) -> None:
     from connectors.operate import resnapshot_source
 

@@ -18,14 +18,15 @@ from cassandra.cluster import Session
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from scv.client import CustomerViewClient
 from scv.config.settings import Settings
 from scv.contracts.registration import SourceMapping, TableMapping
 from scv.kafka.admin import KafkaAdmin
-from store.reader import ViewReader
 from store.registrations import RegistrationStore
 from tests.integration.conftest import (
     REPO,
     Isolated,
+    ReaderFactory,
     ReplicatorProcess,
     SourceDatabase,
     SourceFactory,
@@ -63,7 +64,7 @@ def _scv(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_adding_a_table_to_a_running_source_snapshots_its_existing_rows(
-    shop: SourceDatabase, reader: ViewReader, tmp_path: Path
+    shop: SourceDatabase, reader: CustomerViewClient, tmp_path: Path
 ) -> None:
     with_visits = shop.spec.model_dump(mode="json", exclude_defaults=True)
     spec_file = tmp_path / "shop.yaml"
@@ -145,6 +146,7 @@ def test_a_truncate_applied_before_older_inserts_of_other_partitions_wins_over_t
     store_session: Session,
     isolated: Isolated,
     tmp_path: Path,
+    reader_for: ReaderFactory,
 ) -> None:
     _register(store_session, isolated.keyspace, shop.name)
     topic = f"{shop.name}.public.orders"
@@ -169,7 +171,7 @@ def test_a_truncate_applied_before_older_inserts_of_other_partitions_wins_over_t
     _commit(stack, second, [TopicPartition(topic, truncate.partition, ends[(topic, truncate.partition)])])
     _drain(stack, tmp_path, 9482, second, isolated, topic)
 
-    view = ViewReader(store_session, isolated.keyspace)
+    view = reader_for(isolated.keyspace)
     assert attributes(view_of(view, customer), "order") == {}
     # A row inserted after the truncate is newer than it and lands.
     shop.execute("INSERT INTO orders VALUES (%s, %s, 2.00)", (f"{customer}-new", customer))
@@ -178,7 +180,7 @@ def test_a_truncate_applied_before_older_inserts_of_other_partitions_wins_over_t
 
 
 def test_removing_a_source_with_purge_view_deletes_its_entities(
-    source_database: SourceFactory, replicator: ReplicatorProcess, reader: ViewReader, stack: Settings
+    source_database: SourceFactory, replicator: ReplicatorProcess, reader: CustomerViewClient, stack: Settings
 ) -> None:
     gone = source_database(SCHEMA, ORDERS)
     customer = f"purge-{uuid.uuid4().hex[:8]}"

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from cassandra.cluster import Session
 
+from scv.client import CustomerViewClient
 from scv.config.settings import Settings
 from store.mutations import PutRow, RowKey
-from store.reader import ViewReader
 from store.writer import ViewWriter
 from tests.integration.conftest import (
     ReplicatorProcess,
@@ -35,12 +35,12 @@ def notes(source_database: SourceFactory, replicator: ReplicatorProcess) -> Sour
     return source_database(SCHEMA, TABLES)
 
 
-def _note_ids(reader: ViewReader, customer: str) -> set[str]:
+def _note_ids(reader: CustomerViewClient, customer: str) -> set[str]:
     return set(attributes(view_of(reader, customer), "note"))
 
 
 def test_changes_the_store_always_rejects_are_parked_and_the_rest_applied(
-    notes: SourceDatabase, stack: Settings, reader: ViewReader, replicator: ReplicatorProcess
+    notes: SourceDatabase, stack: Settings, reader: CustomerViewClient, replicator: ReplicatorProcess
 ) -> None:
     empty_before = metric(replicator.metrics_port, 'scv_store_rejections_total{reason="empty_key"}')
     large_before = metric(replicator.metrics_port, 'scv_store_rejections_total{reason="key_too_large"}')
@@ -77,7 +77,7 @@ def test_changes_the_store_always_rejects_are_parked_and_the_rest_applied(
 
 
 def test_rows_of_multi_byte_text_are_batched_by_their_bytes(
-    notes: SourceDatabase, reader: ViewReader
+    notes: SourceDatabase, reader: CustomerViewClient
 ) -> None:
     # 10,000 characters of "€" are 30,000 bytes: counted as characters, two of these fit the 24 KiB
     # budget of a write request, and Cassandra refuses the 60 KB batch ("Batch too large") forever.
@@ -109,7 +109,7 @@ def test_the_store_refusing_a_write_is_a_permanent_rejection_not_an_outage(write
 
 
 def test_a_key_over_the_stores_limit_is_refused_before_anything_is_written(
-    writer: ViewWriter, reader: ViewReader
+    writer: ViewWriter, reader: CustomerViewClient
 ) -> None:
     customer = f"limit-{uuid.uuid4().hex[:8]}"
     ts = int(datetime.now(UTC).timestamp() * 1_000_000)

@@ -20,8 +20,8 @@ from uuid import UUID
 
 import pytest
 
-from scv.contracts.cells import Json, TextForm
-from store.reader import ViewReader
+from scv.client import CustomerViewClient
+from scv.contracts.cells import TextForm
 from tests.integration.conftest import (
     REPO,
     ReplicatorProcess,
@@ -112,10 +112,11 @@ EXPECTED_NORMAL: dict[str, Any] = {
     "c_tstz": datetime(2024, 3, 1, 8, 11, 12, 123456, tzinfo=UTC),
     "c_interval": TextForm("interval", "P1Y2M3DT4H5M6.789S"),
     "c_uuid": UUID("12345678-1234-5678-1234-567812345678"),
-    "c_json": Json('{"a": 1}'),
-    "c_jsonb": Json('{"b": [1, 2.50]}'),
+    # The read client hands JSON documents out parsed, fractions as Decimal.
+    "c_json": {"a": 1},
+    "c_jsonb": {"b": [1, Decimal("2.50")]},
     "c_xml": "<a>x</a>",
-    "c_hstore": Json('{"k": "v", "n": null}'),
+    "c_hstore": {"k": "v", "n": None},
     "c_inet": "192.168.0.1/24",
     "c_cidr": "10.0.0.0/8",
     "c_macaddr": "08:00:2b:01:02:03",
@@ -149,7 +150,7 @@ EXPECTED_NORMAL: dict[str, Any] = {
     "c_a_ts": [datetime(2024, 1, 1, 10), TextForm("timestamp", "infinity")],
     "c_a_tstz": [datetime(2024, 1, 1, 10, tzinfo=UTC), TextForm("timestamptz", "infinity")],
     "c_a_uuid": [UUID("12345678-1234-5678-1234-567812345678")],
-    "c_a_jsonb": [Json('{"a": 1}')],
+    "c_a_jsonb": [{"a": 1}],
     "c_a_inet": ["10.0.0.1"],
     "c_a_enum": ["sad", "ok"],
     "c_a_bytea": [b"\x01"],
@@ -224,7 +225,7 @@ def every_type(source_database: SourceFactory, replicator: ReplicatorProcess, pr
     return source_database(SCHEMA + before, TABLES)
 
 
-def _row(reader: ViewReader, customer: str, entity: str) -> dict[str, Any] | None:
+def _row(reader: CustomerViewClient, customer: str, entity: str) -> dict[str, Any] | None:
     return attributes(view_of(reader, customer), "thing").get(entity)
 
 
@@ -245,7 +246,7 @@ def _differences(row: dict[str, Any], expected: dict[str, Any]) -> dict[str, tup
 
 
 def test_a_value_of_every_type_streams_into_the_view(
-    every_type: SourceDatabase, reader: ViewReader, prefix: str
+    every_type: SourceDatabase, reader: CustomerViewClient, prefix: str
 ) -> None:
     customer = f"{prefix}stream"
     every_type.execute(NORMAL.format(id="stream", cid=customer))
@@ -254,7 +255,7 @@ def test_a_value_of_every_type_streams_into_the_view(
 
 
 def test_a_value_of_every_type_is_read_by_the_snapshot(
-    every_type: SourceDatabase, reader: ViewReader, prefix: str
+    every_type: SourceDatabase, reader: CustomerViewClient, prefix: str
 ) -> None:
     row = wait_for(lambda: _row(reader, f"{prefix}snap", "snap"), what="the snapshot row of every type")
     assert _differences(row, EXPECTED_NORMAL) == {}
@@ -262,7 +263,7 @@ def test_a_value_of_every_type_is_read_by_the_snapshot(
 
 @pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "snapshot"])
 def test_special_values_land_in_their_faithful_form(
-    every_type: SourceDatabase, reader: ViewReader, prefix: str, streamed: bool
+    every_type: SourceDatabase, reader: CustomerViewClient, prefix: str, streamed: bool
 ) -> None:
     path = "live-" if streamed else "snap-"
     if streamed:
@@ -274,7 +275,7 @@ def test_special_values_land_in_their_faithful_form(
 
 
 def test_an_infinity_timestamp_does_not_stop_the_replicator(
-    every_type: SourceDatabase, reader: ViewReader, replicator: ReplicatorProcess, prefix: str
+    every_type: SourceDatabase, reader: CustomerViewClient, replicator: ReplicatorProcess, prefix: str
 ) -> None:
     # The reproduction: one legal row killed `scv consume` for every source.
     every_type.execute(
@@ -298,7 +299,7 @@ def test_an_infinity_timestamp_does_not_stop_the_replicator(
 
 
 def test_special_values_render_in_the_json_read_contract(
-    every_type: SourceDatabase, reader: ViewReader, prefix: str
+    every_type: SourceDatabase, reader: CustomerViewClient, prefix: str
 ) -> None:
     customer = f"{prefix}snap-inf"
     wait_for(lambda: _row(reader, customer, customer), what="the infinity row")

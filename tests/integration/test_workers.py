@@ -17,12 +17,13 @@ import pytest
 from cassandra.cluster import Session
 from confluent_kafka import Consumer, TopicPartition
 
+from scv.client import CustomerViewClient
 from scv.config.settings import Settings
 from scv.kafka.admin import KafkaAdmin
-from store.reader import ViewReader
 from tests.integration.conftest import (
     REPO,
     Isolated,
+    ReaderFactory,
     ReplicatorProcess,
     SourceDatabase,
     SourceFactory,
@@ -56,7 +57,7 @@ def _insert_many(members: SourceDatabase, cid: int) -> set[str]:
     return {str(first + n) for n in range(ROWS)}
 
 
-def _applied(view: ViewReader, cid: int) -> set[str]:
+def _applied(view: CustomerViewClient, cid: int) -> set[str]:
     return set(attributes(view_of(view, str(cid)), "member"))
 
 
@@ -73,7 +74,12 @@ def _supervisor_events(log_path: Path, event: str) -> list[dict[str, object]]:
 
 
 def test_a_sigkilled_worker_comes_back_and_no_change_is_lost(
-    members: SourceDatabase, stack: Settings, store_session: Session, isolated: Isolated, tmp_path: Path
+    members: SourceDatabase,
+    stack: Settings,
+    store_session: Session,
+    isolated: Isolated,
+    tmp_path: Path,
+    reader_for: ReaderFactory,
 ) -> None:
     _register(store_session, isolated.keyspace, members.name, "customer_id")
     topic = _topic_with_records(stack, members)
@@ -97,7 +103,7 @@ def test_a_sigkilled_worker_comes_back_and_no_change_is_lost(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    view = ViewReader(store_session, isolated.keyspace)
+    view = reader_for(isolated.keyspace)
     try:
         for port in (9470, 9471):
             wait_metrics_up(port)
@@ -160,12 +166,17 @@ def _committed_changes(settings: Settings, group: str, topic: str, cid: int) -> 
 
 
 def test_sigterm_during_a_batch_finishes_it_and_commits_only_what_is_applied(
-    members: SourceDatabase, stack: Settings, store_session: Session, isolated: Isolated, tmp_path: Path
+    members: SourceDatabase,
+    stack: Settings,
+    store_session: Session,
+    isolated: Isolated,
+    tmp_path: Path,
+    reader_for: ReaderFactory,
 ) -> None:
     _register(store_session, isolated.keyspace, members.name, "customer_id")
     topic = _topic_with_records(stack, members)
     start_at_end(stack, isolated.group, [topic])
-    view = ViewReader(store_session, isolated.keyspace)
+    view = reader_for(isolated.keyspace)
     cid = random.randint(10**9, 10**12)
     wanted = _insert_many(members, cid)
     with KafkaAdmin(stack.kafka.bootstrap_servers) as kafka:

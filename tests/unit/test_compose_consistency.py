@@ -91,38 +91,3 @@ def test_prometheus_config_is_the_file_the_native_stack_uses(compose: dict[str, 
     config = yaml.safe_load((COMPOSE_DIR / "config" / "prometheus.yml").read_text())
     jobs = {job["job_name"] for job in config["scrape_configs"]}
     assert jobs == {"prometheus", "scv-replicator"}
-
-
-def test_replicator_env_names_existing_settings(compose: dict[str, Any]) -> None:
-    from scv.config.settings import Settings
-
-    env = _service(compose, "replicator")["environment"]
-    for key in env:
-        section, field = key.removeprefix("SCV_").lower().split("__")
-        model = Settings.model_fields[section].annotation
-        assert model is not None, key
-        assert field in model.model_fields, key
-
-
-def test_compose_is_no_open_door(compose: dict[str, Any]) -> None:
-    connect = _service(compose, "connect")["environment"]
-    assert connect["CONNECT_CONNECTOR_CLIENT_CONFIG_OVERRIDE_POLICY"] == "None"
-    assert connect["CONNECT_CONFIG_PROVIDERS_FILE_PARAM_ALLOWED_PATHS"] == "/var/lib/scv/secrets"
-    assert "/var/lib/scv/secrets" in " ".join(_service(compose, "connect")["volumes"])
-    assert "--auth-host=scram-sha-256" in _service(compose, "postgres")["environment"]["POSTGRES_INITDB_ARGS"]
-    grafana = _service(compose, "grafana")["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
-    assert grafana.startswith("${")
-    assert ":?" in grafana
-
-
-def test_compose_agrees_on_the_maximum_record_size(compose: dict[str, Any]) -> None:
-    from scv.config.settings import KafkaSettings
-
-    kafka = KafkaSettings()
-    assert _service(compose, "kafka")["environment"]["KAFKA_MESSAGE_MAX_BYTES"] == kafka.max_message_bytes
-    connect = _service(compose, "connect")["environment"]
-    assert connect["CONNECT_PRODUCER_MAX_REQUEST_SIZE"] == kafka.max_record_bytes
-
-
-def test_compose_restarts_a_crashed_replicator(compose: dict[str, Any]) -> None:
-    assert _service(compose, "replicator")["restart"] == "unless-stopped"

@@ -176,7 +176,7 @@ def test_order_totals_are_exact_decimals(world: dict[str, list[Any]]) -> None:
 
 def test_interactions_are_zero_to_eight_with_some_long_notes(world: dict[str, list[Any]]) -> None:
     interactions = world["care.interactions"]
-    assert max(_per_customer(interactions).values()) == 8
+    assert max(Counter(i.fiscal_code for i in interactions).values()) == 8
     long_notes = [i for i in interactions if i.notes and len(i.notes.encode()) > 3000]
     # ~5% of interactions, large enough that PostgreSQL stores them out of line (TOAST).
     assert 0.03 < len(long_notes) / len(interactions) < 0.07
@@ -186,11 +186,23 @@ def test_interactions_are_zero_to_eight_with_some_long_notes(world: dict[str, li
 def test_surveys_score_zero_to_ten_and_cite_the_same_customers_interaction(
     world: dict[str, list[Any]],
 ) -> None:
-    owner = {i.interaction_id: i.customer_id for i in world["care.interactions"]}
+    owner = {i.interaction_id: i.fiscal_code for i in world["care.interactions"]}
     surveys = world["care.surveys"]
     assert {s.nps for s in surveys} == set(range(11))
     assert any(s.interaction_id is None for s in surveys)
-    assert all(owner[s.interaction_id] == s.customer_id for s in surveys if s.interaction_id is not None)
+    assert all(owner[s.interaction_id] == s.fiscal_code for s in surveys if s.interaction_id is not None)
+
+
+def test_care_knows_customers_only_by_fiscal_code_as_its_agents_spelled_it(
+    world: dict[str, list[Any]],
+) -> None:
+    codes = {c.customer_id: c.fiscal_code for c in world["crm.customers"]}
+    callers = {c.caller_id: c.fiscal_code for c in world["care.callers"]}
+    assert "customer_id" not in world["care.interactions"][0]._fields
+    assert len(set(codes.values())) == len(codes)  # unique, as the CRM's UNIQUE constraint requires
+    assert all(callers[cid].strip().upper() == code for cid, code in codes.items())
+    assert any(spelled != spelled.strip().upper() for spelled in callers.values())  # some need the rule
+    assert {i.fiscal_code for i in world["care.interactions"]} <= set(callers.values())
 
 
 def test_timestamps_are_timezone_aware(world: dict[str, list[Any]]) -> None:

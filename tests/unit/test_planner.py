@@ -93,10 +93,10 @@ def test_create_of_new_entity_puts_row_and_index() -> None:
     ev = event(ACCOUNTS, "c", {"account_id": 1}, {"account_id": 1, "customer_id": 7, "balance": 5})
     plan = plan_batch([located(ACCOUNTS, ev)], {})
     assert plan.mutations == [
-        PutRow(key(ACCOUNTS, "7", "1"), ev.after or {}, replace=True, write_ts=1000, source_ts_us=1000),
-        PutIndex(IndexEntry(ref(ACCOUNTS, "1"), "account", "7", None, 1000), 1000),
+        PutRow(key(ACCOUNTS, "7", "1"), ev.after or {}, True, 1000, 1000, home_id="7"),
+        PutIndex(IndexEntry(ref(ACCOUNTS, "1"), "account", "7", None, 1000, home_id="7"), 1000),
     ]
-    assert plan.moves == [Move(ref(ACCOUNTS, "1"), "7", 1000)]  # adopts orphans waiting for it
+    assert plan.moves == [Move(ref(ACCOUNTS, "1"), "7", 1000, "7")]  # adopts orphans waiting for it
     assert plan.outcomes == ["applied"]
 
 
@@ -126,27 +126,26 @@ def test_owner_change_leaves_old_partition_and_moves_children() -> None:
     ev = event(ACCOUNTS, "u", {"account_id": 1}, {"account_id": 1, "customer_id": 8}, ts=3000)
     plan = plan_batch([located(ACCOUNTS, ev)], {ref(ACCOUNTS, "1"): entry(ACCOUNTS, "1", "7")})
     assert DeleteRow(key(ACCOUNTS, "7", "1"), 3000) in plan.mutations
-    assert PutIndex(IndexEntry(ref(ACCOUNTS, "1"), "account", "8", None, 3000), 3000) in plan.mutations
-    assert plan.moves == [Move(ref(ACCOUNTS, "1"), "8", 3000)]
+    assert PutIndex(IndexEntry(ref(ACCOUNTS, "1"), "account", "8", None, 3000, "8"), 3000) in plan.mutations
+    assert plan.moves == [Move(ref(ACCOUNTS, "1"), "8", 3000, "8")]
 
 
 def test_replayed_older_change_does_not_regress_ownership() -> None:
     ev = event(ACCOUNTS, "u", {"account_id": 1}, {"account_id": 1, "customer_id": 7}, ts=400)
     plan = plan_batch([located(ACCOUNTS, ev)], {ref(ACCOUNTS, "1"): entry(ACCOUNTS, "1", "8", ts=500)})
     # Its cells are written at their own (older) timestamp, where LWW shadows them; nothing else.
-    assert plan.mutations == [
-        PutRow(key(ACCOUNTS, "7", "1"), ev.after or {}, replace=True, write_ts=400, source_ts_us=400)
-    ]
+    assert plan.mutations == [PutRow(key(ACCOUNTS, "7", "1"), ev.after or {}, True, 400, 400, home_id="7")]
     assert plan.moves == []
 
 
 def test_via_child_resolves_through_parent_owner() -> None:
     ev = event(CARDS, "c", {"card_id": 9}, {"card_id": 9, "account_id": 1})
     plan = plan_batch([located(CARDS, ev)], {ref(ACCOUNTS, "1"): entry(ACCOUNTS, "1", "7")})
-    assert plan.mutations[0] == PutRow(key(CARDS, "7", "9"), ev.after or {}, True, 1000, 1000)
+    assert plan.mutations[0] == PutRow(key(CARDS, "7", "9"), ev.after or {}, True, 1000, 1000, home_id="7")
     assert LinkChild(ref(ACCOUNTS, "1"), ref(CARDS, "9"), 1000) in plan.mutations
     assert (
-        PutIndex(IndexEntry(ref(CARDS, "9"), "card", "7", ref(ACCOUNTS, "1"), 1000), 1000) in plan.mutations
+        PutIndex(IndexEntry(ref(CARDS, "9"), "card", "7", ref(ACCOUNTS, "1"), 1000, "7"), 1000)
+        in plan.mutations
     )
 
 
@@ -305,6 +304,6 @@ def test_plan_reports_the_index_as_written_for_the_cache() -> None:
         {ref(ACCOUNTS, "1"): entry(ACCOUNTS, "1", "7"), ref(CONSENTS, "3"): entry(CONSENTS, "3", "7")},
     )
     assert plan.index == {
-        ref(ACCOUNTS, "1"): IndexEntry(ref(ACCOUNTS, "1"), "account", "8", None, 2000),
+        ref(ACCOUNTS, "1"): IndexEntry(ref(ACCOUNTS, "1"), "account", "8", None, 2000, "8"),
         ref(CONSENTS, "3"): None,
     }

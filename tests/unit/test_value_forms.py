@@ -12,7 +12,7 @@ import pytest
 
 from consumer.exceptions import DecodeError
 from consumer.logical import compile_converter
-from scv.contracts.cells import Json, TextForm, decode_value, encode_value, to_json_compatible
+from scv.contracts.cells import Json, TextForm, cell_to_json, decode_value, encode_value, to_json_compatible
 
 _SOURCE_TYPE = "__debezium.source.column.type"
 
@@ -365,3 +365,4 @@ def test_special_values_round_trip_through_cells_and_render_as_json_strings(
 ) -> None:
     assert _same(decode_value(encode_value(value)), value)
     assert to_json_compatible(value) == rendered
+    assert cell_to_json(encode_value(value)) == rendered

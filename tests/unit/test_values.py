@@ -12,6 +12,8 @@ from scv.contracts.cells import (
     AttributeValue,
     CellDecodeError,
     Json,
+    TextForm,
+    cell_to_json,
     decode_value,
     encode_value,
     to_json_compatible,
@@ -42,6 +44,11 @@ CASES: list[tuple[AttributeValue, object]] = [
     (["a", "b"], ["a", "b"]),
     ([Decimal("1.10"), None], ["1.10", None]),
     (b"\x00\xff", "AP8="),
+    (TextForm("timestamp", "infinity"), "infinity"),
+    (TextForm("date", "+10000-01-01"), "+10000-01-01"),
+    (TextForm("interval", "P1Y2M3DT4H5M6.789S"), "P1Y2M3DT4H5M6.789S"),
+    (float("inf"), "Infinity"),
+    (Decimal("-Infinity"), "-Infinity"),
 ]
 
 
@@ -60,6 +67,19 @@ def test_json_rendering_follows_read_contract(value: AttributeValue, rendered: o
         assert to_json_compatible(value) == rendered
 
 
+@pytest.mark.parametrize(("value", "rendered"), CASES)
+def test_cells_render_to_json_directly_as_the_typed_value_does(
+    value: AttributeValue, rendered: object
+) -> None:
+    cell = encode_value(value)
+    assert cell_to_json(cell) == to_json_compatible(decode_value(cell))
+
+
+def test_json_arrays_of_documents_render_embedded() -> None:
+    cell = encode_value([Json('{"x": 1.5}'), None])
+    assert cell_to_json(cell) == [{"x": 1.5}, None] == to_json_compatible(decode_value(cell))
+
+
 def test_decimal_keeps_trailing_zeros() -> None:
     assert str(decode_value(encode_value(Decimal("10.00")))) == "10.00"
 
@@ -70,5 +90,8 @@ def test_null_is_distinct_from_empty_string() -> None:
 
 @pytest.mark.parametrize("cell", ["noseparator", "z:unknown", "i:notanint", "d:2024-13-45"])
 def test_malformed_cells_raise_cell_decode_error(cell: str) -> None:
+    if cell != "d:2024-13-45":  # a date's text is rendered as stored: only decoding parses it
+        with pytest.raises(CellDecodeError):
+            cell_to_json(cell)
     with pytest.raises(CellDecodeError):
         decode_value(cell)
