@@ -113,10 +113,13 @@ def _strip_null(schema: Any) -> Any:
 
 
 def _signature(schema: Any) -> tuple[Any, ...]:
-    """What matters for compatibility: primitive type, logical/connect name, decimal scale, items."""
+    """What matters for compatibility: primitive type, logical/connect name, decimal scale, items.
+
+    A plain ``"long"`` and ``{"type": "long", "connect.parameters": {...}}`` (a primitive carrying the
+    propagated source type) are the same type."""
     schema = _strip_null(schema)
     if isinstance(schema, str):
-        return (schema,)
+        return (schema, None, None, ())
     if isinstance(schema, dict):
         kind = schema.get("type")
         if isinstance(kind, dict | list):

@@ -31,7 +31,6 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from psycopg import sql
 
-from compose.native.paths import StackPaths
 from scv.config.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,7 +88,8 @@ def cdc_source(stack: Settings) -> Iterator[CdcSource]:
         publication=f"infra_{run}",
         topic_prefix=f"infra{run}",
         connector=f"infra-{run}",
-        secret_file=StackPaths.of(stack.stack).secrets / f"infra-{run}.properties",
+        # Connect's secrets folder: the only one its file config provider may read (allowed.paths).
+        secret_file=stack.connect.secret_file(f"infra-{run}.properties"),
     )
     password = secrets.token_urlsafe(16)
     admin_dsn = stack.postgres.dsn()
