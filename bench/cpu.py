@@ -33,6 +33,7 @@ _COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("registry", ("apicurio", "quarkus")),
     ("postgres walsenders", ("postgres: walsender",)),
     ("postgres", ("postgres:", "bin/postgres")),
+    ("pipeline exporter", ("scv.exporter", "scv exporter")),
     ("prometheus", ("prometheus",)),
 )
 

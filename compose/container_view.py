@@ -25,6 +25,7 @@ __all__ = [
     "CONNECT",
     "CONNECT_PLUGIN_PATH",
     "CONNECT_SECRETS_DIR",
+    "EXPORTER",
     "KAFKA",
     "KAFKA_HOST_LISTENER_PORT",
     "KAFKA_LOG_DIR",
@@ -46,6 +47,7 @@ REGISTRY = "registry"
 SCYLLA = "scylla"
 PROMETHEUS = "prometheus"
 REPLICATOR = "replicator"
+EXPORTER = "exporter"
 
 # apache/kafka creates this folder for its `appuser` (docker/jvm/Dockerfile): the `kafka-data`
 # volume is mounted here, so topics and Connect's offsets survive the container.
@@ -80,6 +82,7 @@ def _view() -> dict[str, Any]:
         "store": {"contact_points": [SCYLLA]},
         # Prometheus scrapes across the compose network.
         "consumer": {"metrics_host": "0.0.0.0"},
+        "exporter": {"host": "0.0.0.0"},
     }
 
 

@@ -42,9 +42,15 @@ def _readme(names: list[str]) -> str:
 def render_files() -> dict[str, str]:
     """Path relative to ``GENERATED_DIR`` -> content."""
     settings = view.container_settings()
-    targets = configs.prometheus_targets(
-        settings, {"prometheus": "localhost", "replicator": view.REPLICATOR}, stack="compose"
-    )
+    # No Cassandra in compose (ScyllaDB serves its own metrics), so no JMX agent for the store.
+    hosts = {
+        "prometheus": "localhost",
+        "replicator": view.REPLICATOR,
+        "exporter": view.EXPORTER,
+        "kafka": view.KAFKA,
+        "connect": view.CONNECT,
+    }
+    targets = configs.prometheus_targets(settings, hosts, stack="compose")
     files = {
         "kafka/server.properties": _HEADER
         + configs.kafka_server_properties(settings, view.KAFKA_LOG_DIR, view.kafka_network(settings)),

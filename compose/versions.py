@@ -40,6 +40,7 @@ class Versions(BaseModel):
     scylla: str
     prometheus: str
     grafana: str
+    jmx_exporter: str
     python: str
     maven_dependency_plugin: str
     maven_dependency_plugin_no_descriptor: str
@@ -55,6 +56,7 @@ class Versions(BaseModel):
             "apicurio.version": self.apicurio,
             "apicurio-converter.version": self.apicurio_converter,
             "cassandra.version": self.cassandra,
+            "jmx-exporter.version": self.jmx_exporter,
             "maven-dependency-plugin.version": self.maven_dependency_plugin,
         }
 

@@ -296,7 +296,7 @@ def status_cmd(name: Name) -> None:
         )
     if c.failed_trace or c.state == "FAILED":
         raise _fail(
-            f"source {name} FAILED", f"fix the cause above, then `scv sources resume {name}` or re-run add"
+            f"source {name} FAILED", f"fix the cause above, then `scv sources restart {name}` or re-run add"
         )
     paused = [h for h in status.holds if h.whole_source]
     stopped = [h for h in status.holds if not h.whole_source and h.reason == "offset_gap"]
@@ -333,6 +333,16 @@ def resume_cmd(name: Name) -> None:
     for hold in lifted:
         out.print(f"  lifted the replicator's {hold.reason} hold ({hold.detail})", markup=False)
     out.print(f"resumed {name}; next: `scv sources status {name}`")
+
+
+@app.command("restart")
+@reports_errors()
+def restart_cmd(name: Name) -> None:
+    """Restart a FAILED connector and its FAILED tasks, once the cause is fixed."""
+    from connectors.operate import restart_source
+
+    restart_source(name, get_settings())
+    out.print(f"restarted the failed parts of {name}; next: `scv sources status {name}`")
 
 
 @app.command("resnapshot")

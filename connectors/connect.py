@@ -54,6 +54,14 @@ class ConnectClient(RestClient):
         result: list[str] = self._request("GET", "/connectors")
         return sorted(result)
 
+    def overview(self) -> dict[str, tuple[dict[str, str], ConnectorStatus]]:
+        """Every connector's config and status in one request (``?expand=info&expand=status``)."""
+        data: dict[str, Any] = self._request("GET", "/connectors?expand=info&expand=status")
+        return {
+            name: (dict(entry.get("info", {}).get("config", {})), _status(name, entry.get("status", {})))
+            for name, entry in sorted(data.items())
+        }
+
     def get_config(self, name: str) -> dict[str, str] | None:
         result: dict[str, str] | None = self._request("GET", f"/connectors/{name}/config", ok_missing=True)
         return result
@@ -75,24 +83,7 @@ class ConnectClient(RestClient):
 
     def status(self, name: str) -> ConnectorStatus | None:
         data = self._request("GET", f"/connectors/{name}/status", ok_missing=True)
-        if data is None:
-            return None
-        connector = data.get("connector", {})
-        tasks = tuple(
-            TaskStatus(
-                id=int(task["id"]),
-                state=task["state"],
-                worker_id=task.get("worker_id", ""),
-                trace=task.get("trace"),
-            )
-            for task in data.get("tasks", [])
-        )
-        return ConnectorStatus(
-            name=name,
-            state=connector.get("state", "UNKNOWN"),
-            worker_id=connector.get("worker_id", ""),
-            tasks=tasks,
-        )
+        return None if data is None else _status(name, data)
 
     def pause(self, name: str) -> None:
         self._request("PUT", f"/connectors/{name}/pause")
@@ -124,3 +115,22 @@ class ConnectClient(RestClient):
     def delete(self, name: str) -> bool:
         """Delete the connector; False if it did not exist."""
         return self._request("DELETE", f"/connectors/{name}", ok_missing=True) is not None
+
+
+def _status(name: str, data: dict[str, Any]) -> ConnectorStatus:
+    connector = data.get("connector", {})
+    tasks = tuple(
+        TaskStatus(
+            id=int(task["id"]),
+            state=task["state"],
+            worker_id=task.get("worker_id", ""),
+            trace=task.get("trace"),
+        )
+        for task in data.get("tasks", [])
+    )
+    return ConnectorStatus(
+        name=name,
+        state=connector.get("state", "UNKNOWN"),
+        worker_id=connector.get("worker_id", ""),
+        tasks=tasks,
+    )

@@ -39,6 +39,7 @@ __all__ = [
     "list_sources",
     "pause_source",
     "resnapshot_source",
+    "restart_source",
     "resume_source",
     "source_status",
 ]
@@ -302,6 +303,14 @@ def _lift_holds(name: str, settings: Settings, reason: str, topics: set[str] | N
                 )
             store.delete(hold.source, hold.reason, hold.topic, hold.partition)
     return lifted
+
+
+def restart_source(name: str, settings: Settings) -> None:
+    """Restart the connector's FAILED parts (connector and tasks): Kafka Connect never does by itself."""
+    with ConnectClient(settings.connect.url) as connect:
+        _config(connect, name)
+        connect.restart(_names(name).connector)
+    log.info("sources.restarted", source=name)
 
 
 def resnapshot_source(name: str, settings: Settings, tables: list[str] | None = None) -> str:

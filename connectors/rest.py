@@ -29,10 +29,11 @@ class RestClient:
     error: ClassVar[type[SourceError]]
     content_type: ClassVar[str] = "application/json"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout_s: float | None = None) -> None:
         self._url = url.rstrip("/")
+        timeout = _TIMEOUT if timeout_s is None else httpx.Timeout(timeout_s)
         self._http = httpx.Client(
-            base_url=self._url, timeout=_TIMEOUT, headers={"Content-Type": self.content_type}
+            base_url=self._url, timeout=timeout, headers={"Content-Type": self.content_type}
         )
 
     def __enter__(self) -> Self:

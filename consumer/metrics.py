@@ -28,6 +28,8 @@ __all__ = [
     "OFFSET_GAPS",
     "PARTITION_STOPPED",
     "REGISTERED_TABLES",
+    "REPLICATOR_LIVE",
+    "REPLICATOR_READY",
     "SOURCE_PAUSED",
     "STORE_REJECTIONS",
     "VIEW_EVENTS",
@@ -146,6 +148,12 @@ WORKER_RESTARTS = Counter(
     "Times `scv consume --processes N` restarted this worker slot after a crash (exported by the "
     "worker itself, counting its slot's restarts since the supervisor started).",
     ["worker"],
+)
+REPLICATOR_LIVE = Gauge(
+    "scv_replicator_live", "1 while /livez answers 200: the loop progressed recently (consumer/health.py)."
+)
+REPLICATOR_READY = Gauge(
+    "scv_replicator_ready", "1 while /readyz answers 200: partitions assigned and caught up within bound."
 )
 VIEW_EVENTS = Counter(
     "scv_view_events_total", "Customer view changed events produced (one per customer per batch)."

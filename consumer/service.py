@@ -41,14 +41,15 @@ from typing import Any, TypeVar
 import structlog
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from prometheus_client import start_http_server
 
 from consumer.applier import Applier
 from consumer.catalog import MappingCatalog
 from consumer.checkpoint import Checkpoint, KafkaCommitter, Partition
 from consumer.deadletter import DeadLetterQueue
+from consumer.endpoints import serve_endpoints
 from consumer.exceptions import PoisonRecord, ReplicatorError, TransientFailure, Unexpected
 from consumer.gc_pauses import watch_gc_pauses
+from consumer.health import Health
 from consumer.holds import Holds
 from consumer.index_cache import IndexCache
 from consumer.isolation import Isolator
@@ -63,6 +64,7 @@ from consumer.retry import Backoff, ShutdownRequested, retry_transient
 from consumer.view_events import ViewEvents
 from consumer.wire import ApicurioContent, AvroDecoder
 from scv.config.settings import ConsumerSettings, KafkaSettings, RegistrySettings, Settings, StoreSettings
+from scv.contracts.discovery import replicator_client_id
 from scv.kafka.admin import KafkaAdmin, KafkaUnavailable
 from store.exceptions import StoreUnavailable
 from store.holds import HoldStore
@@ -77,7 +79,6 @@ __all__ = ["Replicator", "ShutdownRequested"]
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-_LAG_EVERY_S = 5.0
 # Parked records are kept a month: time to fix the cause and replay them (`scv dlq`).
 _DEAD_LETTER_RETENTION_MS = 30 * 24 * 3600 * 1000
 
@@ -98,7 +99,7 @@ class Replicator:
         self._metrics_port = config.metrics_port if metrics_port is None else metrics_port
         self._backoff = Backoff(config.retry_initial_s, config.retry_max_s)
         self._stopping = False
-        self._lag_at = 0.0
+        self._health = Health(config.live_after_s, config.ready_max_lag_s)
         self._registrations_at = 0.0
         self._redirects_at = 0.0
         self._parked_at = 0.0
@@ -172,7 +173,15 @@ class Replicator:
             self._retry(lambda: self._view_events.start(producer, self._kafka, self._registry.url), "kafka")
             self._consumer = Consumer(self._consumer_config())
             self._checkpoint = Checkpoint(KafkaCommitter(self._consumer))
-            self._lag = LagGauges(self._consumer, self._checkpoint)
+            lag_admin = KafkaAdmin(self._kafka.bootstrap_servers)
+            self._lag = LagGauges(
+                self._consumer,
+                self._checkpoint,
+                lag_admin.watermarks_of,
+                lambda: lag_admin.group_offsets(self._config.group_id),
+                self._health,
+            )
+            self._lag.start(self._config.lag_report_s)
             self._holds = Holds(
                 self._consumer,
                 HoldStore(session, keyspace),
@@ -184,6 +193,7 @@ class Replicator:
                 self._loop()
                 self._checkpoint.commit_pending()
             finally:
+                self._lag.stop()  # before close: it asks the consumer for its assignment
                 self._consumer.close()
                 producer.flush(10)
                 self._dlq.close()
@@ -227,7 +237,7 @@ class Replicator:
     def _serve_metrics(self) -> None:
         host, port = self._config.metrics_host, self._metrics_port
         try:
-            start_http_server(port, addr=host)
+            serve_endpoints(host, port, self._health)
         except OSError as exc:
             raise ReplicatorError(
                 f"cannot serve metrics on {host}:{port}: {exc.strerror}. Another replicator (or another "
@@ -239,6 +249,8 @@ class Replicator:
         config: dict[str, Any] = {
             "bootstrap.servers": self._kafka.bootstrap_servers,
             "group.id": self._config.group_id,
+            # Carries the metrics port: how the exporter finds this process for Prometheus.
+            "client.id": replicator_client_id(self._metrics_port),
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             # Never jump silently: where a partition starts is decided at assignment (_on_assign),
@@ -261,6 +273,7 @@ class Replicator:
     def _loop(self) -> None:
         subscribed = False
         while not self._stopping:
+            self._health.progressed()
             now = time.monotonic()
             if now - self._registrations_at >= self._config.registrations_poll_s:
                 self._registrations_at = now
@@ -295,9 +308,6 @@ class Replicator:
             except ShutdownRequested:
                 log.warning("shutdown_during_outage", uncommitted=len(messages))
                 return
-            if now - self._lag_at >= _LAG_EVERY_S:
-                self._lag_at = now
-                self._lag.report()
             try:
                 self._settle_identity(now)
             except ShutdownRequested:
@@ -563,4 +573,9 @@ class Replicator:
         return record
 
     def _retry(self, action: Callable[[], T], what: str) -> T:
-        return retry_transient(action, what, stopping=lambda: self._stopping, backoff=self._backoff)
+        def stopping() -> bool:
+            # Asked after every failed attempt: a loop retrying an outage is live (consumer/health.py).
+            self._health.progressed()
+            return self._stopping
+
+        return retry_transient(action, what, stopping=stopping, backoff=self._backoff)

@@ -21,6 +21,7 @@ __all__ = [
     "StoreNode",
     "cassandra_yaml",
     "connect_properties",
+    "exporter_environment",
     "kafka_server_properties",
     "log4j2_xml",
     "logback_xml",
@@ -426,19 +427,61 @@ def prometheus_targets(
 ) -> dict[str, str]:
     """file_sd target files (name -> JSON) for compose/config/prometheus.yml.
 
-    ``hosts`` names the host of each scraped service (``prometheus``, ``replicator``) where it is not
-    the stack's host (compose: service names); ``stack`` is the label that tells the shapes apart.
+    ``hosts`` names the host of each scraped service where it is not the stack's host (compose: the
+    service names); given, it also says which services there are: only those it names are listed
+    (compose has no Cassandra, and its replicator has a fixed address). ``stack`` is the label that
+    tells the shapes apart. Natively every JMX agent is listed and replicator.json is not: the
+    pipeline exporter keeps that file, with the replicators it finds in their consumer groups
+    (scv/exporter/discovery.py); `scv stack up` only creates it empty when it is missing.
     """
     st = settings.stack
     where = dict(hosts or {})
-    first = settings.consumer.metrics_port
-    # Up to four replicator processes on one host (`scv consume --processes N`), each on the next
-    # metrics port.
-    replicator = where.get("replicator", st.host)
-    replicators = [f"{replicator}:{port}" for port in range(first, first + 4)]
-    prometheus = f"{where.get('prometheus', st.host)}:{st.prometheus_port}"
+
+    def listed(service: str) -> bool:
+        return hosts is None or service in where
+
     labels = {"stack": stack}
-    return {
-        "prometheus.json": json.dumps([{"targets": [prometheus], "labels": labels}]),
-        "replicator.json": json.dumps([{"targets": replicators, "labels": labels}]),
+    prometheus = f"{where.get('prometheus', st.host)}:{st.prometheus_port}"
+    files = {"prometheus.json": json.dumps([{"targets": [prometheus], "labels": labels}])}
+    if listed("exporter"):
+        exporter = f"{where.get('exporter', settings.exporter.host)}:{settings.exporter.port}"
+        files["exporter.json"] = json.dumps([{"targets": [exporter], "labels": labels}])
+    agents = (
+        ("kafka", st.kafka_jmx_port),
+        ("connect", st.connect_jmx_port),
+        ("cassandra", st.cassandra_jmx_port),
+    )
+    files["jmx.json"] = json.dumps(
+        [
+            {"targets": [f"{where.get(service, st.host)}:{port}"], "labels": labels | {"service": service}}
+            for service, port in agents
+            if listed(service)
+        ]
+    )
+    if "replicator" in where:
+        first = settings.consumer.metrics_port
+        # Up to four replicator processes on one host (`scv consume --processes N`), each on the next
+        # metrics port.
+        replicators = [f"{where['replicator']}:{port}" for port in range(first, first + 4)]
+        files["replicator.json"] = json.dumps([{"targets": replicators, "labels": labels}])
+    return files
+
+
+def exporter_environment(settings: Settings, replicator_targets: Path) -> dict[str, str]:
+    """The settings sections `scv exporter` needs, as SCV_<SECTION> JSON variables.
+
+    The supervisor starts services without the caller's SCV_* variables (a test session's keyspace
+    must not leak into the stack): the exporter gets exactly the resolved sections it reads, so it
+    watches the same cluster the stack was started for. None of them holds a secret (CDC passwords
+    are read from the Connect secret files).
+    """
+    exporter = settings.exporter.model_copy(update={"replicator_targets_file": replicator_targets})
+    sections = {
+        "SCV_KAFKA": settings.kafka,
+        "SCV_REGISTRY": settings.registry,
+        "SCV_CONNECT": settings.connect,
+        "SCV_STORE": settings.store,
+        "SCV_EXPORTER": exporter,
     }
+    env = {name: section.model_dump_json() for name, section in sections.items()}
+    return env | {"SCV_LOG_FORMAT": "json", "SCV_LOG_LEVEL": settings.log_level}

@@ -5,7 +5,7 @@
 An open port proves little (a JVM listens long before it serves), so each check does real work:
 PostgreSQL answers ``SELECT 1``, Kafka round-trips a message, Connect lists the Debezium connector and
 the Avro converter, the registry lists subjects through its Confluent-compatible API, Cassandra answers
-a CQL query, Prometheus reports ready.
+a CQL query, Prometheus reports ready, the exporter serves its own round metrics.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "HEALTH_TOPIC",
     "check_cassandra",
     "check_connect",
+    "check_exporter",
     "check_kafka",
     "check_postgres",
     "check_prometheus",
@@ -196,3 +197,16 @@ def check_prometheus(settings: Settings) -> None:
         raise HealthCheckFailed(f"GET {url}: {exc}") from exc
     if resp.status_code != 200:
         raise HealthCheckFailed(f"GET {url}: HTTP {resp.status_code}")
+
+
+def check_exporter(settings: Settings) -> None:
+    exporter = settings.exporter
+    url = f"http://{exporter.host}:{exporter.port}/metrics"
+    _check_url_port(url)
+    try:
+        resp = httpx.get(url, timeout=_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        raise HealthCheckFailed(f"GET {url}: {exc}") from exc
+    # Any process could hold the port; the exporter's own series say it is the exporter.
+    if resp.status_code != 200 or "scv_exporter_round_errors_total" not in resp.text:
+        raise HealthCheckFailed(f"GET {url}: HTTP {resp.status_code}, not the pipeline exporter's metrics")

@@ -56,6 +56,7 @@ BUNDLES: tuple[MavenBundle, ...] = (
     MavenBundle("cassandra", "dependency:copy-dependencies", {"includeScope": "runtime"}),
     MavenBundle("debezium-postgres", "dependency:unpack"),
     MavenBundle("apicurio-converter", "dependency:copy-dependencies", subdir="apicurio-converter"),
+    MavenBundle("jmx-exporter", "dependency:copy"),
     MavenBundle(
         "apicurio-registry",
         "dependency:unpack",

@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from compose.alerts import PROFILES, render_rules
 from compose.native import configs, health
 from compose.native.exceptions import ServiceStartError
 from compose.native.paths import StackPaths
@@ -64,6 +66,18 @@ def _java() -> str:
 def _gc_log(paths: StackPaths, service: str) -> str:
     # Pauses are what a latency tail is made of on a small shared box: every JVM logs its own.
     return f"-Xlog:gc:file={paths.logs / f'{service}-gc.log'}:time,uptime:filecount=2,filesize=10m"
+
+
+def _jmx_agent(ctx: Context, service: str, port: int) -> str:
+    """The Prometheus JMX exporter agent on ``port``, with the service's rules (compose/config/jmx/).
+
+    The rules are copied into the service's state folder, like every other config it runs with: a
+    running JVM must not depend on the checkout that started it (the agent re-reads its file)."""
+    jar = ctx.bundles["jmx-exporter"] / "jmx_prometheus_javaagent.jar"
+    rules = ctx.paths.state(service) / "jmx-exporter.yml"
+    rules.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(COMPOSE_DIR / "config" / "jmx" / f"{service}.yml", rules)
+    return f"-javaagent:{jar}={ctx.settings.stack.host}:{port}:{rules}"
 
 
 def _jvm_options(heap_mb: int, tmp: Path, gc_log: str, fixed_heap: bool = False) -> list[str]:
@@ -207,6 +221,7 @@ def _prepare_kafka(ctx: Context) -> Launch:
         *_jvm_options(
             ctx.settings.stack.kafka_heap_mb, state / "tmp", _gc_log(ctx.paths, "kafka"), fixed_heap=True
         ),
+        _jmx_agent(ctx, "kafka", ctx.settings.stack.kafka_jmx_port),
         log4j,
         "-cp",
         classpath,
@@ -232,6 +247,7 @@ def _prepare_connect(ctx: Context) -> Launch:
         *_jvm_options(
             ctx.settings.stack.connect_heap_mb, state / "tmp", _gc_log(ctx.paths, "connect"), fixed_heap=True
         ),
+        _jmx_agent(ctx, "connect", ctx.settings.stack.connect_jmx_port),
         f"-Dlog4j2.configurationFile={conf / 'log4j2.xml'}",
         "-cp",
         f"{ctx.bundles['kafka']}/*",
@@ -364,6 +380,7 @@ def _prepare_cassandra(ctx: Context) -> Launch:
         *_CASSANDRA_JDK17,
         # jamm measures object sizes for memtable accounting; the distribution loads it as an agent.
         *(f"-javaagent:{j}" for j in jamm[:1]),
+        _jmx_agent(ctx, "cassandra", ctx.settings.stack.cassandra_jmx_port),
         f"-Dcassandra.config=file://{conf / 'cassandra.yaml'}",
         f"-Dlogback.configurationFile={conf / 'logback.xml'}",
         f"-Dcassandra.logdir={state / 'logs'}",
@@ -389,13 +406,18 @@ def _prepare_cassandra(ctx: Context) -> Launch:
 def _prepare_prometheus(ctx: Context) -> Launch:
     st = ctx.settings.stack
     state = ctx.paths.state("prometheus")
-    targets = state / "targets"
+    targets, rules = state / "targets", state / "rules"
     targets.mkdir(parents=True, exist_ok=True)
+    rules.mkdir(parents=True, exist_ok=True)
     config = state / "prometheus.yml"
     shutil.copyfile(COMPOSE_DIR / "config" / "prometheus.yml", config)
     for name, text in configs.prometheus_targets(ctx.settings).items():
         (targets / name).write_text(text + "\n")
-    # promtool catches a broken config before start, with a message naming the line.
+    replicators = targets / "replicator.json"
+    if not replicators.exists():
+        replicators.write_text("[]\n")  # the exporter fills it (scv/exporter/discovery.py)
+    (rules / "scv-alerts.yml").write_text(render_rules(PROFILES[st.alert_rules]))
+    # promtool catches a broken config or rule file before start, with a message naming the line.
     _run_once("prometheus", ["promtool", "check", "config", str(config)])
     argv = [
         "prometheus",
@@ -404,8 +426,22 @@ def _prepare_prometheus(ctx: Context) -> Launch:
         f"--web.listen-address={st.host}:{st.prometheus_port}",
         "--storage.tsdb.retention.time=3d",
     ]
-    # GOMEMLIMIT bounds the Go heap: scraping four targets needs far less.
+    # GOMEMLIMIT bounds the Go heap: scraping a handful of targets needs far less.
     return Launch(argv=argv, cwd=state, env={"GOMEMLIMIT": "256MiB"})
+
+
+# --- the pipeline exporter ------------------------------------------------------------------------
+
+
+def _prepare_exporter(ctx: Context) -> Launch:
+    # Part of the stack, not of a test or a replicator: Prometheus finds the replicators through it and
+    # its lag must keep moving when every replicator is stopped. It runs the project's own code with the
+    # interpreter that runs `scv stack up`.
+    state = ctx.paths.state("exporter")
+    state.mkdir(parents=True, exist_ok=True)
+    targets = ctx.paths.state("prometheus") / "targets" / "replicator.json"
+    env = configs.exporter_environment(ctx.settings, targets)
+    return Launch(argv=[sys.executable, "-m", "scv.exporter"], cwd=state, env=env)
 
 
 SERVICES: tuple[Service, ...] = (
@@ -433,6 +469,11 @@ SERVICES: tuple[Service, ...] = (
         "prometheus", "Prometheus", (), "prometheus",
         lambda s: f"http://{s.stack.host}:{s.stack.prometheus_port}",
         _prepare_prometheus, health.check_prometheus,
+    ),
+    Service(
+        "exporter", "Pipeline exporter (scv exporter)", ("kafka", "prometheus"), "exporter",
+        lambda s: f"http://{s.exporter.host}:{s.exporter.port}/metrics",
+        _prepare_exporter, health.check_exporter,
     ),
 )  # fmt: skip
 

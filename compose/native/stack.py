@@ -41,6 +41,7 @@ log = structlog.get_logger(__name__)
 # Stopped first: services that write into others on shutdown (Connect commits offsets to Kafka, the
 # registry holds PostgreSQL connections); the services they depend on stop after them.
 _STOP_PHASES: tuple[tuple[str, ...], ...] = (
+    ("exporter",),
     ("connect", "registry", "prometheus", "cassandra"),
     ("kafka", "postgres"),
 )

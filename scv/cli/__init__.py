@@ -35,12 +35,14 @@ _GROUPS: dict[str, _Group] = {
         "consumer.cli:consume", "Apply the change topics of every registered source to the view."
     ),
     "dlq": _Group("consumer.dlq_cli:app", "Dead-letter records: list, show, replay, purge."),
+    "exporter": _Group("scv.exporter.cli:exporter", "Pipeline metrics for Prometheus (lag, slots, ...)."),
     "demo": _Group(
         "scv.cli.demo:app", "The demo systems of record: seed, workload, and the whole demo (run)."
     ),
     "serve": _Group("scv.api.cli:serve", "Serve the HTTP read API (customers' views, bearer tokens)."),
     "schemas": _Group("connectors.cli:schemas_app", "Avro contracts of the project's topics."),
     "sources": _Group("connectors.cli:app", "Onboard and operate CDC sources (Debezium connectors)."),
+    "status": _Group("scv.exporter.cli:status", "Each source OK/WARN/FAIL, why, and what to run next."),
     "stack": _Group(
         "compose.native.cli:app", "The local stack as processes (PostgreSQL, Kafka, Connect, ...)."
     ),

@@ -29,6 +29,7 @@ __all__ = [
     "ApiToken",
     "ConnectSettings",
     "ConsumerSettings",
+    "ExporterSettings",
     "KafkaSettings",
     "PostgresSettings",
     "ReadSettings",
@@ -68,6 +69,14 @@ class StackSettings(BaseModel):
     cql_port: int = 9042
     cassandra_storage_port: int = 7000
     prometheus_port: int = 9090
+    # Prometheus JMX exporter agents (compose/config/jmx/*.yml) inside the JVMs of the stack.
+    kafka_jmx_port: int = 9404
+    connect_jmx_port: int = 9405
+    cassandra_jmx_port: int = 9406
+    # Which alert rules the native Prometheus evaluates (compose/alerts.py): "fast" scales thresholds
+    # and `for:` durations down to seconds so the integration tests see alerts fire on this stack;
+    # "production" is the rule file compose/config/prometheus/rules/scv-alerts.yml as shipped.
+    alert_rules: Literal["production", "fast"] = "fast"
     # Heaps are explicit so the whole stack fits beside the tests on a 2-core, 24 GiB machine.
     kafka_heap_mb: int = 512
     connect_heap_mb: int = 768
@@ -274,6 +283,38 @@ class ConsumerSettings(BaseModel):
     worker_restart_initial_s: float = Field(default=1.0, gt=0)
     worker_restart_max_s: float = Field(default=60.0, gt=0)
     worker_healthy_after_s: float = Field(default=60.0, gt=0)
+    # Health endpoints next to /metrics. /livez: the loop made progress (or waited for records with
+    # nothing to do, or retried an outage) within ``live_after_s``. /readyz: partitions are assigned
+    # and no assigned partition is more than ``ready_max_lag_s`` behind.
+    live_after_s: float = Field(default=60.0, gt=0)
+    ready_max_lag_s: float = Field(default=30.0, gt=0)
+    # How often the lag gauges are refreshed, from their own thread (they keep moving while the loop
+    # is stuck in a batch or an outage).
+    lag_report_s: float = Field(default=5.0, gt=0)
+
+
+class ExporterSettings(BaseModel):
+    """`scv exporter`: the pipeline seen from outside any replicator (scv/exporter)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9390
+    # One round of questions (Kafka offsets, Connect states, slots, probes) every this many seconds.
+    poll_interval_s: float = Field(default=5.0, gt=0)
+    # kafka-lag-exporter's cluster_name label, so its dashboards work on these series.
+    cluster_name: str = "scv"
+    # Consumer groups whose lag is exported (a regex matched against the whole group id).
+    groups: str = ".*"
+    # (offset, time) points kept per partition to turn a committed offset into the time it was
+    # produced (kafka-lag-exporter's lookup table; 120 points at 5 s cover 10 minutes of change).
+    lookup_table_size: int = Field(default=120, ge=2)
+    # Bound on each question the exporter asks (Kafka, Connect, PostgreSQL, registry, store).
+    timeout_s: float = Field(default=5.0, gt=0)
+    # A Prometheus file_sd file the exporter keeps listing the replicators it finds in the consumer
+    # groups (their metrics port travels in their Kafka client.id); empty: no file. The native stack
+    # points it at its Prometheus's targets/replicator.json.
+    replicator_targets_file: Path | None = None
+    # Prometheus, for `scv status` (freshness and dead letters); empty: the native stack's.
+    prometheus_url: str = ""
 
 
 class Settings(BaseSettings):
@@ -293,6 +334,7 @@ class Settings(BaseSettings):
     connect: ConnectSettings = Field(default_factory=ConnectSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
+    exporter: ExporterSettings = Field(default_factory=ExporterSettings)
     read: ReadSettings = Field(default_factory=ReadSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 
@@ -315,6 +357,8 @@ class Settings(BaseSettings):
         connect.secrets_dir = connect.secrets_dir or st.data_dir / "secrets" / "connect"
         connect.worker_secrets_dir = connect.worker_secrets_dir or connect.secrets_dir
         connect.worker_registry_url = connect.worker_registry_url or registry.native_url
+        exporter = self.exporter
+        exporter.prometheus_url = exporter.prometheus_url or f"http://{st.host}:{st.prometheus_port}"
         return self
 
     @classmethod

@@ -4,6 +4,8 @@
         kafka.end_offsets(["crm.public.customers"])        # {'crm.public.customers': 1200}
         kafka.group_lag("scv-replicator", topics)          # records the group has not committed
         kafka.ensure_topic("scv.dead-letter", partitions=6, replication_factor=1)
+        kafka.consumer_groups()                            # [GroupInfo('scv-replicator', members=...)]
+        kafka.group_offsets("scv-replicator")              # every partition the group committed
 
 Watermarks and committed offsets come from the admin API in one batched request per question (not one
 round trip per partition). Nothing here joins a consumer group or commits: asking must never create
@@ -15,6 +17,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -36,7 +39,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-__all__ = ["KafkaAdmin", "KafkaUnavailable", "Partition"]
+__all__ = ["GroupInfo", "GroupMember", "KafkaAdmin", "KafkaUnavailable", "Partition"]
 
 Partition = tuple[str, int]
 
@@ -45,6 +48,21 @@ _TIMEOUT_S = 10.0
 
 class KafkaUnavailable(Exception):
     """The cluster did not answer in time (or refused the request); the message names the question."""
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    client_id: str
+    # The member's address as the broker saw its connection (the container's or host's IP).
+    host: str
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    group_id: str
+    state: str
+    simple: bool
+    members: tuple[GroupMember, ...]
 
 
 class KafkaAdmin:
@@ -203,7 +221,88 @@ class KafkaAdmin:
             behind += max(0, high - (low if position is None else position))
         return behind
 
+    def watermarks_of(self, partitions: Iterable[Partition]) -> dict[Partition, tuple[int, int]]:
+        """(low, high) watermark of each of ``partitions`` (all asked in two batched requests)."""
+        wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
+        lows = self._list_offsets(wanted, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+        highs = self._list_offsets(wanted, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+        return {key: (lows[key], highs[key]) for key in highs}
+
+    # -- consumer groups -------------------------------------------------------------------------
+
+    def consumer_groups(self, only: Iterable[str] | None = None) -> list[GroupInfo]:
+        """Every consumer group the cluster knows (or those of ``only``), with its members."""
+        try:
+            listing = self._admin.list_consumer_groups(request_timeout=self._timeout_s).result(
+                self._timeout_s
+            )
+        except KafkaException as exc:
+            raise KafkaUnavailable(
+                f"Kafka at {self._bootstrap} did not list its consumer groups: {exc}"
+            ) from exc
+        wanted = None if only is None else set(only)
+        simple = {
+            g.group_id: bool(g.is_simple_consumer_group)
+            for g in listing.valid
+            if wanted is None or g.group_id in wanted
+        }
+        if not simple:
+            return []
+        futures = self._admin.describe_consumer_groups(list(simple), request_timeout=self._timeout_s)
+        groups: list[GroupInfo] = []
+        for group_id, future in futures.items():
+            try:
+                described = future.result(self._timeout_s)
+            except KafkaException:
+                # A group deleted between the listing and the describe: it has nothing to report.
+                continue
+            members = tuple(
+                GroupMember(client_id=str(m.client_id), host=str(m.host).lstrip("/"))
+                for m in described.members
+            )
+            state = getattr(described.state, "name", str(described.state))
+            groups.append(GroupInfo(group_id, state, simple[group_id], members))
+        return sorted(groups, key=lambda g: g.group_id)
+
+    def group_offsets(self, group: str) -> dict[Partition, int]:
+        """Every partition ``group`` has committed an offset for, with that offset."""
+        request = [ConsumerGroupTopicPartitions(group)]
+        future = self._admin.list_consumer_group_offsets(request, request_timeout=self._timeout_s)[group]
+        try:
+            result = future.result(self._timeout_s)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"committed offsets of group {group}: {exc}") from exc
+        return {
+            (tp.topic, tp.partition): int(tp.offset) for tp in result.topic_partitions or [] if tp.offset >= 0
+        }
+
     # -- records ---------------------------------------------------------------------------------
+
+    def record_times(self, offsets: Mapping[Partition, int]) -> dict[Partition, datetime]:
+        """When the record at each given offset was written (its timestamp); a partition whose record
+        is gone (retention) answers with the next one, and one that has none is left out."""
+        assignment = [
+            TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()
+        ]
+        if not assignment:
+            return {}
+        found: dict[Partition, datetime] = {}
+        consumer = self._reader()
+        try:
+            consumer.assign(assignment)
+            deadline = time.monotonic() + self._timeout_s
+            while len(found) < len(assignment) and time.monotonic() < deadline:
+                message = consumer.poll(0.2)
+                if message is None or message.error() is not None:
+                    continue
+                key = (str(message.topic()), int(message.partition() or 0))
+                if key not in found:
+                    found[key] = datetime.fromtimestamp(message.timestamp()[1] / 1000, UTC)
+                    # Nothing more is needed from this partition: stop it fetching.
+                    consumer.pause([TopicPartition(key[0], key[1])])
+        finally:
+            consumer.close()
+        return found
 
     def last_record_time(self, topics: Iterable[str]) -> datetime | None:
         """The newest record timestamp across ``topics`` (reads the last record of each partition)."""

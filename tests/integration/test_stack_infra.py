@@ -305,6 +305,7 @@ def test_stack_status_json_reports_every_service_healthy(stack: Settings) -> Non
         "registry",
         "cassandra",
         "prometheus",
+        "exporter",
     }
     for s in statuses:
         assert set(s) >= {"name", "healthy", "endpoint", "pid"}

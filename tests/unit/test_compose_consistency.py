@@ -10,7 +10,7 @@ import yaml
 
 from compose.native.services import SERVICES
 from compose.versions import COMPOSE_DIR, load_versions
-from scv.config.settings import ConsumerSettings, StackSettings
+from scv.config.settings import ConsumerSettings, ExporterSettings, StackSettings
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,7 @@ def test_host_ports_match_settings_defaults(compose: dict[str, Any]) -> None:
         "scylla": st.cql_port,
         "prometheus": st.prometheus_port,
         "replicator": ConsumerSettings().metrics_port,
+        "exporter": ExporterSettings().port,
     }
     for name, port in expected.items():
         assert port in _host_ports(_service(compose, name)), name
@@ -88,6 +89,19 @@ def test_every_native_service_has_a_compose_counterpart(compose: dict[str, Any])
 def test_prometheus_config_is_the_file_the_native_stack_uses(compose: dict[str, Any]) -> None:
     volumes = _service(compose, "prometheus")["volumes"]
     assert "./config/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in volumes
+    assert "./config/prometheus-rules:/etc/prometheus/rules:ro" in volumes
     config = yaml.safe_load((COMPOSE_DIR / "config" / "prometheus.yml").read_text())
     jobs = {job["job_name"] for job in config["scrape_configs"]}
-    assert jobs == {"prometheus", "scv-replicator"}
+    assert jobs == {"prometheus", "scv-replicator", "scv-exporter", "jmx"}
+    assert config["rule_files"] == ["rules/*.yml"]
+
+
+def test_every_scrape_job_has_compose_targets() -> None:
+    from compose.generated import GENERATED_DIR
+
+    config = yaml.safe_load((COMPOSE_DIR / "config" / "prometheus.yml").read_text())
+    for job in config["scrape_configs"]:
+        for sd in job["file_sd_configs"]:
+            for name in sd["files"]:
+                path = GENERATED_DIR / "prometheus" / name
+                assert path.exists(), f"job {job['job_name']}: no compose targets file {path}"

@@ -52,6 +52,7 @@ HEALTHCHECK_COMMANDS = {
     # The project's image is python:*-slim (compose/Dockerfile): no curl, an interpreter.
     "replicator": "python",
     "api": "python",
+    "exporter": "python",
 }
 # Services that run and stay up; the one-shots and the CLI do not restart.
 LONG_RUNNING = {
@@ -64,6 +65,7 @@ LONG_RUNNING = {
     "grafana",
     "replicator",
     "api",
+    "exporter",
 }
 # Where each service keeps the data it must not lose with its container (its image's data folder).
 DATA_PATHS = {
@@ -161,7 +163,7 @@ def test_compose_file_validates_against_the_compose_specification(compose: dict[
 
 def test_scv_services_share_one_image_and_build(services: dict[str, dict[str, Any]]) -> None:
     scv = {name: svc for name, svc in services.items() if _uses_scv_image(svc)}
-    assert set(scv) == {"migrate", "replicator", "api", "scv"}
+    assert set(scv) == {"migrate", "replicator", "api", "scv", "exporter"}
     assert len({yaml.safe_dump(svc["build"]) for svc in scv.values()}) == 1
     assert all(svc["build"]["dockerfile"] == "compose/Dockerfile" for svc in scv.values())
 

@@ -86,9 +86,35 @@ def test_cassandra_yaml_is_valid_yaml_bound_to_loopback(tmp_path: Path) -> None:
     assert config["num_tokens"] == 16
 
 
-def test_prometheus_targets_cover_four_replicator_ports(tmp_path: Path) -> None:
-    targets = yaml.safe_load(configs.prometheus_targets(_settings(tmp_path))["replicator.json"])
-    assert targets[0]["targets"] == [f"127.0.0.1:{p}" for p in range(9400, 9404)]
+def test_prometheus_targets_cover_the_exporter_and_every_jmx_agent(tmp_path: Path) -> None:
+    targets = configs.prometheus_targets(_settings(tmp_path))
+    # The exporter keeps replicator.json: the stack must not overwrite its list at every start.
+    assert "replicator.json" not in targets
+    exporter = yaml.safe_load(targets["exporter.json"])
+    assert exporter[0]["targets"] == ["127.0.0.1:9390"]
+    jmx = {group["labels"]["service"]: group["targets"] for group in yaml.safe_load(targets["jmx.json"])}
+    assert jmx == {
+        "kafka": ["127.0.0.1:9404"],
+        "connect": ["127.0.0.1:9405"],
+        "cassandra": ["127.0.0.1:9406"],
+    }
+
+
+def test_exporter_gets_the_stack_sections_without_secrets(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    env = configs.exporter_environment(settings, tmp_path / "replicator.json")
+    assert yaml.safe_load(env["SCV_KAFKA"])["bootstrap_servers"] == "127.0.0.1:19092"
+    assert yaml.safe_load(env["SCV_EXPORTER"])["replicator_targets_file"] == str(tmp_path / "replicator.json")
+    assert "SCV_POSTGRES" not in env
+    # Read back as the exporter reads its settings.
+    restored = Settings.model_validate(
+        {
+            k.removeprefix("SCV_").lower(): yaml.safe_load(v)
+            for k, v in env.items()
+            if k not in ("SCV_LOG_FORMAT", "SCV_LOG_LEVEL")
+        }
+    )
+    assert restored.connect.secrets_dir == settings.connect.secrets_dir
 
 
 def test_bundle_dir_changes_when_a_version_changes(tmp_path: Path) -> None:
@@ -109,3 +135,17 @@ def test_services_are_listed_after_their_dependencies() -> None:
     for svc in SERVICES:
         assert set(svc.depends_on) <= seen, svc.name
         seen.add(svc.name)
+
+
+def test_jmx_agent_runs_with_a_copy_of_the_services_rules(tmp_path: Path) -> None:
+    from compose.native.services import Context, _jmx_agent
+    from compose.versions import COMPOSE_DIR
+
+    settings = _settings(tmp_path)
+    ctx = Context(
+        settings, StackPaths.of(settings.stack), load_versions(), {"jmx-exporter": tmp_path / "jmx"}
+    )
+    flag = _jmx_agent(ctx, "connect", 9405)
+    rules = tmp_path / "data" / "connect" / "jmx-exporter.yml"
+    assert flag == f"-javaagent:{tmp_path / 'jmx' / 'jmx_prometheus_javaagent.jar'}=127.0.0.1:9405:{rules}"
+    assert rules.read_text() == (COMPOSE_DIR / "config" / "jmx" / "connect.yml").read_text()
