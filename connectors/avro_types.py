@@ -3,8 +3,11 @@
     avro_type_for("numeric(12,2)")   # {'type': 'bytes', 'logicalType': 'decimal', ..., 'connect.name': ...}
 
 Used by `scv schemas check` to predict the schema Debezium will register after a DDL change, so the
-registry can be asked *before* the change ships. The mapping follows Debezium's PostgreSQL type table
-for decimal.handling.mode=precise and time.precision.mode=adaptive_time_microseconds.
+registry can be asked *before* the change ships. The mapping follows what Debezium 3.5 registers under
+this project's connector settings (connectors/render.py): decimal.handling.mode=string,
+time.precision.mode=adaptive_time_microseconds, interval.handling.mode=string,
+include.unknown.datatypes=true. Schema parameters (the propagated source type) do not matter for
+compatibility and are not predicted.
 """
 
 from __future__ import annotations
@@ -37,7 +40,35 @@ _SIMPLE: dict[str, Any] = {
     "uuid": {"type": "string", "connect.name": "io.debezium.data.Uuid", "connect.version": 1},
     "json": {"type": "string", "connect.name": "io.debezium.data.Json", "connect.version": 1},
     "jsonb": {"type": "string", "connect.name": "io.debezium.data.Json", "connect.version": 1},
+    "hstore": {"type": "string", "connect.name": "io.debezium.data.Json", "connect.version": 1},
+    "xml": {"type": "string", "connect.name": "io.debezium.data.Xml", "connect.version": 1},
+    "tsvector": {"type": "string", "connect.name": "io.debezium.data.Tsvector", "connect.version": 1},
+    "interval": {"type": "string", "connect.name": "io.debezium.time.Interval", "connect.version": 1},
+    # NUMERIC and MONEY travel as text (decimal.handling.mode=string).
+    "numeric": "string",
+    "money": "string",
+    "bit": "boolean",
+    "point": {
+        "type": "record",
+        "name": "Point",
+        "namespace": "io.debezium.data.geometry",
+        "fields": [
+            {"name": "x", "type": "double"},
+            {"name": "y", "type": "double"},
+            {"name": "wkb", "type": ["null", "bytes"], "default": None},
+            {"name": "srid", "type": ["null", "int"], "default": None},
+        ],
+        "connect.name": "io.debezium.data.geometry.Point",
+    },
 }
+# Types Debezium has no mapping for: the bytes of their text form (include.unknown.datatypes).
+_UNKNOWN = frozenset(
+    {
+        "line", "lseg", "box", "path", "polygon", "circle", "tsquery", "pg_lsn", "txid_snapshot",
+        "int4multirange", "int8multirange", "nummultirange", "tsmultirange", "tstzmultirange",
+        "datemultirange",
+    }
+)  # fmt: skip
 
 
 def avro_type_for(pg_type: str) -> Any:
@@ -51,30 +82,26 @@ def avro_type_for(pg_type: str) -> Any:
 def _scalar(pg_type: str) -> Any:
     if pg_type in _SIMPLE:
         return _SIMPLE[pg_type]
+    if pg_type in _UNKNOWN:
+        return "bytes"
+    if pg_type.startswith(("bit(", "bit varying")):
+        bits = re.fullmatch(r"bit\((\d+)\)", pg_type)
+        if bits and bits.group(1) == "1":
+            return "boolean"
+        return {"type": "bytes", "connect.name": "io.debezium.data.Bits", "connect.version": 1}
     if pg_type.startswith("timestamp") and "with time zone" not in pg_type:
+        # timestamp(0)..timestamp(3) are milliseconds, timestamp(4..6) microseconds (adaptive).
+        precision = re.search(r"\((\d)\)", pg_type)
+        if precision and int(precision.group(1)) <= 3:
+            return {"type": "long", "connect.name": "io.debezium.time.Timestamp", "connect.version": 1}
         return {"type": "long", "connect.name": "io.debezium.time.MicroTimestamp", "connect.version": 1}
     if pg_type.startswith("time") and "with time zone" not in pg_type:
         return {"type": "long", "connect.name": "io.debezium.time.MicroTime", "connect.version": 1}
-    match = re.fullmatch(r"numeric\((\d+),(\d+)\)", pg_type.replace(" ", ""))
-    if match:
-        precision, scale = match.groups()
-        return {
-            "type": "bytes",
-            "logicalType": "decimal",
-            "precision": int(precision),
-            "scale": int(scale),
-            "connect.name": "org.apache.kafka.connect.data.Decimal",
-            "connect.parameters": {"scale": scale, "connect.decimal.precision": precision},
-        }
-    if pg_type == "numeric":
-        return {
-            "type": "record",
-            "name": "VariableScaleDecimal",
-            "namespace": "io.debezium.data",
-            "fields": [{"name": "scale", "type": "int"}, {"name": "value", "type": "bytes"}],
-            "connect.name": "io.debezium.data.VariableScaleDecimal",
-        }
-    # character varying(n), character(n), enums, citext, inet, ...: strings.
+    if pg_type.startswith("numeric"):
+        return "string"
+    if pg_type.startswith("interval"):
+        return _SIMPLE["interval"]
+    # character varying(n), character(n), enums, citext, inet, ranges, ...: strings.
     return "string"
 
 
@@ -86,10 +113,13 @@ def _strip_null(schema: Any) -> Any:
 
 
 def _signature(schema: Any) -> tuple[Any, ...]:
-    """What matters for compatibility: primitive type, logical/connect name, decimal scale, items."""
+    """What matters for compatibility: primitive type, logical/connect name, decimal scale, items.
+
+    A plain ``"long"`` and ``{"type": "long", "connect.parameters": {...}}`` (a primitive carrying the
+    propagated source type) are the same type."""
     schema = _strip_null(schema)
     if isinstance(schema, str):
-        return (schema,)
+        return (schema, None, None, ())
     if isinstance(schema, dict):
         kind = schema.get("type")
         if isinstance(kind, dict | list):

@@ -17,6 +17,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from connectors.exceptions import SchemaDrift, SourceError, ValidationFailed
@@ -40,7 +41,7 @@ R = TypeVar("R")
 
 
 def _fail(message: str, next_step: str | None = None) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
     if next_step:
         err.print(f"next: {next_step}", highlight=False)
     return typer.Exit(1)
@@ -125,11 +126,22 @@ def add_cmd(
         )
     for info in result.infos:
         out.print(f"[blue]info:[/blue] {info}", highlight=False)
-    out.print(f"[green]added[/green] {result.name}: connector {result.connector} RUNNING, snapshot done")
+    if result.updated:
+        # The initial snapshot ran when the source was first added; only new tables were read now.
+        out.print(f"[green]updated[/green] {result.name}: connector {result.connector} RUNNING, streaming")
+    else:
+        out.print(f"[green]added[/green] {result.name}: connector {result.connector} RUNNING, snapshot done")
     for table, rows in result.rows.items():
-        out.print(
-            f"  {table}: {rows} rows -> {result.records.get(table, 0)} records in {spec.names.topic(table)}"
-        )
+        topic = spec.names.topic(table)
+        if table in result.snapshotted:
+            out.print(
+                f"  {table}: new table, {rows} existing rows snapshotted incrementally -> "
+                f"{result.records.get(table, 0)} records in {topic}"
+            )
+        elif result.updated:
+            out.print(f"  {table}: already captured, streaming on ({topic})")
+        else:
+            out.print(f"  {table}: {rows} rows -> {result.records.get(table, 0)} records in {topic}")
     if result.compatibility_set:
         out.print(f"  compatibility {spec.compatibility} on {len(result.compatibility_set)} subjects")
     if result.compatibility_pending:
@@ -257,9 +269,47 @@ def status_cmd(name: Name) -> None:
         f"  last event: {status.last_event_at or 'none yet'}; "
         f"last heartbeat: {status.last_heartbeat_at or 'none'}"
     )
+    for hold in status.holds:
+        where = (
+            "replicator: consumption paused"
+            if hold.whole_source
+            else f"replicator: {hold.topic}[{hold.partition}]"
+        )
+        out.print(
+            f"  {where} ({hold.reason} since {hold.since:%Y-%m-%d %H:%M:%S}Z): {hold.detail}", markup=False
+        )
+    if status.record_too_large is not None:
+        limit = get_settings().kafka.max_record_bytes
+        rows = "; ".join(
+            f"{row.table} {', '.join(f'{k}={v}' for k, v in row.key.items()) or '(no primary key)'} "
+            f"({row.bytes:,} bytes as text)"
+            for row in status.oversized
+        )
+        raise _fail(
+            f"source {name} stopped on a change record over the maximum record size ({limit:,} bytes; "
+            f"README, 'Maximum record size'): {status.record_too_large}. Rows of {name} near or over it: "
+            f"{rows or 'none now (the row changed since; the Connect worker log names the topic)'}. Nothing "
+            f"after that change was captured, nothing was skipped",
+            f"exclude the oversized column (exclude_columns) and re-run `scv sources add`, or raise "
+            f"SCV_KAFKA__MAX_RECORD_BYTES on the whole stack; shrinking the row does not help (the change "
+            f"is already in the WAL); then `scv sources status {name}`",
+        )
     if c.failed_trace or c.state == "FAILED":
         raise _fail(
             f"source {name} FAILED", f"fix the cause above, then `scv sources restart {name}` or re-run add"
+        )
+    paused = [h for h in status.holds if h.whole_source]
+    stopped = [h for h in status.holds if not h.whole_source and h.reason == "offset_gap"]
+    if paused:
+        raise _fail(
+            f"the replicator holds back source {name} ({paused[0].reason})",
+            f"`scv dlq list --source {name}` shows the parked records; fix the cause, then "
+            f"`scv sources resume {name}` and `scv dlq replay --source {name}`",
+        )
+    if stopped:
+        raise _fail(
+            f"{len(stopped)} partition(s) of {name} stopped: retention deleted records never applied",
+            f"`scv sources resnapshot {name}` re-reads the tables and restarts them",
         )
 
 
@@ -279,7 +329,9 @@ def resume_cmd(name: Name) -> None:
     """Resume a paused connector; changes made meanwhile stream from the slot."""
     from connectors.operate import resume_source
 
-    resume_source(name, get_settings())
+    lifted = resume_source(name, get_settings())
+    for hold in lifted:
+        out.print(f"  lifted the replicator's {hold.reason} hold ({hold.detail})", markup=False)
     out.print(f"resumed {name}; next: `scv sources status {name}`")
 
 
@@ -314,21 +366,26 @@ def remove_cmd(
     name: Name,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
     delete_topics: Annotated[bool, typer.Option(help="Also delete the source's topics")] = False,
+    purge_view: Annotated[bool, typer.Option(help="Also delete the source's entities from the view")] = False,
 ) -> None:
     """Delete the connector and its offsets, drop slot and publication, delete the registration."""
-    from connectors.onboard import remove_source_report
+    from connectors.onboard import remove_source_report, source_names
 
-    if not yes and not typer.confirm(
-        f"Remove source {name}: connector scv-{name}, its slot and publication, its registration?"
-    ):
+    names = source_names(name)  # refused before anything is asked or done
+    also = " and every entity of it in the view" if purge_view else ""
+    question = f"Remove source {name}: connector {names.connector}, its slot, publication and registration"
+    if not yes and not typer.confirm(f"{question}{also}?"):
         raise _fail("not confirmed; nothing was changed", f"`scv sources remove {name} --yes`")
-    result = remove_source_report(name, get_settings(), delete_topics_too=delete_topics)
+    result = remove_source_report(
+        name, get_settings(), delete_topics_too=delete_topics, purge_view=purge_view
+    )
     for line in result.done:
         out.print(f"  {line}")
     if result.pending_sql:
         out.print("The source database is not the stack's PostgreSQL; a DBA must run:")
         print("\n".join(result.pending_sql))
-    out.print("next: the view keeps this source's data; topics are kept unless --delete-topics")
+    kept = "the view keeps this source's data (--purge-view deletes it); " if not purge_view else ""
+    out.print(f"next: {kept}topics are kept unless --delete-topics; replicators drop them within seconds")
 
 
 @schemas_app.command("export")

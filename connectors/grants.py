@@ -12,6 +12,8 @@ add it to a publication; Debezium then only uses it (publication.autocreate.mode
 
 from __future__ import annotations
 
+import shlex
+
 import psycopg
 from psycopg import sql
 
@@ -23,70 +25,111 @@ __all__ = ["PASSWORD_PLACEHOLDER", "apply_grants_locally", "grant_sql", "grant_s
 PASSWORD_PLACEHOLDER = "CHANGE_ME"
 
 
-def _ident(qualified: str) -> str:
+def _sql(composed: sql.Composable) -> str:
+    # Every identifier and literal is quoted by psycopg (sql.Identifier / sql.Literal), never by hand:
+    # a name the spec allows cannot end a quote, a comment or a statement (connectors/spec.py refuses
+    # the names no quoting makes safe, such as ones holding control characters).
+    return composed.as_string(None)
+
+
+def _table(qualified: str) -> sql.Identifier:
     schema, table = qualified.split(".", 1)
-    return f'"{schema}"."{table}"' if not (schema.islower() and table.islower()) else qualified
+    return sql.Identifier(schema, table)
 
 
-def _role(spec: SourceSpec) -> str:
-    user = spec.database.user
-    return user if user.islower() and user.replace("_", "").isalnum() else f'"{user}"'
+def _dollar_quoted(body: str) -> str:
+    """A DO block whose dollar-quote tag does not occur in its body (a literal there cannot end it)."""
+    tag, n = "$scv$", 0
+    while tag in body:
+        n += 1
+        tag = f"$scv{n}$"
+    return f"DO {tag} BEGIN\n{body}\nEND {tag}"
 
 
 def grant_statements(spec: SourceSpec, *, password_sql: str | None = None) -> list[tuple[str, str]]:
     """(comment, statement) pairs in execution order. ``password_sql`` replaces the placeholder
     literal (e.g. a SCRAM verifier, quoted) when the statements are run by a program."""
-    role = _role(spec)
-    db = spec.database.dbname
-    password = password_sql or f"'{PASSWORD_PLACEHOLDER}'"
+    user = spec.database.user
+    role = sql.Identifier(user)
+    password = sql.SQL(password_sql) if password_sql else sql.Literal(PASSWORD_PLACEHOLDER)
     captured = [*spec.tables, spec.signal_table, spec.heartbeat_table]
     schemas = sorted({t.split(".", 1)[0] for t in captured})
-    signal = _ident(spec.signal_table)
-    heartbeat = _ident(spec.heartbeat_table)
-    tables = ", ".join(_ident(t) for t in captured)
+    signal = _table(spec.signal_table)
+    heartbeat = _table(spec.heartbeat_table)
+    tables = sql.SQL(", ").join(_table(t) for t in captured)
+    publication = spec.names.publication
+    create_role = _sql(
+        sql.SQL(
+            "  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN\n"
+            "    CREATE ROLE {role} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE "
+            "PASSWORD {password};\n  END IF;"
+        ).format(name=sql.Literal(user), role=role, password=password)
+    )
     out: list[tuple[str, str]] = [
         (
             "The CDC role: LOGIN for the snapshot, REPLICATION for the slot, nothing else. Set a real "
             "password (and put it where the spec's password_env/password_file points).",
-            f"DO $$ BEGIN\n"
-            f"  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{spec.database.user}') THEN\n"
-            f"    CREATE ROLE {role} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE "
-            f"PASSWORD {password};\n  END IF;\nEND $$",
+            _dollar_quoted(create_role),
         ),
-        ("", f'GRANT CONNECT ON DATABASE "{db}" TO {role}'),
+        (
+            "",
+            _sql(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    sql.Identifier(spec.database.dbname), role
+                )
+            ),
+        ),
     ]
-    out.extend(("", f"GRANT USAGE ON SCHEMA {s} TO {role}") for s in schemas)
+    out.extend(
+        ("", _sql(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(s), role))) for s in schemas
+    )
     out.append(
         (
             "The initial and incremental snapshots SELECT each captured table.",
-            f"GRANT SELECT ON {', '.join(_ident(t) for t in spec.tables)} TO {role}",
+            _sql(
+                sql.SQL("GRANT SELECT ON {} TO {}").format(
+                    sql.SQL(", ").join(_table(t) for t in spec.tables), role
+                )
+            ),
         )
+    )
+    publish = _sql(
+        sql.SQL(
+            "  IF EXISTS (SELECT FROM pg_publication WHERE pubname = {name}) THEN\n"
+            "    ALTER PUBLICATION {publication} SET TABLE {tables};\n  ELSE\n"
+            "    CREATE PUBLICATION {publication} FOR TABLE {tables};\n  END IF;"
+        ).format(name=sql.Literal(publication), publication=sql.Identifier(publication), tables=tables)
     )
     out.extend(
         [
             (
                 "Incremental snapshots: `scv sources resnapshot` writes execute-snapshot rows here and "
                 "Debezium writes its window markers (id/type/data is Debezium's signal layout).",
-                f"CREATE TABLE IF NOT EXISTS {signal} (\n  id varchar(42) PRIMARY KEY,\n"
-                f"  type varchar(32) NOT NULL,\n  data varchar(2048)\n)",
+                _sql(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {} (\n  id varchar(42) PRIMARY KEY,\n"
+                        "  type varchar(32) NOT NULL,\n  data varchar(2048)\n)"
+                    ).format(signal)
+                ),
             ),
-            ("", f"GRANT SELECT, INSERT, UPDATE, DELETE ON {signal} TO {role}"),
+            ("", _sql(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(signal, role))),
             (
                 "Heartbeats: Debezium upserts one row per source so WAL advances on an idle database "
                 "and the slot does not hold back the server's WAL.",
-                f"CREATE TABLE IF NOT EXISTS {heartbeat} (\n  source text PRIMARY KEY,\n"
-                f"  beat_at timestamptz NOT NULL\n)",
+                _sql(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {} (\n  source text PRIMARY KEY,\n"
+                        "  beat_at timestamptz NOT NULL\n)"
+                    ).format(heartbeat)
+                ),
             ),
-            ("", f"GRANT SELECT, INSERT, UPDATE ON {heartbeat} TO {role}"),
+            ("", _sql(sql.SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {}").format(heartbeat, role))),
             (
                 "The publication Debezium reads: the captured tables, the signal table (its window "
                 "markers must stream back) and the heartbeat table (its changes advance the slot).",
                 # ALTER on a re-run rather than DROP + CREATE: a running connector's walsender
                 # would fail on a publication that disappears under it.
-                f"DO $$ BEGIN\n  IF EXISTS (SELECT FROM pg_publication WHERE pubname = "
-                f"'{spec.names.publication}') THEN\n"
-                f"    ALTER PUBLICATION {spec.names.publication} SET TABLE {tables};\n  ELSE\n"
-                f"    CREATE PUBLICATION {spec.names.publication} FOR TABLE {tables};\n  END IF;\nEND $$",
+                _dollar_quoted(publish),
             ),
         ]
     )
@@ -95,10 +138,12 @@ def grant_statements(spec: SourceSpec, *, password_sql: str | None = None) -> li
 
 def grant_sql(spec: SourceSpec) -> str:
     """The script for the DBA: run it in database ``spec.database.dbname`` as a table owner."""
+    dbname = spec.database.dbname
+    database = _sql(sql.Identifier(dbname))
     lines = [
-        f"-- scv source {spec.name!r}: least-privilege CDC setup for database {spec.database.dbname}.",
+        f"-- scv source {spec.name!r}: least-privilege CDC setup for database {database}.",
         f"-- Review, replace {PASSWORD_PLACEHOLDER}, then run as the tables' owner (or a superuser):",
-        f"--   psql -d {spec.database.dbname} -v ON_ERROR_STOP=1 -f this-file.sql",
+        f"--   psql -d {shlex.quote(dbname)} -v ON_ERROR_STOP=1 -f this-file.sql",
         "-- Server prerequisite (postgresql.conf, needs a restart): wal_level = logical, and one free",
         "-- max_replication_slots and max_wal_senders for this source.",
         "BEGIN;",

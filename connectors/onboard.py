@@ -13,7 +13,15 @@
    snapshot; the per-table record counts against the row counts are reported to ``on_progress``
    (the CLI draws them as progress bars: connectors/progress.py);
 5. set the registry compatibility of each topic's key/value subject;
-6. write the mapping registration to the store: from here the replicator applies the source.
+6. write the mapping registration to the store: from here the replicator applies the source;
+7. on a re-run that adds tables, snapshot the rows those tables already hold: an incremental snapshot
+   (Debezium's execute-snapshot signal, while streaming goes on), waited for until their topics hold
+   at least as many records as the tables had rows. Debezium's initial snapshot runs only once per
+   connector, so without this the new tables' existing rows would never reach the view.
+
+``remove`` deletes the connector, its offsets, slot, publication, registration and secret; with
+``purge_view`` it first deletes the source's entities from the view (every entity its index knows,
+with a write timestamp newer than any of its changes, so nothing still in flight brings one back).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 import structlog
@@ -36,6 +45,7 @@ from connectors.exceptions import (
     ValidationFailed,
 )
 from connectors.mapping import mapping_from_spec
+from connectors.operate import captured_tables, resnapshot_source
 from connectors.registered import registered_mappings
 from connectors.registry import RegistryClient
 from connectors.render import render_connector_config
@@ -44,6 +54,7 @@ from connectors.spec import SourceSpec
 from connectors.validate import validate_source
 from scv.config.settings import Settings
 from scv.contracts.naming import SourceNames
+from scv.contracts.registration import SourceMapping
 from scv.kafka.admin import KafkaAdmin
 
 __all__ = [
@@ -76,6 +87,9 @@ class AddResult:
     compatibility_set: list[str] = field(default_factory=list)
     compatibility_pending: list[str] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)
+    # A re-run: the connector existed. Tables it did not capture before, and their rows snapshotted.
+    updated: bool = False
+    snapshotted: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,7 @@ class RemoveResult:
     done: list[str] = field(default_factory=list)
     # SQL left for a DBA when the source is not on the stack's PostgreSQL.
     pending_sql: list[str] = field(default_factory=list)
+    entities_purged: int = 0
 
 
 def _row_counts(spec: SourceSpec) -> dict[str, int]:
@@ -226,6 +241,7 @@ def onboard_source(
     with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
         baseline = kafka.end_offsets([beat_topic])[beat_topic]
     with ConnectClient(settings.connect.url) as connect:
+        previous = connect.get_config(spec.names.connector)
         connect.put_config(spec.names.connector, config)
         log.info("sources.connector_put", source=spec.name, connector=spec.names.connector)
         records = _wait_streaming(
@@ -237,6 +253,7 @@ def onboard_source(
             on_progress=on_progress,
             timeout_s=timeout_s,
         )
+    new_tables = [t for t in spec.tables if previous is not None and t not in captured_tables(previous)]
     result = AddResult(
         name=spec.name,
         connector=spec.names.connector,
@@ -244,11 +261,53 @@ def onboard_source(
         rows=rows,
         records=records,
         infos=report.infos,
+        updated=previous is not None,
     )
     _set_compatibility(spec, settings, result)
     _register(spec, settings)
-    log.info("sources.added", source=spec.name, compatibility=spec.compatibility)
+    if new_tables:
+        result.snapshotted = {t: rows[t] for t in new_tables}
+        result.records.update(
+            _snapshot_new_tables(
+                spec, settings, new_tables, rows, on_progress=on_progress, timeout_s=timeout_s
+            )
+        )
+    log.info("sources.added", source=spec.name, compatibility=spec.compatibility, snapshotted=new_tables)
     return result
+
+
+def _snapshot_new_tables(
+    spec: SourceSpec,
+    settings: Settings,
+    tables: list[str],
+    rows: dict[str, int],
+    *,
+    on_progress: ProgressCallback | None,
+    timeout_s: float,
+) -> dict[str, int]:
+    """Step 7: signal an incremental snapshot of ``tables``, wait until their rows are in Kafka."""
+    names = spec.names
+    topics = {table: names.topic(table) for table in tables}
+    with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
+        before = kafka.end_offsets(topics.values())
+    resnapshot_source(spec.name, settings, tables)
+    report = on_progress or (lambda _progress: None)
+    wanted = {table: rows[table] for table in tables}
+    deadline = time.monotonic() + timeout_s
+    with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
+        while True:
+            ends = kafka.end_offsets(topics.values())
+            records = {table: ends[topic] - before[topic] for table, topic in topics.items()}
+            report(SnapshotProgress(names.connector, "incremental snapshot", wanted, records))
+            if all(records[table] >= wanted[table] for table in tables):
+                return records
+            if time.monotonic() > deadline:
+                raise OnboardingTimeout(
+                    f"the incremental snapshot of {', '.join(tables)} has produced {records} of {wanted} "
+                    f"records after {timeout_s:.0f}s; it goes on in the background: follow it with "
+                    f"`scv sources status {spec.name}` (re-running `add` signals it again, harmlessly)"
+                )
+            time.sleep(_POLL_S)
 
 
 def register_source(spec: SourceSpec, settings: Settings) -> AddResult:
@@ -307,15 +366,26 @@ def _wait_slot_inactive(
         time.sleep(0.5)
 
 
-def remove_source_report(
-    name: str, settings: Settings, *, delete_topics_too: bool = False, timeout_s: float = 60
-) -> RemoveResult:
-    """Delete the connector (and its offsets), the slot and publication, the registration, the secret."""
-    result = RemoveResult(name=name)
+def source_names(name: str) -> SourceNames:
+    """``name`` checked before anything is done with it: a source name, or ``SourceNotFound``."""
     try:
-        names = SourceNames(name)
+        return SourceNames(name)
     except ValueError as exc:
         raise SourceNotFound(f"{exc}; see `scv sources list` for the onboarded sources") from exc
+
+
+def remove_source_report(
+    name: str,
+    settings: Settings,
+    *,
+    delete_topics_too: bool = False,
+    purge_view: bool = False,
+    timeout_s: float = 60,
+) -> RemoveResult:
+    """Delete the connector (and its offsets), the slot and publication, the registration, the secret;
+    with ``purge_view``, the source's entities from the view too."""
+    result = RemoveResult(name=name)
+    names = source_names(name)
     connector, slot, publication = names.connector, names.slot, names.publication
     with ConnectClient(settings.connect.url) as connect:
         config = connect.get_config(connector)
@@ -348,11 +418,12 @@ def remove_source_report(
                     admin.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(publication)))
                     result.done.append(f"dropped publication {publication} in {dbname}")
     else:
+        where = f"{config.get('database.hostname')}:{config.get('database.port')}"
         result.pending_sql.extend(
             [
-                f"-- in database {dbname} on {config.get('database.hostname')}:{config.get('database.port')}",
-                f"SELECT pg_drop_replication_slot('{slot}');",
-                f"DROP PUBLICATION IF EXISTS {publication};",
+                f"-- in database {sql.Identifier(dbname or '?').as_string(None)} on {where}",
+                sql.SQL("SELECT pg_drop_replication_slot({});").format(sql.Literal(slot)).as_string(None),
+                sql.SQL("DROP PUBLICATION IF EXISTS {};").format(sql.Identifier(publication)).as_string(None),
             ]
         )
     from store.registrations import RegistrationStore
@@ -360,7 +431,11 @@ def remove_source_report(
 
     with open_session(settings.store) as session:
         store = RegistrationStore(session, settings.store.keyspace)
-        if any(r.name == name for r in store.all()):
+        registration = next((r for r in store.all() if r.name == name), None)
+        if registration is not None and purge_view:
+            result.entities_purged = _purge_view(session, settings, registration.mapping_json)
+            result.done.append(f"deleted {result.entities_purged} entities of {name} from the view")
+        if registration is not None:
             store.delete(name)
             result.done.append(f"deleted registration {name}")
     if remove_connect_secret(settings.connect, names):
@@ -378,6 +453,59 @@ def remove_source_report(
         )
     log.info("sources.removed", source=name, done=result.done)
     return result
+
+
+def _purge_view(session: Any, settings: Settings, mapping_json: str) -> int:
+    """Delete every entity the index knows of the source's tables: view row, index entry, link to its
+    parent. The write timestamp is newer than now and than any change of the source (its index entries
+    carry the newest owner times), so changes still in flight cannot bring an entity back."""
+    from store.holds import HoldStore
+    from store.index import EntityIndex
+    from store.mutations import (
+        DeleteIndex,
+        DeleteKey,
+        DeleteRow,
+        EntityRef,
+        KeyRef,
+        Mutation,
+        RowKey,
+        UnlinkChild,
+        UnlinkKeyChild,
+        Unpark,
+    )
+    from store.truncations import TruncationLog
+    from store.writer import ViewWriter
+
+    mapping = SourceMapping.from_json(mapping_json)
+    keyspace = settings.store.keyspace
+    index, writer = EntityIndex(session, keyspace), ViewWriter(session, keyspace)
+    tables = [(mapping.name, table) for table in mapping.tables]
+    entries = list(index.table_entries(tables))
+    ts = max([time.time_ns() // 1000, *(entry.owner_ts + 1 for entry in entries)])
+    mutations: list[Mutation] = []
+    for entry in entries:
+        ref = entry.ref
+        mutations.append(
+            DeleteRow(RowKey(entry.customer_id, entry.kind, ref.source, ref.table, ref.entity_id), ts)
+        )
+        mutations.append(DeleteIndex(ref, ts))
+        if isinstance(entry.parent, EntityRef):
+            mutations.append(UnlinkChild(entry.parent, ref, ts))
+        elif isinstance(entry.parent, KeyRef):
+            mutations.append(UnlinkKeyChild(entry.parent, ref, ts))
+        for name, value in entry.keys:
+            mutations.append(DeleteKey(KeyRef(ref.source, ref.table, name, value), ref, ts))
+        if entry.customer_id.startswith("~"):
+            mutations.append(Unpark(ref, ts))  # it waited in a waiting room (consumer/mapping.py)
+        if len(mutations) >= 2000:
+            writer.apply(mutations)
+            mutations = []
+    writer.apply(mutations)
+    TruncationLog(session, keyspace).forget_source(mapping.name)
+    holds = HoldStore(session, keyspace)
+    for hold in holds.of_sources([mapping.name]):
+        holds.delete(hold.source, hold.reason)
+    return len(entries)
 
 
 def remove_source(name: str, settings: Settings) -> None:

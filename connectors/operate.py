@@ -1,6 +1,7 @@
 """Day-2 operations on onboarded sources: list, status, pause, resume, resnapshot.
 
     source_status("crm", settings).slot_lag_bytes   # 0 when caught up
+    source_status("crm", settings).holds            # what the replicator holds back, and why
     resnapshot_source("crm", settings, ["public.customers"])
 
 Sources are found through Kafka Connect (their connector, ``SourceNames(name).connector``): its config
@@ -12,8 +13,9 @@ queries run as the source's CDC user, with the password from the Connect secret 
 from __future__ import annotations
 
 import json
+import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
@@ -27,8 +29,10 @@ from connectors.secrets import read_connect_secret
 from scv.config.settings import ConnectSettings, Settings
 from scv.contracts.naming import SourceNames
 from scv.kafka.admin import KafkaAdmin
+from store.holds import Hold, HoldStore
 
 __all__ = [
+    "OversizedRow",
     "SourceStatus",
     "SourceSummary",
     "captured_tables",
@@ -64,6 +68,19 @@ class SourceStatus:
     last_event_at: datetime | None
     last_heartbeat_at: datetime | None
     tables: tuple[str, ...]
+    # What the replicator holds back (store/holds.py): a paused source, stopped partitions.
+    holds: tuple[Hold, ...] = ()
+    # When the task failed on a record over the maximum size: the rows that are (consumer cannot say
+    # which change it was; Connect names only its size).
+    oversized: tuple[OversizedRow, ...] = ()
+    record_too_large: str | None = None
+
+
+@dataclass(frozen=True)
+class OversizedRow:
+    table: str
+    key: dict[str, str] = field(default_factory=dict)
+    bytes: int = 0
 
 
 def captured_tables(config: dict[str, str]) -> tuple[str, ...]:
@@ -162,6 +179,10 @@ def source_status(name: str, settings: Settings) -> SourceStatus:
     with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
         last_event_at = kafka.last_record_time([names.topic(t) for t in tables])
         last_heartbeat_at = kafka.last_record_time([names.heartbeat_topic])
+    too_large = _record_too_large(status.failed_trace)
+    oversized: tuple[OversizedRow, ...] = ()
+    if too_large is not None:
+        oversized = tuple(_oversized_rows(config, settings, name, tables, too_large[1]))
     return SourceStatus(
         name=name,
         connector=status,
@@ -171,7 +192,71 @@ def source_status(name: str, settings: Settings) -> SourceStatus:
         last_event_at=last_event_at,
         last_heartbeat_at=last_heartbeat_at,
         tables=tables,
+        holds=tuple(_holds_of(name, settings)),
+        oversized=oversized,
+        record_too_large=too_large[0] if too_large else None,
     )
+
+
+def _holds_of(name: str, settings: Settings) -> list[Hold]:
+    from store.session import open_session
+
+    try:
+        with open_session(settings.store) as session:
+            return HoldStore(session, settings.store.keyspace).of_sources([name])
+    except Exception as exc:  # status stays useful without the store; it says so
+        log.warning("sources.holds_unavailable", source=name, error=str(exc).splitlines()[0])
+        return []
+
+
+# Kafka's words when Connect's producer refuses a record over producer.max.request.size.
+_TOO_LARGE = re.compile(r"RecordTooLargeException: The message is (\d+) bytes .* larger than (\d+)")
+
+
+def _record_too_large(trace: str | None) -> tuple[str, int] | None:
+    """(Kafka's sentence, the limit in bytes) when a task failed on a record over the maximum."""
+    match = _TOO_LARGE.search(trace or "")
+    if match is None:
+        return None
+    return match.group(0).split(": ", 1)[1], int(match.group(2))
+
+
+def _oversized_rows(
+    config: dict[str, str], settings: Settings, name: str, tables: tuple[str, ...], limit: int
+) -> list[OversizedRow]:
+    """Rows of the captured tables whose text form is near or over the record limit, biggest first.
+
+    Connect names the record's size, not its row; the row is still in the table unless it changed
+    since, so this scans the captured tables (the source is stopped anyway)."""
+    found: list[OversizedRow] = []
+    try:
+        with connect_as_source(config, settings.connect, name) as conn:
+            for table in tables:
+                schema, relation = table.split(".", 1)
+                keys = [
+                    str(row[0])
+                    for row in conn.execute(
+                        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                        "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary",
+                        (f'"{schema}"."{relation}"',),
+                    ).fetchall()
+                ]
+                columns = sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(k)) for k in keys)
+                query = sql.SQL(
+                    "SELECT octet_length(t::text) AS size{sep}{columns} FROM {table} AS t "
+                    "WHERE octet_length(t::text) > %s ORDER BY 1 DESC LIMIT 5"
+                ).format(
+                    sep=sql.SQL(", ") if keys else sql.SQL(""),
+                    columns=columns,
+                    table=sql.Identifier(schema, relation),
+                )
+                for row in conn.execute(query, (int(limit * 0.9),)).fetchall():
+                    found.append(
+                        OversizedRow(table, dict(zip(keys, map(str, row[1:]), strict=True)), int(row[0]))
+                    )
+    except (psycopg.Error, SourceError) as exc:
+        log.warning("sources.oversized_scan_failed", source=name, error=str(exc).splitlines()[0])
+    return found
 
 
 def pause_source(name: str, settings: Settings) -> None:
@@ -182,11 +267,42 @@ def pause_source(name: str, settings: Settings) -> None:
     log.info("sources.paused", source=name)
 
 
-def resume_source(name: str, settings: Settings) -> None:
+def resume_source(name: str, settings: Settings) -> list[Hold]:
+    """Resume the connector, and the replicator's consumption if a poison storm paused it (returns
+    the holds lifted; replicators resume within a registrations poll)."""
     with ConnectClient(settings.connect.url) as connect:
         _config(connect, name)
         connect.resume(_names(name).connector)
-    log.info("sources.resumed", source=name)
+    lifted = _lift_holds(name, settings, "poison_storm")
+    log.info("sources.resumed", source=name, holds_lifted=len(lifted))
+    return lifted
+
+
+def _lift_holds(name: str, settings: Settings, reason: str, topics: set[str] | None = None) -> list[Hold]:
+    """Delete the source's holds for ``reason`` (of ``topics`` only, when given); an offset gap is
+    lifted as ``offset_gap_recovered``, which restarts its partition from the earliest record."""
+    from store.session import open_session
+
+    with open_session(settings.store) as session:
+        store = HoldStore(session, settings.store.keyspace)
+        lifted = [
+            h
+            for h in store.of_sources([name])
+            if h.reason == reason and (topics is None or h.topic in topics)
+        ]
+        for hold in lifted:
+            if reason == "offset_gap":
+                store.put(
+                    Hold(
+                        hold.source,
+                        "offset_gap_recovered",
+                        hold.topic,
+                        hold.partition,
+                        detail=f"recovered by resnapshot: {hold.detail}",
+                    )
+                )
+            store.delete(hold.source, hold.reason, hold.topic, hold.partition)
+    return lifted
 
 
 def restart_source(name: str, settings: Settings) -> None:
@@ -228,5 +344,14 @@ def resnapshot_source(name: str, settings: Settings, tables: list[str] | None = 
             ),
             (signal_id, data),
         )
-    log.info("sources.resnapshot_signalled", source=name, tables=chosen, signal_id=signal_id)
+    # The re-read covers what an offset gap lost: its stopped partitions restart from the earliest record.
+    names = _names(name)
+    lifted = _lift_holds(name, settings, "offset_gap", {names.topic(t) for t in chosen})
+    log.info(
+        "sources.resnapshot_signalled",
+        source=name,
+        tables=chosen,
+        signal_id=signal_id,
+        gaps_recovered=len(lifted),
+    )
     return signal_id

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from psycopg import sql
+
 from connectors.spec import SourceSpec, TableSpec
 from scv.config.settings import ConnectSettings, KafkaSettings
 
@@ -85,10 +87,13 @@ def heartbeat_query(spec: SourceSpec) -> str:
     # An UPSERT of one row per source: it writes WAL in the source database on every heartbeat, so the
     # slot's confirmed LSN follows the server's even when the captured tables are idle (otherwise
     # the slot pins WAL written by other databases of the same cluster until the disk fills).
-    return (
-        f"INSERT INTO {spec.heartbeat_table} (source, beat_at) VALUES ('{spec.name}', now()) "
-        f"ON CONFLICT (source) DO UPDATE SET beat_at = EXCLUDED.beat_at"
-    )
+    # Quoted by psycopg, as grant-sql quotes the table it creates (connectors/grants.py).
+    schema, table = spec.heartbeat_table.split(".", 1)
+    query = sql.SQL(
+        "INSERT INTO {table} (source, beat_at) VALUES ({name}, now()) "
+        "ON CONFLICT (source) DO UPDATE SET beat_at = EXCLUDED.beat_at"
+    ).format(table=sql.Identifier(schema, table), name=sql.Literal(spec.name))
+    return query.as_string(None)
 
 
 def _column_regex(table: str, column: str) -> str:
@@ -190,19 +195,33 @@ def render_connector_config(
         # Debezium waits poll.interval.ms (default 500) whenever its queue is empty; at moderate
         # change rates that wait dominates freshness (the p99 < 1 s objective), so keep it short.
         "poll.interval.ms": "50",
-        # Connect's producer sends each record as soon as it is handed over (linger 0), so at a
-        # thousand changes/s it makes a produce request per few records: a third of Connect's and
-        # much of the broker's CPU on the local stack. 10 ms of linger cuts both (Connect 62% -> 28-44%
-        # of a core at 1,000 changes/s) for at most 10 ms of freshness.
-        "producer.override.linger.ms": "10",
         # NOT more requests in flight, although Connect's one-in-flight producer is what a slow
         # produce round trip holds back: with 5 in flight (idempotent), the first records of a table,
         # sent while Connect creates its topic, made the producer resend from sequence 0 and retry
         # OUT_OF_ORDER_SEQUENCE_NUMBER forever (delivery.timeout is unbounded in Connect): the
-        # connector stalled silently during the benchmark's snapshot.
-        # Exact decimals and microsecond times: consumer/logical.py decodes exactly these encodings.
-        "decimal.handling.mode": "precise",
+        # connector stalled silently during the benchmark's snapshot. The producer's linger and
+        # maximum request size are the worker's (compose/native/configs.py), so connectors need no
+        # client overrides and the worker allows none.
+        # Every legal value of a source type must reach the view (consumer/logical.py decodes exactly
+        # these encodings; README "Value forms"; read from Debezium 3.5 records on the local stack):
+        # - NUMERIC and MONEY as text: `precise` turns NaN and ±Infinity into NULL (a NUMERIC[] holding
+        #   one becomes NULL whole) and carries MONEY through a double (92233720368547758.07 arrived
+        #   as ...760.00); the text keeps every digit and the special values;
+        "decimal.handling.mode": "string",
+        # - microsecond times, and ISO 8601 intervals: the default (`numeric`) approximates months
+        #   as 30.4375 days, `string` keeps P1Y2M3DT4H5M6.789S exactly;
         "time.precision.mode": "adaptive_time_microseconds",
+        "interval.handling.mode": "string",
+        # - types Debezium has no mapping for (box, line, lseg, path, polygon, circle, multiranges,
+        #   tsquery, pg_lsn, txid_snapshot, arrays of domains) are otherwise dropped from the record
+        #   silently, and `name` columns streamed as NULL: with this they arrive as their text;
+        "include.unknown.datatypes": "true",
+        # - the column's source type in the schema, so the replicator can tell NUMERIC text from
+        #   text and an unknown type's bytes from bytea;
+        "datatype.propagate.source.type": ".+",
+        # - hstore as a JSON object, bytea as bytes (the defaults, stated because decoding relies on them).
+        "hstore.handling.mode": "json",
+        "binary.handling.mode": "bytes",
         # Truncates must flow: the replicator clears the table's entities on `t`.
         "skipped.operations": "none",
         # Tombstones after deletes keep the topics usable by compacting consumers downstream.

@@ -42,13 +42,42 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN - 1): a longer name would silently
+# name another database or role.
+_MAX_IDENTIFIER_BYTES = 63
+
+
+def _quotable_name(value: str) -> str:
+    """A database or role name grant-sql can quote safely (psycopg's sql.Identifier does the quoting):
+    not empty, at most 63 bytes, and no control characters (a newline would end the SQL comment that
+    names it, a NUL is not storable)."""
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value.encode("utf-8")) > _MAX_IDENTIFIER_BYTES:
+        raise ValueError(
+            f"{value[:20]!r}... is {len(value.encode())} bytes; PostgreSQL names are at most 63 bytes"
+        )
+    bad = sorted({repr(c) for c in value if ord(c) < 32 or ord(c) == 127})
+    if bad:
+        raise ValueError(
+            f"{value!r} holds control character(s) {', '.join(bad)}, which no quoting makes safe in the "
+            f"SQL scv writes; rename it"
+        )
+    return value
+
+
 class DatabaseSpec(_Strict):
     host: str
-    port: int = 5432
+    port: int = Field(default=5432, ge=1, le=65535)
     dbname: str
     user: str
     password_env: str | None = None
     password_file: Path | None = None
+
+    @field_validator("dbname", "user")
+    @classmethod
+    def _quotable(cls, value: str) -> str:
+        return _quotable_name(value)
 
     @model_validator(mode="after")
     def _one_password_source(self) -> DatabaseSpec:
@@ -315,17 +344,52 @@ def _nearest_line(lines: dict[tuple[str | int, ...], int], loc: tuple[str | int,
     return lines.get(path, 1)
 
 
+def _yaml_error(origin: str, what: str, exc: yaml.YAMLError) -> SpecError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else 1
+    problem = getattr(exc, "problem", None) or str(exc)
+    return SpecError(f"{origin}:{line}: {what}: {problem}")
+
+
+def _refuse_duplicate_keys(node: yaml.Node, origin: str) -> None:
+    """PyYAML keeps the last of two equal keys and drops the first without a word: refuse instead."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise SpecError(
+                    f"{origin}:{line}: duplicate key {key!r} (first at line {seen[key]}); YAML would keep "
+                    f"only one of them: merge them into one"
+                )
+            seen[key] = line
+            _refuse_duplicate_keys(value_node, origin)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(item, origin)
+
+
 def parse_spec(text: str, origin: str = "<spec>") -> SourceSpec:
     """Parse and validate a spec; every problem is reported as ``file:line: key: message``."""
     try:
-        node = yaml.compose(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise SpecError(f"{origin}:{line}: not valid YAML: {exc}") from exc
+        raise _yaml_error(origin, "not valid YAML", exc) from exc
     if node is None:
         raise SpecError(f"{origin}:1: the file is empty; see connectors/sources/ for examples")
-    data: Any = yaml.safe_load(text)
+    if not isinstance(node, yaml.MappingNode):
+        raise SpecError(
+            f"{origin}:{node.start_mark.line + 1}: expected a mapping with name, database and tables"
+        )
+    _refuse_duplicate_keys(node, origin)
+    try:
+        # Safe construction only: a tag such as !!python/object is refused here, with its line.
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(
+            origin, "not a plain YAML value (only mappings, lists, strings, numbers)", exc
+        ) from exc
     if not isinstance(data, dict):
         raise SpecError(f"{origin}:1: expected a mapping with name, database and tables")
     lines = _line_index(node)
@@ -345,7 +409,9 @@ def parse_spec(text: str, origin: str = "<spec>") -> SourceSpec:
 
 def load_spec(path: Path) -> SourceSpec:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"{path}: cannot read the source spec: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}); save the spec as UTF-8") from exc
     return parse_spec(text, str(path))

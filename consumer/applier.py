@@ -1,19 +1,26 @@
 """Apply a batch of placed changes to the store: read the index, plan, write, then settle placements.
 
-    applier = Applier(ViewWriter(session, ks), EntityIndex(session, ks), IndexCache(300_000))
+    applier = Applier(ViewWriter(session, ks), EntityIndex(session, ks), IndexCache(300_000),
+                      truncations=TruncationLog(session, ks))
     outcomes = applier.apply(changes)
 
 Order inside one call, and why:
-1. read the index entries the planner needs and the cache cannot vouch for, and the owners of the
+1. read the index entries the planner needs and the cache cannot vouch for, the owners of the
    lookup key values the batch is placed through (one or two concurrent round trips; index_cache.py
-   says what the cache can vouch for);
-2. write the planned mutations (one concurrent round of per-partition batches);
+   says what the cache can vouch for), and the latest truncate of any source not seen yet;
+2. plan (row changes older than their table's latest truncate are refused) and write the planned
+   mutations (one concurrent round of per-partition batches);
 3. settle what the writes changed, each step after the writes so a concurrent change already
    resolves through the new state: children of entities whose customer changed follow them (a few
    concurrent rounds per tree level); rows placed through a lookup key value whose owner changed are
    re-resolved; merges move the rows of the absorbed customer to the survivor (and back on an undo);
-4. apply truncates;
-5. teach the cache the index as written — only now, so a failed call leaves it untouched.
+4. apply truncates: record a removing truncate's time in the store first, then delete the table's
+   indexed entities;
+5. read the truncate times again and delete what this call wrote older than a truncate it did not
+   know at step 2. Race-free with step 4 of another process: either that truncate's record is visible
+   here (this call deletes its own old rows), or it was recorded after this read, so after this
+   call's index writes, and its index scan finds and deletes them;
+6. teach the cache the index as written — only now, so a failed call leaves it untouched.
 Every step raises ``StoreUnavailable`` on failure; the caller retries the whole call, which is safe
 because every mutation is idempotent under its write timestamp.
 
@@ -59,11 +66,13 @@ from store.mutations import (
     Mutation,
     Park,
     PutIndex,
+    PutKey,
     PutRedirect,
     PutRow,
     RowKey,
     Unpark,
 )
+from store.truncations import TruncationLog
 
 __all__ = ["Applier"]
 
@@ -88,12 +97,22 @@ class ViewWrites(Protocol):
 
 class Applier:
     def __init__(
-        self, writer: ViewWrites, index: EntityIndex, cache: IndexCache, redirects: Redirects | None = None
+        self,
+        writer: ViewWrites,
+        index: EntityIndex,
+        cache: IndexCache,
+        redirects: Redirects | None = None,
+        truncations: TruncationLog | None = None,
     ) -> None:
         self._writer = writer
         self._index = index
         self._cache = cache
         self._redirects = redirects or Redirects()
+        # None only in unit tests that do not exercise truncates.
+        self._truncation_log = truncations
+        # (source, table) -> commit time of its latest removing truncate, as far as this process knows.
+        self._truncated: dict[tuple[str, str], int] = {}
+        self._truncations_read: set[str] = set()
 
     @property
     def redirects(self) -> Redirects:
@@ -101,11 +120,15 @@ class Applier:
 
     def apply(self, changes: Sequence[Located]) -> list[Outcome]:
         started = time.perf_counter()
+        sources = {change.event.source for change in changes}
+        if self._truncation_log is not None and sources - self._truncations_read:
+            self._learn_truncations(self._truncation_log.of_sources(sources - self._truncations_read))
+            self._truncations_read |= sources
         known, to_read = self._cache.split(refs_to_read(changes), trusted_refs(changes))
         owners = self._owners(keys_to_resolve(changes))
         to_read |= {owner for owner in owners.values() if owner is not None}
         known.update(self._index.get_many(to_read))
-        plan = plan_batch(changes, Known(known, owners, self._redirects))
+        plan = plan_batch(changes, Known(known, owners, self._redirects, self._truncated))
         planned = time.perf_counter()
         BATCH_PHASE.labels("index_read").observe(planned - started)
         self._writer.apply(plan.mutations)
@@ -123,10 +146,47 @@ class Applier:
             for truncate in plan.truncates:
                 self._truncate(truncate)
             BATCH_PHASE.labels("truncates").observe(time.perf_counter() - truncating)
+        if any(isinstance(m, PutRow | PutIndex | PutKey) for m in plan.mutations):
+            self._undo_rows_older_than_new_truncates(plan.mutations, sources)
         self._cache.learn(plan.index)
         for truncate in plan.truncates:
             self._cache.forget_table(truncate.source, truncate.table)
         return plan.outcomes
+
+    # -- truncates ---------------------------------------------------------------------------------
+
+    def _learn_truncations(self, found: dict[tuple[str, str], int]) -> list[tuple[str, str]]:
+        """Remember truncate times; returns the tables whose latest truncate is newer than known."""
+        newer = [key for key, ts in found.items() if ts > self._truncated.get(key, 0)]
+        for key in newer:
+            self._truncated[key] = found[key]
+        return newer
+
+    def _undo_rows_older_than_new_truncates(self, written: Sequence[Mutation], sources: set[str]) -> None:
+        """Step 5: a truncate applied by another process while this call wrote its rows."""
+        if self._truncation_log is None:
+            return
+        newer = set(self._learn_truncations(self._truncation_log.of_sources(sources)))
+        if not newer:
+            return
+        undo: list[Mutation] = []
+        for mutation in written:
+            if isinstance(mutation, PutRow):
+                key = (mutation.key.source, mutation.key.table)
+                if key in newer and mutation.write_ts < self._truncated[key]:
+                    undo.append(DeleteRow(mutation.key, self._truncated[key]))
+            elif isinstance(mutation, PutIndex):
+                ref = mutation.entry.ref
+                key = (ref.source, ref.table)
+                if key in newer and mutation.write_ts < self._truncated[key]:
+                    undo.append(DeleteIndex(ref, self._truncated[key]))
+            elif isinstance(mutation, PutKey):
+                owner = (mutation.owner.source, mutation.owner.table)
+                if owner in newer and mutation.write_ts < self._truncated[owner]:
+                    undo.append(DeleteKey(mutation.key, mutation.owner, self._truncated[owner]))
+        for source, table in newer:
+            self._cache.forget_table(source, table)
+        self._writer.apply(undo)
 
     def warm_cache(self, tables: Sequence[tuple[str, str]]) -> int:
         """Empty the cache, then load the index entries of these (direct-key) tables into it."""
@@ -329,6 +389,11 @@ class Applier:
         return moved
 
     def _truncate(self, truncate: Truncate) -> None:
+        if not truncate.keep and self._truncation_log is not None:
+            # Recorded before the index scan: step 5 of every other process relies on that order.
+            self._truncation_log.record(truncate.source, truncate.table, truncate.write_ts)
+            table = (truncate.source, truncate.table)
+            self._truncated[table] = max(self._truncated.get(table, 0), truncate.write_ts)
         mutations: list[Mutation] = []
         released: set[KeyRef] = set()
         for entry in self._index.table_entries([(truncate.source, truncate.table)]):

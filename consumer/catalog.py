@@ -24,6 +24,9 @@ class MappingCatalog:
         self._registrations = registrations
         self._by_topic: dict[str, TableMapping] = {}
         self._fingerprint: tuple[tuple[str, str], ...] = ()
+        # Topics of sources removed while this process ran: their records still in flight are
+        # dropped with the subscription, not parked as poison (`scv sources remove`).
+        self._removed: set[str] = set()
 
     def refresh(self) -> bool:
         """Reload the registrations; returns True when they changed."""
@@ -42,6 +45,7 @@ class MappingCatalog:
                 continue
             for table_name, table in mapping.tables.items():
                 by_topic[mapping.topic_for(table_name)] = table
+        self._removed = (self._removed | set(self._by_topic)) - set(by_topic)
         self._by_topic = by_topic
         self._fingerprint = fingerprint
         REGISTERED_TABLES.set(len(by_topic))
@@ -51,6 +55,14 @@ class MappingCatalog:
     @property
     def topics(self) -> list[str]:
         return sorted(self._by_topic)
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted({table.source for table in self._by_topic.values()})
+
+    def removed(self, topic: str) -> bool:
+        """True for a topic whose source was registered and has been removed since."""
+        return topic in self._removed
 
     def direct_key_tables(self) -> list[tuple[str, str]]:
         """(source, table) of every table whose customer key is one of its own columns."""

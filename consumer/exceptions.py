@@ -2,7 +2,8 @@
 
 Two families, because they are handled in opposite ways:
 - ``PoisonRecord``: this record can never be applied as it is (undecodable bytes, unknown schema id,
-  a row the mapping cannot place). It is parked in the dead-letter topic with its original bytes and
+  a row the mapping cannot place, a write the store refuses for good, anything unexpected raised while
+  decoding, placing or planning it). It is parked in the dead-letter topic with its original bytes and
   consumption continues.
 - ``TransientFailure``: a dependency (schema registry, store) is out. The batch is retried with
   backoff, forever; nothing is dead-lettered and nothing is committed meanwhile.
@@ -16,7 +17,9 @@ __all__ = [
     "PoisonRecord",
     "RegistryUnavailable",
     "ReplicatorError",
+    "StoreRefused",
     "TransientFailure",
+    "Unexpected",
     "UnknownSchema",
 ]
 
@@ -41,6 +44,23 @@ class UnknownSchema(PoisonRecord):
 
 class PlacementError(PoisonRecord):
     reason = "unplaceable"
+
+
+class StoreRefused(PoisonRecord):
+    """The store refuses this change's writes and always will; the message is the store's."""
+
+    reason = "store_rejected"
+
+
+class Unexpected(PoisonRecord):
+    """Decoding, placing, planning or writing this record raised something no rule expected: a bug
+    or a value nobody foresaw. Parked with the error, so one record never stops the pipeline."""
+
+    reason = "unexpected"
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Unexpected:
+        return cls(f"{type(exc).__name__}: {exc}")
 
 
 class TransientFailure(ReplicatorError):

@@ -25,10 +25,15 @@ __all__ = [
     "INDEX_CACHE",
     "INDEX_CACHE_ENTRIES",
     "LATENCY_BUCKETS",
+    "OFFSET_GAPS",
+    "PARTITION_STOPPED",
     "REGISTERED_TABLES",
     "REPLICATOR_LIVE",
     "REPLICATOR_READY",
+    "SOURCE_PAUSED",
+    "STORE_REJECTIONS",
     "VIEW_EVENTS",
+    "WORKER_RESTARTS",
     "WRITE_LATENCY",
 ]
 
@@ -114,6 +119,35 @@ INDEX_CACHE = Counter(
 )
 INDEX_CACHE_ENTRIES = Gauge(
     "scv_index_cache_entries", "Index entries held in the replicator's memory (about 0.4 KB each)."
+)
+STORE_REJECTIONS = Counter(
+    "scv_store_rejections_total",
+    "Changes the store refuses for good (reason: empty_key, key_too_large, invalid_request); each is "
+    "parked in the dead-letter topic with the store's error and the rest of its batch applied.",
+    ["reason"],
+)
+SOURCE_PAUSED = Gauge(
+    "scv_source_paused",
+    "1 while this process holds back a source's records (reason: poison_storm, when its records were "
+    "dead-lettered faster than the threshold); `scv sources resume NAME` lifts it.",
+    ["source", "reason"],
+)
+PARTITION_STOPPED = Gauge(
+    "scv_partition_stopped",
+    "1 while a partition is stopped (reason: offset_gap, when retention deleted records the group never "
+    "consumed); `scv sources resnapshot NAME` recovers it.",
+    ["topic", "partition", "reason"],
+)
+OFFSET_GAPS = Counter(
+    "scv_offset_gaps_total",
+    "Partitions found with records deleted by retention before the group consumed them.",
+    ["topic"],
+)
+WORKER_RESTARTS = Counter(
+    "scv_worker_restarts_total",
+    "Times `scv consume --processes N` restarted this worker slot after a crash (exported by the "
+    "worker itself, counting its slot's restarts since the supervisor started).",
+    ["worker"],
 )
 REPLICATOR_LIVE = Gauge(
     "scv_replicator_live", "1 while /livez answers 200: the loop progressed recently (consumer/health.py)."

@@ -21,7 +21,10 @@ Rules (each tested by name in tests/unit/test_planner.py and tests/unit/test_ide
   them back on an undo. Every row keeps its home (the customer its own keys name).
 - A delete finds the row through the index, since the before-image may hold only the key. Tables
   with ``on_delete: keep`` mark the entity ended instead of removing it.
-- A truncate removes (or, with ``keep``, ends) every entity of the table written before it.
+- A truncate removes (or, with ``keep``, ends) every entity of the table written before it, and a row
+  change older than the table's latest (removing) truncate is refused (outcome ``before_truncate``):
+  it may still wait in another partition, or another process, when the truncate is applied, and must
+  not resurrect a truncated row (the truncate's time is remembered in the store: consumer/applier.py).
 - Several changes to one row within the batch at the same timestamp (one transaction) collapse to
   the last, because CQL breaks timestamp ties by value, not by arrival.
 """
@@ -73,7 +76,7 @@ __all__ = [
     "trusted_refs",
 ]
 
-Outcome = Literal["applied", "skipped", "unknown_delete", "truncated"]
+Outcome = Literal["applied", "skipped", "unknown_delete", "truncated", "before_truncate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,8 @@ class Known:
     entries: dict[EntityRef, IndexEntry | None] = field(default_factory=dict)
     key_owners: dict[KeyRef, EntityRef | None] = field(default_factory=dict)
     redirects: Redirects = field(default_factory=Redirects)
+    # (source, table) -> commit time of the table's latest removing truncate known so far.
+    truncated: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -249,7 +254,9 @@ class _Batch:
 
 
 def plan_batch(changes: Sequence[Located], known: Known | dict[EntityRef, IndexEntry | None]) -> Plan:
-    batch = _Batch(known if isinstance(known, Known) else Known(entries=dict(known)))
+    known = known if isinstance(known, Known) else Known(entries=dict(known))
+    batch = _Batch(known)
+    truncated = dict(known.truncated)
     plan = batch.plan
     for change in changes:
         event, table, placement = change.event, change.table, change.placement
@@ -259,7 +266,11 @@ def plan_batch(changes: Sequence[Located], known: Known | dict[EntityRef, IndexE
             if not keep:
                 for ref in [r for r in batch.entries if r.source == event.source and r.table == event.table]:
                     batch.entries[ref] = None
+                key = (event.source, event.table)
+                truncated[key] = max(truncated.get(key, 0), event.write_ts)
             plan.outcomes.append("truncated")
+        elif event.write_ts < truncated.get((event.source, event.table), 0):
+            plan.outcomes.append("before_truncate")
         elif event.op == "d":
             plan.outcomes.append(_plan_delete(placement, event.write_ts, table.on_delete == "keep", batch))
         elif placement.outside_view:

@@ -3,20 +3,30 @@
     Replicator.from_settings(get_settings()).run()    # until SIGTERM/SIGINT
 
 Commit protocol for every batch, in this order (the safety argument):
-1. decode every record; a record that can never be applied is parked in the dead-letter topic, a
-   registry outage is retried (the record is not parked);
+1. decode every record; a record that can never be applied — or whose decoding or placing raises
+   anything unexpected — is parked in the dead-letter topic, a registry outage is retried (the record
+   is not parked); records of a source held back (consumer/holds.py) are neither applied nor parked,
+   and their partitions are rewound to the first of them;
 2. write the batch's mutations to the store and wait for every acknowledgement (retried with
-   backoff while the store is out);
+   backoff while the store is out); a change the store refuses for good, or whose planning raises, is
+   isolated by bisection and parked, the rest applied (consumer/isolation.py);
 3. produce one "customer view changed" event per customer the batch wrote (consumer/view_events.py),
-   then flush the producer — dead letters and events — and wait for every acknowledgement;
-4. commit the offset after the last record of each partition — asynchronously, so the next batch
-   does not wait for the broker; synchronously for partitions being revoked and at shutdown
-   (consumer/checkpoint.py keeps that bookkeeping, with its own numbered rules).
+   then flush the producers — dead letters and events — and wait for every acknowledgement (a failed
+   dead-letter delivery is sent again, and blocks the commit until it succeeds:
+   consumer/deadletter.py);
+4. commit the offset after the last record of each partition that precedes anything held back —
+   asynchronously, so the next batch does not wait for the broker; synchronously for partitions
+   being revoked and at shutdown (consumer/checkpoint.py keeps that bookkeeping, with its own
+   numbered rules).
 A crash anywhere before 4, or a commit that fails, redelivers records; re-applying them is harmless
 because every write carries the source change's timestamp. A commit is only ever sent after steps
 2-3, so no committed offset covers a write that is not durable, nor a change not yet announced.
 SIGTERM sets a flag checked between batches, so the batch in flight completes steps 1-4 before the
 consumer leaves the group.
+
+Where a partition starts is decided at assignment (consumer/offset_gaps.py): from the beginning for a
+new group, from the committed offset otherwise, and not at all when retention deleted records the
+group never consumed — that partition is stopped until `scv sources resnapshot` recovers it.
 """
 
 from __future__ import annotations
@@ -37,25 +47,31 @@ from consumer.catalog import MappingCatalog
 from consumer.checkpoint import Checkpoint, KafkaCommitter, Partition
 from consumer.deadletter import DeadLetterQueue
 from consumer.endpoints import serve_endpoints
-from consumer.exceptions import PoisonRecord, ReplicatorError, TransientFailure
+from consumer.exceptions import PoisonRecord, ReplicatorError, TransientFailure, Unexpected
 from consumer.gc_pauses import watch_gc_pauses
 from consumer.health import Health
+from consumer.holds import Holds
 from consumer.index_cache import IndexCache
+from consumer.isolation import Isolator
 from consumer.lag_gauges import LagGauges
 from consumer.locate import locate
 from consumer.metrics import BATCH_EVENTS, BATCH_PHASE, ENTITIES_PARKED, ERRORS, EVENTS_APPLIED
 from consumer.observe import observe_applied, observe_consumed
+from consumer.offset_gaps import gap_message, starting_point
 from consumer.planner import Located
+from consumer.poison_storm import PoisonStormGuard
 from consumer.retry import Backoff, ShutdownRequested, retry_transient
 from consumer.view_events import ViewEvents
 from consumer.wire import ApicurioContent, AvroDecoder
 from scv.config.settings import ConsumerSettings, KafkaSettings, RegistrySettings, Settings, StoreSettings
 from scv.contracts.discovery import replicator_client_id
-from scv.kafka.admin import KafkaAdmin
+from scv.kafka.admin import KafkaAdmin, KafkaUnavailable
 from store.exceptions import StoreUnavailable
+from store.holds import HoldStore
 from store.index import EntityIndex
 from store.registrations import RegistrationStore
 from store.session import connect
+from store.truncations import TruncationLog
 from store.writer import ViewWriter
 
 __all__ = ["Replicator", "ShutdownRequested"]
@@ -130,6 +146,11 @@ class Replicator:
                 ),
                 self._index,
                 IndexCache(self._config.index_cache_entries),
+                truncations=TruncationLog(session, keyspace),
+            )
+            self._isolator = Isolator(self._applier.apply, lambda action: self._retry(action, "store"))
+            self._storm = PoisonStormGuard(
+                self._config.poison_storm_dead_letters, self._config.poison_storm_window_s
             )
             self._retry(lambda: self._applier.load_redirects(sweep=False), "store")
             self._redirects_at = time.monotonic()
@@ -137,13 +158,9 @@ class Replicator:
                 SchemaRegistryClient({"url": self._registry.url}),
                 fallback=ApicurioContent(self._registry.native_url) if self._registry.native_url else None,
             )
-            with KafkaAdmin(self._kafka.bootstrap_servers) as admin:
-                admin.ensure_topic(
-                    self._config.dead_letter_topic,
-                    partitions=self._kafka.topic_partitions,
-                    replication_factor=self._kafka.replication_factor,
-                    config={"retention.ms": str(_DEAD_LETTER_RETENTION_MS)},
-                )
+            self._ensure_dead_letter_topic()
+            # The view events' producer; dead letters have their own (consumer/deadletter.py may
+            # replace it after a fatal error, and it carries records up to the maximum size).
             producer = Producer(
                 {
                     "bootstrap.servers": self._kafka.bootstrap_servers,
@@ -152,7 +169,7 @@ class Replicator:
                     "linger.ms": 5,
                 }
             )
-            self._dlq = DeadLetterQueue(producer, self._config.dead_letter_topic)
+            self._dlq = DeadLetterQueue(self._dead_letter_producer, self._config.dead_letter_topic)
             self._retry(lambda: self._view_events.start(producer, self._kafka, self._registry.url), "kafka")
             self._consumer = Consumer(self._consumer_config())
             self._checkpoint = Checkpoint(KafkaCommitter(self._consumer))
@@ -165,6 +182,12 @@ class Replicator:
                 self._health,
             )
             self._lag.start(self._config.lag_report_s)
+            self._holds = Holds(
+                self._consumer,
+                HoldStore(session, keyspace),
+                self._catalog,
+                on_source_resumed=self._storm.forget,
+            )
             log.info("replicator_started", group=self._config.group_id, metrics_port=self._metrics_port)
             try:
                 self._loop()
@@ -173,9 +196,43 @@ class Replicator:
                 self._lag.stop()  # before close: it asks the consumer for its assignment
                 self._consumer.close()
                 producer.flush(10)
+                self._dlq.close()
                 log.info("replicator_stopped")
         finally:
             cluster.shutdown()
+
+    def _ensure_dead_letter_topic(self) -> None:
+        # The dead-letter topic accepts what the source topics accept, plus its own headers.
+        config = {
+            "retention.ms": str(_DEAD_LETTER_RETENTION_MS),
+            "max.message.bytes": str(self._kafka.max_message_bytes),
+        }
+        topic = self._config.dead_letter_topic
+        with KafkaAdmin(self._kafka.bootstrap_servers) as admin:
+            created = admin.ensure_topic(
+                topic,
+                partitions=self._kafka.topic_partitions,
+                replication_factor=self._kafka.replication_factor,
+                config=config,
+            )
+            if not created:
+                try:
+                    admin.set_topic_config(topic, {"max.message.bytes": config["max.message.bytes"]})
+                except KafkaUnavailable as exc:
+                    # Not fatal: a record the topic refuses as too large is still parked, without
+                    # its value (consumer/deadletter.py); say how to fix the topic.
+                    log.warning("dead_letter_topic_config", topic=topic, error=str(exc))
+
+    def _dead_letter_producer(self) -> Producer:
+        return Producer(
+            {
+                "bootstrap.servers": self._kafka.bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "message.max.bytes": self._kafka.max_message_bytes,
+            }
+        )
 
     def _serve_metrics(self) -> None:
         host, port = self._config.metrics_host, self._metrics_port
@@ -189,14 +246,17 @@ class Replicator:
             ) from exc
 
     def _consumer_config(self) -> dict[str, Any]:
-        return {
+        config: dict[str, Any] = {
             "bootstrap.servers": self._kafka.bootstrap_servers,
             "group.id": self._config.group_id,
             # Carries the metrics port: how the exporter finds this process for Prometheus.
             "client.id": replicator_client_id(self._metrics_port),
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
+            # Never jump silently: where a partition starts is decided at assignment (_on_assign),
+            # and an offset that falls out of the log while running stops the partition
+            # (consumer/offset_gaps.py).
+            "auto.offset.reset": "error",
             "partition.assignment.strategy": "cooperative-sticky",
             # New CDC topics (a table's first change) must be noticed in seconds, not 5 minutes.
             "topic.metadata.refresh.interval.ms": 5000,
@@ -204,6 +264,9 @@ class Replicator:
             "max.poll.interval.ms": 600_000,
             "on_commit": self._on_commit,
         }
+        if self._config.group_instance_id:
+            config["group.instance.id"] = self._config.group_instance_id
+        return config
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -214,16 +277,23 @@ class Replicator:
             now = time.monotonic()
             if now - self._registrations_at >= self._config.registrations_poll_s:
                 self._registrations_at = now
-                if self._refresh_registrations() and self._catalog.topics:
-                    self._consumer.subscribe(
-                        [self._catalog.subscription_pattern()],
-                        on_assign=self._on_assign,
-                        on_revoke=self._on_revoke,
-                        on_lost=self._on_assign,
-                    )
+                if self._refresh_registrations():
                     self._cache_stale = True
-                    subscribed = True
-                    log.info("subscribed", topics=len(self._catalog.topics))
+                    if self._catalog.topics:
+                        self._consumer.subscribe(
+                            [self._catalog.subscription_pattern()],
+                            on_assign=self._on_assign,
+                            on_revoke=self._on_revoke,
+                            on_lost=self._on_lost,
+                        )
+                        subscribed = True
+                        log.info("subscribed", topics=len(self._catalog.topics))
+                    elif subscribed:
+                        # The last source was removed: drop its topics too.
+                        self._consumer.unsubscribe()
+                        subscribed = False
+                        log.info("unsubscribed", reason="no registered source")
+                self._holds.refresh()
             if not subscribed:
                 time.sleep(min(0.5, self._config.registrations_poll_s))
                 continue
@@ -301,16 +371,69 @@ class Replicator:
         # A method, not the checkpoint's: the checkpoint is built after the consumer it commits through.
         self._checkpoint.on_commit(error, partitions)
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if partitions:
-            self._cache_stale = True
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start each new partition where consumer/offset_gaps.py says: the beginning for a new
+        group, the committed offset otherwise, and not at all (stopped) past an offset gap."""
+        if not partitions:
+            return
+        self._cache_stale = True
+        committed = consumer.committed(partitions, timeout=30)
+        keys = [(tp.topic, tp.partition) for tp in committed]
+        with KafkaAdmin(self._kafka.bootstrap_servers) as admin:
+            marks = admin.watermarks({topic for topic, _partition in keys})
+        recovered = self._holds.recovered_partitions(keys)
+        starts: list[TopicPartition] = []
+        gaps: list[tuple[TopicPartition, int, int]] = []
+        for tp in committed:
+            key = (tp.topic, tp.partition)
+            low, high = marks.get(key, (0, 0))
+            offset = tp.offset if tp.offset >= 0 else None
+            point = starting_point(offset, low, high)
+            if point.stopped and key in recovered:
+                point = starting_point(None, low, high)
+            if point.stopped:
+                # Assigned at a valid offset and paused at once (below): an offset outside the log
+                # would put the partition in an error state. Nothing is committed while it is paused,
+                # so the group's committed offset still shows the gap.
+                starts.append(TopicPartition(tp.topic, tp.partition, low))
+                gaps.append((tp, low, high))
+            else:
+                starts.append(TopicPartition(tp.topic, tp.partition, point.offset))
+        consumer.incremental_assign(starts)
+        self._holds.assigned(keys)
+        for tp, low, high in gaps:
+            self._stop_partition(tp.topic, tp.partition, tp.offset, low, high)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if partitions:
             self._cache_stale = True
+            keys = [(tp.topic, tp.partition) for tp in partitions]
             # The next owner starts where this process stopped, not at the last acknowledged
             # asynchronous commit: fewer records applied twice.
-            self._checkpoint.commit_revoked((tp.topic, tp.partition) for tp in partitions)
+            self._checkpoint.commit_revoked(keys)
+            self._holds.revoked(keys)
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if partitions:
+            self._cache_stale = True
+            self._holds.revoked((tp.topic, tp.partition) for tp in partitions)
+
+    def _stop_partition(self, topic: str, partition: int, committed: int | None, low: int, high: int) -> None:
+        table = self._catalog.table_for(topic)
+        source = table.source if table is not None else topic.split(".", 1)[0]
+        detail = gap_message(topic, partition, committed, low, high, source)
+        try:
+            self._holds.stop_partition(topic, partition, source, detail)
+        except StoreUnavailable as exc:
+            # Paused here all the same; the hold is written on the next gap report.
+            log.error("partition_stopped", topic=topic, partition=partition, error=detail, store=str(exc))
+            self._consumer.pause([TopicPartition(topic, partition)])
+
+    def _offset_out_of_range(self, topic: str, partition: int) -> None:
+        """A gap that opened while consuming (auto.offset.reset=error reports it)."""
+        with KafkaAdmin(self._kafka.bootstrap_servers) as admin:
+            low, high = admin.watermarks([topic]).get((topic, partition), (0, 0))
+        self._stop_partition(topic, partition, self._checkpoint.committed((topic, partition)), low, high)
 
     def _rebuild_cache(self) -> None:
         """Empty the index cache and, if configured, load the direct-key tables' entries into it.
@@ -333,19 +456,36 @@ class Replicator:
     def _process(self, messages: list[Message]) -> None:
         started = time.perf_counter()
         located: list[Located] = []
+        # The record each located change came from (to park it if the store refuses it).
+        sources_of: list[Message] = []
         origins: list[Partition] = []
         # When Kafka Connect produced each located record (ms), to split freshness in two.
         produced_ms: list[int] = []
         last_offsets: dict[Partition, int] = {}
+        # Step 1: the first record of each partition held back (its source paused meanwhile).
+        held_back: dict[Partition, int] = {}
         for message in messages:
             error = message.error()
             if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
+                if error.code() == KafkaError._AUTO_OFFSET_RESET:
+                    self._offset_out_of_range(str(message.topic()), int(message.partition() or 0))
+                elif error.code() != KafkaError._PARTITION_EOF:
                     ERRORS.labels(kind="kafka").inc()
                     log.warning("kafka_error", error=str(error))
                 continue
-            origin = (str(message.topic()), int(message.partition() or 0))
-            last_offsets[origin] = int(message.offset() or 0)
+            topic = str(message.topic())
+            origin = (topic, int(message.partition() or 0))
+            offset = int(message.offset() or 0)
+            if origin in held_back or self._holds.partition_stopped(origin):
+                held_back.setdefault(origin, offset)
+                continue
+            table = self._catalog.table_for(topic)
+            if table is not None and self._holds.source_paused(table.source):
+                held_back[origin] = offset
+                continue
+            last_offsets[origin] = offset
+            if table is None and self._catalog.removed(topic):
+                continue  # its source was removed: dropped with the subscription
             try:
                 change = self._locate(message)
             except TransientFailure:
@@ -354,6 +494,7 @@ class Replicator:
                 change = self._retry(lambda m=message: self._locate(m), "registry")  # type: ignore[misc]
             if change is not None:
                 located.append(change)
+                sources_of.append(message)
                 origins.append(origin)
                 produced_ms.append(message.timestamp()[1])
         BATCH_EVENTS.observe(len(messages))
@@ -361,40 +502,71 @@ class Replicator:
         decoded = time.perf_counter()
         BATCH_PHASE.labels("decode").observe(decoded - started)
 
-        outcomes = self._retry(lambda: self._applier.apply(located), "store") if located else []
-        observe_applied(located, outcomes, produced_ms, time.time())
-        for change, origin in zip(located, origins, strict=True):
-            self._lag.applied(origin, change.event.ts_seconds)
+        # Step 2.
+        isolated = self._isolator.apply(located)
+        for index, poison in sorted(isolated.refused.items()):
+            self._park(sources_of[index], poison, located[index].table.source)
+        applied = [i for i, outcome in enumerate(isolated.outcomes) if outcome is not None]
+        observe_applied(
+            [located[i] for i in applied],
+            [isolated.outcomes[i] for i in applied],  # type: ignore[misc]
+            [produced_ms[i] for i in applied],
+            time.time(),
+        )
+        for i in applied:
+            self._lag.applied(origins[i], located[i].event.ts_seconds)
+        # Step 3.
         self._retry(lambda: self._view_events.publish(last_offsets), "registry")
         flushing = time.perf_counter()
         self._retry(self._dlq.flush, "dead_letter")
         self._retry(self._view_events.flush, "view_events")
         committing = time.perf_counter()
         BATCH_PHASE.labels("dead_letter").observe(committing - flushing)
+        # Step 4.
         self._checkpoint.commit_batch(last_offsets)
+        self._holds.committed(last_offsets)
+        if held_back:
+            self._holds.rewind(held_back)
         BATCH_PHASE.labels("commit").observe(time.perf_counter() - committing)
 
     def _locate(self, message: Message) -> Located | None:
         """Decode and place one record; poison goes to the dead-letter topic and yields None."""
         topic = str(message.topic())
         table = self._catalog.table_for(topic)
+        change_error: PoisonRecord
         try:
             change = locate(topic, table, message.key(), message.value(), self._decode)
+        except TransientFailure:
+            raise
         except PoisonRecord as exc:
-            log.warning(
-                "record_dead_lettered",
-                topic=topic,
-                partition=message.partition(),
-                offset=message.offset(),
-                reason=exc.reason,
-                error=str(exc),
-                dead_letter_topic=self._dlq.topic,
+            change_error = exc
+        except Exception as exc:
+            # Anything else is unexpected: one record must never stop the pipeline.
+            change_error = Unexpected.of(exc)
+        else:
+            if change is None and table is not None:
+                EVENTS_APPLIED.labels(table.source, table.table, "tombstone", "skipped").inc()
+            return change
+        self._park(message, change_error, table.source if table is not None else None)
+        return None
+
+    def _park(self, message: Message, error: PoisonRecord, source: str | None) -> None:
+        log.warning(
+            "record_dead_lettered",
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+            reason=error.reason,
+            error=str(error),
+            dead_letter_topic=self._dlq.topic,
+        )
+        self._dlq.park(message, error)
+        if source is not None and self._storm.parked(source) and not self._holds.source_paused(source):
+            detail = (
+                f"{self._storm.threshold} records dead-lettered within {self._storm.window_s:.0f} s; "
+                f"last: {error.reason}: {str(error)[:300]}"
             )
-            self._dlq.park(message, exc)
-            return None
-        if change is None and table is not None:
-            EVENTS_APPLIED.labels(table.source, table.table, "tombstone", "skipped").inc()
-        return change
+            self._retry(lambda: self._holds.pause_source(source, detail), "store")
 
     def _decode(self, data: bytes) -> dict[str, Any]:
         record: dict[str, Any] = self._decoder.decode(data)[1]

@@ -116,6 +116,8 @@ def run_pgbench_workload(
     }
     if pg.password.get_secret_value():
         env["PGPASSWORD"] = pg.password.get_secret_value()  # the environment, never the command line
+    elif pg.passfile is not None:
+        env["PGPASSFILE"] = str(pg.passfile)  # the stack's superuser password (PostgreSQL trusts no TCP)
     names = database_names(database_prefix)
     total_weight = sum(database_weight(source) for source in names)
     started = time.monotonic()

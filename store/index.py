@@ -20,9 +20,9 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
 from scv.contracts.cells import AttributeValue, decode_value
-from store.exceptions import StoreUnavailable
+from store.exceptions import StoreRejected, StoreUnavailable
 from store.mutations import EntityRef, IndexEntry, KeyRef, RowKey
-from store.session import TRANSIENT_ERRORS
+from store.session import PERMANENT_ERRORS, TRANSIENT_ERRORS
 
 __all__ = ["INDEX_BUCKETS", "IN_CHUNK", "EntityIndex", "PartitionRow", "StoredRow", "bucket_of"]
 
@@ -202,9 +202,14 @@ class EntityIndex:
             out: list[Any] = []
             for ok, rows in results:
                 if not ok:
+                    if isinstance(rows, PERMANENT_ERRORS):
+                        # E.g. an entity id over the store's key limit: no retry will read it.
+                        raise StoreRejected("invalid_request", f"the store refused a read: {rows}")
                     raise StoreUnavailable(f"store read failed: {rows!r}")
                 out.append(list(rows))  # follows any further pages while still inside the try
             return out
+        except PERMANENT_ERRORS as exc:
+            raise StoreRejected("invalid_request", f"the store refused a read: {exc}") from exc
         except TRANSIENT_ERRORS as exc:
             raise StoreUnavailable(f"store read failed: {exc}") from exc
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from cassandra import ConsistencyLevel, DriverException
+from cassandra import ConsistencyLevel, DriverException, RequestValidationException
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import named_tuple_factory
@@ -23,7 +23,7 @@ from cassandra.query import named_tuple_factory
 from scv.config.settings import StoreSettings
 from store.exceptions import StoreUnavailable
 
-__all__ = ["TRANSIENT_ERRORS", "connect", "open_session"]
+__all__ = ["PERMANENT_ERRORS", "TRANSIENT_ERRORS", "connect", "open_session"]
 
 
 @functools.lru_cache(maxsize=512)
@@ -87,5 +87,13 @@ def open_session(settings: StoreSettings) -> Iterator[Session]:
         cluster.shutdown()
 
 
-# What a store outage looks like to the driver; such errors are retried by callers, never dropped.
+# What the store says about a request it will never accept: InvalidRequest ("Key may not be empty",
+# "Key length of 70000 is longer than maximum of 65535", "Batch too large"), and its kin under
+# RequestValidationException (syntax, configuration, authorization). Retrying them stalls every
+# partition behind them forever; callers isolate the write instead (consumer/isolation.py).
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (RequestValidationException,)
+
+# What a store outage looks like to the driver (every other driver error: timeouts, unavailable
+# replicas, lost connections); such errors are retried by callers, never dropped. Test
+# PERMANENT_ERRORS first: they are DriverExceptions too.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (DriverException, NoHostAvailable)

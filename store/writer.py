@@ -6,9 +6,12 @@
 Mutations for one partition travel as one UNLOGGED batch: a single-partition batch is applied as one
 mutation by the replica (atomic and isolated for that partition, no batchlog cost), which is how the
 replicator "batches by partition key". Each statement keeps its own ``USING TIMESTAMP``, so the
-order in which batches complete does not matter. If any write fails the whole call raises
-``StoreUnavailable``; the caller retries the same mutations, which is safe because they are
-idempotent under their write timestamps.
+order in which batches complete does not matter. If any write fails the whole call raises; the caller
+retries the same mutations, which is safe because they are idempotent under their write timestamps:
+- ``StoreUnavailable``: the store is out or slow (timeouts, unavailable replicas); retry;
+- ``StoreRejected``: the store refuses the request and always will. Key limits (store/limits.py) are
+  checked before anything is sent, so such a call writes nothing; an ``InvalidRequest`` from the
+  store itself may follow some successful writes of the call. The caller isolates the culprit.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedS
 
 from scv.contracts.cells import encode_value
 from store.binding import Binder
-from store.exceptions import StoreUnavailable
+from store.exceptions import StoreRejected, StoreUnavailable
 from store.index import bucket_of
+from store.limits import refusal
 from store.mutations import (
     DeleteIndex,
     DeleteKey,
@@ -48,26 +52,22 @@ from store.mutations import (
     UnlinkKeyChild,
     Unpark,
 )
-from store.session import TRANSIENT_ERRORS
+from store.session import PERMANENT_ERRORS, TRANSIENT_ERRORS
 
 __all__ = ["ViewWriter"]
 
-# Budgets of one request. Cassandra rejects batches over 50 KiB (batch_size_fail_threshold) — a
-# customer with a few long contact-center notes reaches that — so the byte budget stays well under.
+# Budgets of one request. Cassandra rejects multi-partition batches over 50 KiB
+# (batch_size_fail_threshold; "Batch too large") — a customer with a few long contact-center notes
+# reaches that — so the byte budget stays well under. Bytes are the statements' serialized values (what
+# travels), not characters: 10,000 characters of "€" are 30,000 bytes.
 _MAX_STATEMENTS_PER_BATCH = 64
 _MAX_BATCH_BYTES = 24 * 1024
+# Per statement, besides its values: query id, flags, lengths.
+_STATEMENT_OVERHEAD_BYTES = 64
 
 
-def _estimated_bytes(params: tuple[Any, ...]) -> int:
-    size = 64
-    for value in params:
-        if isinstance(value, str):
-            size += len(value)
-        elif isinstance(value, dict):
-            size += sum(len(k) + len(v) + 8 for k, v in value.items())
-        else:
-            size += 8
-    return size
+def _serialized_bytes(bound: BoundStatement) -> int:
+    return _STATEMENT_OVERHEAD_BYTES + sum(len(value) for value in bound.values if value is not None)
 
 
 class ViewWriter:
@@ -171,24 +171,30 @@ class ViewWriter:
 
     def apply(self, mutations: Iterable[Mutation]) -> int:
         """Write every mutation; returns the number of requests sent."""
-        partitions: dict[Hashable, list[BoundStatement]] = defaultdict(list)
-        sizes: dict[Hashable, int] = defaultdict(int)
+        mutations = list(mutations)
+        refused = [(mutation, found) for mutation in mutations if (found := refusal(mutation)) is not None]
+        if refused:
+            reason, message = refused[0][1]
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            raise StoreRejected(reason, message + more)
+        partitions: dict[Hashable, list[tuple[BoundStatement, int]]] = defaultdict(list)
         applied_at = datetime.now(UTC)
         for mutation in mutations:
             partition, (statement, params) = self._bind(mutation, applied_at)
-            partitions[partition].append(self._binders[statement.query_id].bind(params))
-            sizes[partition] += _estimated_bytes(params)
+            bound = self._binders[statement.query_id].bind(params)
+            partitions[partition].append((bound, _serialized_bytes(bound)))
         # Requests, not statements, are what the driver pays for: pack the partitions owned by the same
         # replicas (and, on ScyllaDB, the same shard) into one unlogged batch, within a statement and
         # byte budget. Each partition stays whole in one request where it fits, so its mutation is
-        # still applied atomically.
+        # still applied atomically; a partition over the budget is split, and a statement over it
+        # travels alone (a single statement is no batch, so no batch limit applies to it).
         requests: dict[Hashable, list[list[BoundStatement]]] = defaultdict(list)
         # Bytes and partition count of the last (open) chunk of each request key.
         open_bytes: dict[Hashable, int] = defaultdict(int)
         open_partitions: dict[Hashable, int] = defaultdict(int)
         for partition, statements in partitions.items():
-            size = sizes[partition]
-            key = self._replica_key(statements[0]) if self._batch_partitions > 1 else None
+            size = sum(bytes_ for _bound, bytes_ in statements)
+            key = self._replica_key(statements[0][0]) if self._batch_partitions > 1 else None
             key = key if key is not None else ("partition", partition)
             chunks = requests[key]
             if (
@@ -197,15 +203,22 @@ class ViewWriter:
                 and open_bytes[key] + size <= _MAX_BATCH_BYTES
                 and open_partitions[key] < self._batch_partitions
             ):
-                chunks[-1].extend(statements)
+                chunks[-1].extend(bound for bound, _bytes in statements)
                 open_bytes[key] += size
                 open_partitions[key] += 1
                 continue
-            per_statement = max(1, size // len(statements))
-            per_chunk = max(1, min(_MAX_STATEMENTS_PER_BATCH, _MAX_BATCH_BYTES // per_statement))
-            for start in range(0, len(statements), per_chunk):
-                chunks.append(statements[start : start + per_chunk])
-            open_bytes[key] = min(size, per_chunk * per_statement)
+            chunk: list[BoundStatement] = []
+            chunk_bytes = 0
+            for bound, bytes_ in statements:
+                if chunk and (
+                    len(chunk) >= _MAX_STATEMENTS_PER_BATCH or chunk_bytes + bytes_ > _MAX_BATCH_BYTES
+                ):
+                    chunks.append(chunk)
+                    chunk, chunk_bytes = [], 0
+                chunk.append(bound)
+                chunk_bytes += bytes_
+            chunks.append(chunk)
+            open_bytes[key] = chunk_bytes
             open_partitions[key] = 1
         work: list[tuple[Any, Any]] = []
         for chunks in requests.values():
@@ -240,14 +253,23 @@ class ViewWriter:
             results = execute_concurrent(
                 self._session, work, concurrency=self._concurrency, raise_on_first_error=False
             )
+        except PERMANENT_ERRORS as exc:
+            raise StoreRejected("invalid_request", f"the store refused the write: {exc}") from exc
         except TRANSIENT_ERRORS as exc:
             raise StoreUnavailable(f"store write failed: {exc}") from exc
         failures = [result for ok, result in results if not ok]
-        if failures:
-            raise StoreUnavailable(
-                f"{len(failures)} of {len(work)} store writes failed after "
-                f"{time.monotonic() - started:.1f}s, first: {failures[0]!r}"
+        if not failures:
+            return
+        refused = [failure for failure in failures if isinstance(failure, PERMANENT_ERRORS)]
+        if refused:
+            raise StoreRejected(
+                "invalid_request",
+                f"the store refused {len(refused)} of {len(work)} writes, first: {refused[0]}",
             )
+        raise StoreUnavailable(
+            f"{len(failures)} of {len(work)} store writes failed after "
+            f"{time.monotonic() - started:.1f}s, first: {failures[0]!r}"
+        )
 
     def _bind(
         self, mutation: Mutation, applied_at: datetime

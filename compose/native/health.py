@@ -52,8 +52,7 @@ def _port_open(host: str, port: int) -> None:
 
 
 def postgres_status_dsn(settings: Settings, dbname: str = "postgres") -> str:
-    # Passwordless on purpose: pg_hba trusts the superuser on loopback, and status must work without
-    # reading any secret.
+    """Where the superuser connects, for display (no secret: the password is in the passfile)."""
     pg = settings.postgres
     return f"postgresql://{pg.user}@{pg.host}:{pg.port}/{dbname}"
 
@@ -61,7 +60,8 @@ def postgres_status_dsn(settings: Settings, dbname: str = "postgres") -> str:
 def check_postgres(settings: Settings) -> None:
     _port_open(settings.postgres.host, settings.postgres.port)
     try:
-        with psycopg.connect(postgres_status_dsn(settings), connect_timeout=int(_TIMEOUT_S)) as conn:
+        # The superuser proves its password (from the stack's passfile) like any client.
+        with psycopg.connect(settings.postgres.dsn(), connect_timeout=int(_TIMEOUT_S)) as conn:
             row = conn.execute("SELECT 1").fetchone()
     except psycopg.Error as exc:
         raise HealthCheckFailed(f"SELECT 1 failed: {exc}") from exc

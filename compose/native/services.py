@@ -145,11 +145,53 @@ def _prepare_postgres(ctx: Context) -> Launch:
     hba = state / "pg_hba.conf"
     hba.write_text(configs.pg_hba_conf())
     _chown(hba, user)
+    _set_superuser_password(ctx, bindir, pgdata, user)
     options = configs.postgres_options(ctx.settings, sockets, hba)
     argv = [str(bindir / "postgres"), "-D", str(pgdata)]
     for key, value in options.items():
         argv += ["-c", f"{key}={value}"]
     return Launch(argv=argv, cwd=state, user=user, stop_signal=signal.SIGINT)
+
+
+def _superuser_password(ctx: Context) -> str:
+    # Generated once, kept in the stack's secrets dir like the registry's; clients read it through
+    # the libpq password file written beside it (PostgresSettings.passfile), never from a command line.
+    paths = ctx.paths
+    paths.secrets.mkdir(parents=True, exist_ok=True)
+    paths.secrets.chmod(0o700)
+    secret = paths.secrets / "postgres-superuser.password"
+    if not secret.exists():
+        secret.write_text(secrets.token_urlsafe(24))
+        secret.chmod(0o600)
+    return secret.read_text().strip()
+
+
+def _set_superuser_password(ctx: Context, bindir: Path, pgdata: Path, user: str | None) -> None:
+    """Give the superuser its password (pg_hba.conf trusts it over TCP no more) and write the libpq
+    password file. Single-user mode, before the server starts: it needs no authentication, works on a
+    cluster initialised before there was a password, and reads the statement from stdin, so the
+    password is on no command line. Idempotent: every start sets the same password."""
+    password = _superuser_password(ctx)
+    uid, gid = run_as(user)
+    proc = subprocess.run(
+        [str(bindir / "postgres"), "--single", "-D", str(pgdata), "postgres"],
+        input=f"ALTER ROLE postgres WITH PASSWORD '{password}';\n",
+        capture_output=True,
+        text=True,
+        check=False,
+        user=uid,
+        group=gid,
+        extra_groups=[] if uid is not None else None,
+    )
+    if proc.returncode != 0:
+        # The output cannot hold the password: single-user mode does not echo its input.
+        raise ServiceStartError("postgres", "setting the superuser password failed", proc.stderr[-2000:])
+    passfile = ctx.settings.postgres.passfile
+    assert passfile is not None, "resolved by Settings"
+    passfile.parent.mkdir(parents=True, exist_ok=True)
+    passfile.touch(mode=0o600, exist_ok=True)
+    passfile.chmod(0o600)  # libpq ignores a password file others can read
+    passfile.write_text(configs.pgpass(ctx.settings, password))
 
 
 # --- Kafka and Kafka Connect ----------------------------------------------------------------------
@@ -234,7 +276,7 @@ def _registry_password(paths: StackPaths) -> str:
 
 
 def _ensure_registry_database(settings: Settings, password: str) -> None:
-    with psycopg.connect(health.postgres_status_dsn(settings), autocommit=True) as conn:
+    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [REGISTRY_ROLE]).fetchone()
         verb = "ALTER" if exists else "CREATE"
         conn.execute(

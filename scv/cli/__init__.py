@@ -34,6 +34,7 @@ _GROUPS: dict[str, _Group] = {
     "consume": _Group(
         "consumer.cli:consume", "Apply the change topics of every registered source to the view."
     ),
+    "dlq": _Group("consumer.dlq_cli:app", "Dead-letter records: list, show, replay, purge."),
     "exporter": _Group("scv.exporter.cli:exporter", "Pipeline metrics for Prometheus (lag, slots, ...)."),
     "demo": _Group(
         "scv.cli.demo:app", "The demo systems of record: seed, workload, and the whole demo (run)."

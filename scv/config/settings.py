@@ -88,19 +88,28 @@ class StackSettings(BaseModel):
 class PostgresSettings(BaseModel):
     """The superuser connection of the demo PostgreSQL (not a source's CDC user).
 
-    ``port`` 0 follows ``stack.postgres_port``.
+    ``port`` 0 follows ``stack.postgres_port``. The local stack's superuser proves a password over TCP
+    like every other role (no loopback trust); `scv stack up` generates it once and writes a libpq
+    password file (``passfile``, default ``<data_dir>/secrets/pgpass``, mode 0600), which ``dsn``
+    names: the password itself never appears in a connection string, a command line or a log.
     """
 
     host: str = "127.0.0.1"
     port: int = 0
     user: str = "postgres"
-    # Empty on the local stack, whose superuser authenticates by loopback trust: no password to leak.
+    # Set for a server whose superuser password is not in the stack's passfile (e.g. compose).
     password: SecretStr = SecretStr("")
+    passfile: Path | None = None
 
     def dsn(self, dbname: str = "postgres") -> str:
         dsn = f"host={self.host} port={self.port} dbname={dbname} user={self.user}"
         secret = self.password.get_secret_value()
-        return f"{dsn} password={secret}" if secret else dsn
+        if secret:
+            return f"{dsn} password={secret}"
+        if self.passfile is None:
+            return dsn
+        quoted = str(self.passfile).replace("\\", "\\\\").replace("'", "\\'")
+        return f"{dsn} passfile='{quoted}'"
 
 
 class KafkaSettings(BaseModel):
@@ -109,6 +118,17 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = ""
     topic_partitions: int = 6
     replication_factor: int = 1
+    # The largest change record (key + value + headers, serialized) the pipeline carries: Connect's
+    # producer refuses larger ones (the connector task fails, naming the topic), the brokers and the
+    # dead-letter topic accept it with room for batch framing and dead-letter headers, the replicator
+    # reads it. 8 MiB: a row of several MiB fits even as an update carrying before- and after-images,
+    # and the store's largest mutation (half a 32 MiB commitlog segment) stays well above it.
+    max_record_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024)
+
+    @property
+    def max_message_bytes(self) -> int:
+        """What brokers and topics accept: one record at the maximum plus framing and dead-letter headers."""
+        return self.max_record_bytes + 256 * 1024
 
 
 class RegistrySettings(BaseModel):
@@ -249,6 +269,20 @@ class ConsumerSettings(BaseModel):
     parked_settle_s: float = Field(default=15.0, gt=0)
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
+    # A source whose records are dead-lettered this many times within the window is paused
+    # (consumer/poison_storm.py) instead of draining its whole stream into the dead-letter topic;
+    # 0 turns the guard off.
+    poison_storm_dead_letters: int = Field(default=100, ge=0)
+    poison_storm_window_s: float = Field(default=60.0, gt=0)
+    # Static group membership (Kafka's group.instance.id): a restarted process takes its partitions
+    # back at once instead of after the session timeout. `scv consume --processes N` gives each
+    # worker slot its own; set it for a single process only if it is unique in the group.
+    group_instance_id: str = ""
+    # `scv consume --processes N` restarts a crashed worker after this backoff (doubling per crash in
+    # a row, reset once the worker has run `worker_healthy_after_s`).
+    worker_restart_initial_s: float = Field(default=1.0, gt=0)
+    worker_restart_max_s: float = Field(default=60.0, gt=0)
+    worker_healthy_after_s: float = Field(default=60.0, gt=0)
     # Health endpoints next to /metrics. /livez: the loop made progress (or waited for records with
     # nothing to do, or retried an outage) within ``live_after_s``. /readyz: partitions are assigned
     # and no assigned partition is more than ``ready_max_lag_s`` behind.
@@ -311,6 +345,7 @@ class Settings(BaseSettings):
         st = self.stack
         if not self.postgres.port:
             self.postgres.port = st.postgres_port
+        self.postgres.passfile = self.postgres.passfile or st.data_dir / "secrets" / "pgpass"
         if not self.store.port:
             self.store.port = st.cql_port
         self.kafka.bootstrap_servers = self.kafka.bootstrap_servers or f"{st.host}:{st.kafka_port}"

@@ -8,12 +8,20 @@ its microseconds, and NULL as ``None`` (distinct from "column absent").
 
     encode_value(Decimal("12.30")) == "n:12.30"
     decode_value("n:12.30") == Decimal("12.30")
+
+Every legal source value has a form (README, "Value forms"): NUMERIC ``NaN``/``Infinity`` are
+``Decimal`` values, a non-finite float is a float (rendered ``"NaN"``/``"Infinity"`` in JSON, which has no
+such numbers), and a value no Python type holds faithfully — a timestamp at ``infinity``, a date after
+9999 or before year 1, ``24:00:00``, an interval (months do not fit a ``timedelta``) — is a
+``TextForm``: its kind and its faithful text, ``v:timestamp:infinity``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -23,6 +31,7 @@ __all__ = [
     "AttributeValue",
     "CellDecodeError",
     "Json",
+    "TextForm",
     "cell_to_json",
     "decode_value",
     "encode_value",
@@ -55,6 +64,30 @@ class Json:
         return f"Json({self.text!r})"
 
 
+@dataclass(frozen=True, slots=True)
+class TextForm:
+    """A source value kept as its faithful text, because no Python value holds it.
+
+    ``kind`` says what it is (``date``, ``timestamp``, ``timestamptz``, ``time``, ``timetz``,
+    ``interval``); ``text`` is ISO 8601 where ISO has a form (expanded years ``+10000-01-01``, astronomical
+    years ``-4712-01-01`` for 4713 BC, durations ``P1Y2M3DT4H5M6.789S``), else PostgreSQL's own words
+    (``infinity``, ``-infinity``, ``24:00:00``).
+
+        TextForm("timestamp", "infinity")
+    """
+
+    kind: str
+    text: str
+
+    def __post_init__(self) -> None:
+        if not self.kind or ":" in self.kind:
+            raise ValueError(f"a TextForm kind is a word without ':', got {self.kind!r}")
+
+    def __str__(self) -> str:
+        # What an entity id or a customer key made of this value looks like.
+        return self.text
+
+
 AttributeValue: TypeAlias = (
     None
     | bool
@@ -68,6 +101,7 @@ AttributeValue: TypeAlias = (
     | time
     | UUID
     | Json
+    | TextForm
     | list["AttributeValue"]
 )
 
@@ -100,6 +134,8 @@ def encode_value(value: AttributeValue) -> str:
         return f"u:{value}"
     if isinstance(value, Json):
         return f"j:{value.text}"
+    if isinstance(value, TextForm):
+        return f"v:{value.kind}:{value.text}"
     if isinstance(value, list):
         return "a:" + json.dumps([encode_value(item) for item in value], ensure_ascii=False)
     raise TypeError(f"cannot store a value of type {type(value).__name__}")
@@ -135,6 +171,11 @@ def decode_value(cell: str) -> AttributeValue:
                 return UUID(payload)
             case "j":
                 return Json(payload)
+            case "v":
+                kind, sep, text = payload.partition(":")
+                if not sep:
+                    raise ValueError("a text form is v:<kind>:<text>")
+                return TextForm(kind, text)
             case "a":
                 return [decode_value(item) for item in json.loads(payload)]
     except (ValueError, TypeError) as exc:
@@ -143,11 +184,17 @@ def decode_value(cell: str) -> AttributeValue:
 
 
 def to_json_compatible(value: AttributeValue) -> Any:
-    """The read contract's JSON rendering: NUMERIC as a string with its exact digits, timestamps as
-    ISO-8601 (with offset when the source had one), dates as YYYY-MM-DD, uuid as a string, JSON as
-    embedded JSON, arrays as lists, NULL as null."""
+    """The read contract's JSON rendering: NUMERIC as a string with its exact digits (``"NaN"``,
+    ``"Infinity"`` too), timestamps as ISO-8601 (with offset when the source had one), dates as
+    YYYY-MM-DD, uuid as a string, JSON as embedded JSON, arrays as lists, NULL as null, a float NaN or
+    infinity as the string ``"NaN"``/``"Infinity"``/``"-Infinity"`` (JSON has no such numbers), a
+    ``TextForm`` as its text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, TextForm):
+        return value.text
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime | date | time):
@@ -189,9 +236,14 @@ def cell_to_json(cell: str) -> Any:
             case "i":
                 return int(payload)
             case "f":
-                return float(payload)
+                return to_json_compatible(float(payload))  # NaN and infinities as strings
             case "j":
                 return json.loads(payload)
+            case "v":
+                _kind, sep, text = payload.partition(":")
+                if not sep:
+                    raise ValueError("a text form is v:<kind>:<text>")
+                return text
             case "a":
                 return [cell_to_json(item) for item in json.loads(payload)]
     except (ValueError, TypeError) as exc:

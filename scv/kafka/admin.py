@@ -29,7 +29,15 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    OffsetSpec,
+    ResourceType,
+)
 
 __all__ = ["GroupInfo", "GroupMember", "KafkaAdmin", "KafkaUnavailable", "Partition"]
 
@@ -114,6 +122,22 @@ class KafkaAdmin:
                 return False
             raise KafkaUnavailable(f"cannot create topic {name}: {exc}") from exc
         return True
+
+    def set_topic_config(self, name: str, config: Mapping[str, str]) -> None:
+        """Set these configs of an existing topic (others are left as they are)."""
+        resource = ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in config.items()
+            ],
+        )
+        future = self._admin.incremental_alter_configs([resource], request_timeout=self._timeout_s)[resource]
+        try:
+            future.result(self._timeout_s)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"cannot set {dict(config)} on topic {name}: {exc}") from exc
 
     def delete_topics(self, topics: Iterable[str]) -> None:
         names = list(topics)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import httpx
 import psycopg
 import pytest
 from cassandra.cluster import Session
@@ -23,6 +24,7 @@ from connectors.spec import SourceSpec, parse_spec
 from scv.api.config import client_settings
 from scv.client import CustomerNotFound, CustomerView, CustomerViewClient
 from scv.config.settings import Settings
+from store.migrate import migrate
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +42,34 @@ def wait_for(
             return last
         time.sleep(every_s)
     pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what} (last value: {last!r})")
+
+
+def scrape(port: int) -> str:
+    """The metrics page of the replicator on ``port``; fails the test when it does not answer (a
+    helper that read "no answer" as zero would let "nothing was dead-lettered" pass with the
+    replicator down)."""
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        pytest.fail(f"the metrics endpoint 127.0.0.1:{port} does not answer ({exc!r}); is the replicator up?")
+    return response.text
+
+
+def metric(port: int, series: str) -> float:
+    """The sum of the samples of ``series`` (a name, or a name with its first labels), 0 when the
+    endpoint answers without it (a labelled counter appears with its first increment)."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in scrape(port).splitlines() if line.startswith(series))
+
+
+def wait_metrics_up(port: int, timeout_s: float = 60.0) -> None:
+    def answers() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(answers, timeout_s=timeout_s, what=f"the metrics endpoint on port {port}")
 
 
 ReaderFactory = Callable[[str], CustomerViewClient]
@@ -119,6 +149,36 @@ def replicator(
     yield handle
     code = handle.stop()
     assert code == 0, f"replicator did not stop cleanly on SIGTERM (exit {code}):\n{handle.log_tail()}"
+
+
+@dataclass
+class Isolated:
+    """A keyspace, a dead-letter topic and a consumer group of a test's own: what its replicator
+    parks, holds and applies is its own (pass ``env()`` to ``start_replicator``)."""
+
+    keyspace: str
+    dead_letter_topic: str
+    group: str
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "SCV_STORE__KEYSPACE": self.keyspace,
+            "SCV_CONSUMER__DEAD_LETTER_TOPIC": self.dead_letter_topic,
+            **extra,
+        }
+
+
+@pytest.fixture
+def isolated(stack: Settings, store_session: Session) -> Iterator[Isolated]:
+    from scv.kafka.admin import KafkaAdmin
+
+    suffix = uuid.uuid4().hex[:8]
+    own = Isolated(f"scv_iso_{suffix}", f"scv.dead-letter.test-{suffix}", f"scv-iso-{suffix}")
+    migrate(store_session, own.keyspace, stack.store.replication_factor, stack.store.local_dc)
+    yield own
+    store_session.execute(f"DROP KEYSPACE IF EXISTS {own.keyspace}", timeout=120)
+    with KafkaAdmin(stack.kafka.bootstrap_servers) as kafka:
+        kafka.delete_topics([own.dead_letter_topic])
 
 
 @dataclass

@@ -35,9 +35,11 @@ from tests.integration.conftest import (
     SourceDatabase,
     SourceFactory,
     attributes,
+    metric,
     start_replicator,
     view_of,
     wait_for,
+    wait_metrics_up,
 )
 from tests.integration.faults import FaultyProxy
 
@@ -282,15 +284,9 @@ def isolated_keyspace(stack: Settings, store_session: Session, loyalty: SourceDa
 
 
 def _metric(port: int, name: str) -> float:
-    try:
-        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-    except httpx.HTTPError:
-        return 0.0
-    total = 0.0
-    for line in body.splitlines():
-        if line.startswith(name):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    # Fails the test when the endpoint does not answer (tests/integration/conftest.py says why).
+    wait_metrics_up(port)
+    return metric(port, name)
 
 
 def test_registry_outage_is_retried_not_dead_lettered(

@@ -31,8 +31,6 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from psycopg import sql
 
-from compose.native.health import postgres_status_dsn
-from compose.native.paths import StackPaths
 from scv.config.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,10 +88,11 @@ def cdc_source(stack: Settings) -> Iterator[CdcSource]:
         publication=f"infra_{run}",
         topic_prefix=f"infra{run}",
         connector=f"infra-{run}",
-        secret_file=StackPaths.of(stack.stack).secrets / f"infra-{run}.properties",
+        # Connect's secrets folder: the only one its file config provider may read (allowed.paths).
+        secret_file=stack.connect.secret_file(f"infra-{run}.properties"),
     )
     password = secrets.token_urlsafe(16)
-    admin_dsn = postgres_status_dsn(stack)
+    admin_dsn = stack.postgres.dsn()
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(src.dbname)))
         conn.execute(
@@ -101,7 +100,7 @@ def cdc_source(stack: Settings) -> Iterator[CdcSource]:
                 sql.Identifier(src.role), sql.Literal(password)
             )
         )
-    with psycopg.connect(postgres_status_dsn(stack, src.dbname), autocommit=True) as conn:
+    with psycopg.connect(stack.postgres.dsn(src.dbname), autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE public.accounts (id uuid PRIMARY KEY, balance numeric(12,2) NOT NULL,"
             " opened_at timestamptz NOT NULL, name text)"
@@ -224,7 +223,7 @@ def test_debezium_avro_record_decodes_with_the_registry_schema(
 ) -> None:
     snapshot_id, streamed_id = uuid.uuid4(), uuid.uuid4()
     opened = datetime(2024, 5, 17, 9, 30, 15, 123456, tzinfo=UTC)
-    dsn = postgres_status_dsn(stack, cdc_source.dbname)
+    dsn = stack.postgres.dsn(cdc_source.dbname)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO public.accounts VALUES (%s, %s, %s, %s)",

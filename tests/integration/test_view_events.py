@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -31,9 +30,11 @@ from tests.integration.conftest import (
     ReplicatorProcess,
     SourceDatabase,
     SourceFactory,
+    metric,
     start_replicator,
     view_of,
     wait_for,
+    wait_metrics_up,
 )
 
 SCHEMA = """
@@ -163,11 +164,9 @@ def test_scv_view_watch_prints_the_customers_events(
 
 
 def _metric(port: int, name: str) -> float:
-    try:
-        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-    except httpx.HTTPError:
-        return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(name))
+    # Fails the test when the endpoint does not answer (tests/integration/conftest.py says why).
+    wait_metrics_up(port)
+    return metric(port, name)
 
 
 def _max_message_bytes(admin: AdminClient, topic: str, value: str) -> None:

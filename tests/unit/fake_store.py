@@ -39,6 +39,7 @@ from store.mutations import (
     UnlinkKeyChild,
     Unpark,
 )
+from store.truncations import TruncationLog
 from store.writer import ViewWriter
 
 K = TypeVar("K")
@@ -193,8 +194,31 @@ class FakeStore:
         return {entity_id: row for entity_id, row in rows.items() if row is not None}
 
 
-def applier(store: FakeStore, redirects: Redirects | None = None) -> Applier:
-    return Applier(cast(ViewWriter, store), cast(EntityIndex, store), IndexCache(0), redirects)
+class FakeTruncationLog:
+    """The store's table_truncations, in memory: what every process of the group would see."""
+
+    def __init__(self) -> None:
+        self.truncated: dict[tuple[str, str], int] = {}
+
+    def record(self, source: str, table: str, truncated_ts: int) -> None:
+        key = (source, table)
+        self.truncated[key] = max(self.truncated.get(key, 0), truncated_ts)
+
+    def of_sources(self, sources: Iterable[str]) -> dict[tuple[str, str], int]:
+        wanted = set(sources)
+        return {key: ts for key, ts in self.truncated.items() if key[0] in wanted}
 
 
-__all__ = ["FakeStore", "applier", "replace"]
+def applier(
+    store: FakeStore, redirects: Redirects | None = None, truncations: FakeTruncationLog | None = None
+) -> Applier:
+    return Applier(
+        cast(ViewWriter, store),
+        cast(EntityIndex, store),
+        IndexCache(0),
+        redirects,
+        cast(TruncationLog, truncations or FakeTruncationLog()),
+    )
+
+
+__all__ = ["FakeStore", "FakeTruncationLog", "applier", "replace"]

@@ -558,3 +558,9 @@ def test_jvm_heaps_match_the_native_stack(services: dict[str, dict[str, Any]]) -
         == f"-Xms{st.connect_heap_mb}m -Xmx{st.connect_heap_mb}m"
     )
     assert _environment(services["registry"])["JAVA_OPTS_APPEND"] == f"-Xms128m -Xmx{st.registry_heap_mb}m"
+
+
+def test_postgres_authenticates_every_tcp_client(services: dict[str, dict[str, Any]]) -> None:
+    # The image's initdb would trust loopback TCP inside the container; no trust over TCP, as natively.
+    args = services["postgres"]["environment"]["POSTGRES_INITDB_ARGS"]
+    assert "--auth-host=scram-sha-256" in args

@@ -79,7 +79,15 @@ def test_connect_worker_loads_the_native_plugins_only() -> None:
 def test_compose_worker_differs_from_the_native_one_only_in_placement(tmp_path: Path) -> None:
     native = _props(configs.connect_properties(Settings.model_construct(), [tmp_path]))
     compose = _props(render_files()["connect/connect-distributed.properties"])
-    placement = {"bootstrap.servers", "listeners", "rest.advertised.host.name", "plugin.path"}
+    # The secrets folder is where each worker sees it (a volume in the container).
+    placement = {
+        "bootstrap.servers",
+        "listeners",
+        "rest.advertised.host.name",
+        "plugin.path",
+        "config.providers.file.param.allowed.paths",
+        "config.providers.dir.param.allowed.paths",
+    }
     assert {k: v for k, v in native.items() if k not in placement} == {
         k: v for k, v in compose.items() if k not in placement
     }

@@ -41,15 +41,42 @@ def test_connect_worker_resolves_secrets_through_config_providers(tmp_path: Path
     assert props["bootstrap.servers"] == "127.0.0.1:19092"
 
 
-def test_connect_worker_lets_connectors_tune_their_producer(tmp_path: Path) -> None:
-    props = _props(configs.connect_properties(_settings(tmp_path), [tmp_path / "a"]))
-    assert props["connector.client.config.override.policy"] == "All"
+def test_connect_worker_tunes_the_producer_and_allows_no_client_overrides(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    props = _props(configs.connect_properties(settings, [tmp_path / "a"]))
+    assert props["connector.client.config.override.policy"] == "None"
+    assert props["producer.linger.ms"] == "10"
+    assert props["producer.max.request.size"] == str(settings.kafka.max_record_bytes)
 
 
-def test_pg_hba_trusts_only_the_superuser() -> None:
+def test_connect_file_config_provider_reads_only_the_secrets_folder(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    props = _props(configs.connect_properties(settings, [tmp_path / "a"]))
+    assert props["config.providers.file.param.allowed.paths"] == str(settings.connect.worker_secrets_dir)
+    assert props["config.providers.dir.param.allowed.paths"] == str(settings.connect.worker_secrets_dir)
+
+
+def test_kafka_accepts_the_maximum_record_with_room_for_framing(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    props = _props(configs.kafka_server_properties(settings, tmp_path / "log"))
+    assert int(props["message.max.bytes"]) > settings.kafka.max_record_bytes
+
+
+def test_pg_hba_trusts_nobody_over_tcp() -> None:
     rules = [line.split() for line in configs.pg_hba_conf().splitlines() if line and not line.startswith("#")]
-    assert all(rule[-1] == "scram-sha-256" for rule in rules if "postgres" not in rule)
-    assert any(rule[-1] == "trust" and rule[2] == "postgres" for rule in rules)
+    assert all(rule[-1] == "scram-sha-256" for rule in rules if rule[0] == "host")
+    # Only the superuser on the Unix socket, which only the server's OS user may open.
+    assert [rule for rule in rules if rule[-1] == "trust"] == [["local", "all", "postgres", "trust"]]
+
+
+def test_postgres_socket_is_for_its_own_user_only(tmp_path: Path) -> None:
+    options = configs.postgres_options(_settings(tmp_path), tmp_path / "sock", tmp_path / "hba")
+    assert options["unix_socket_permissions"] == "0700"
+
+
+def test_pgpass_escapes_the_password_and_names_the_superuser(tmp_path: Path) -> None:
+    line = configs.pgpass(_settings(tmp_path), "a:b\\c").splitlines()[0]
+    assert line == "127.0.0.1:5432:*:postgres:a\\:b\\\\c"
 
 
 def test_cassandra_yaml_is_valid_yaml_bound_to_loopback(tmp_path: Path) -> None:

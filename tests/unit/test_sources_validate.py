@@ -188,3 +188,26 @@ def test_cluster_connector_name_taken_by_other_database_is_refused(spec: SourceS
 def test_cluster_other_connector_with_same_prefix_is_refused(spec: SourceSpec) -> None:
     cluster = ClusterFacts({"legacy": {"topic.prefix": "loyalty"}}, frozenset())
     assert "prefix" in _one(check_cluster(spec, cluster, ORIGIN).problems, "legacy")
+
+
+@pytest.mark.parametrize(
+    "column_type", ["money[]", "interval[]", "point[]", "xml[]", "bit varying(8)[]", "bit(3)[]"]
+)
+def test_validate_refuses_an_array_type_debezium_cannot_carry(spec: SourceSpec, column_type: str) -> None:
+    facts = _facts()
+    members = facts.tables["public.members"]
+    columns = {**members.columns, "history": _col("history", column_type, False)}
+    facts.tables["public.members"] = replace(members, columns=columns)
+    problem = _one(check_database(spec, facts, ORIGIN).problems, "history")
+    assert f"public.members.history is {column_type}, which Debezium cannot carry" in problem
+    assert "exclude_columns" in problem
+
+
+def test_validate_accepts_an_uncarried_array_that_is_excluded() -> None:
+    spec = parse_spec(SPEC.replace("kind: member,", "kind: member, exclude_columns: [history],"), ORIGIN)
+    facts = _facts()
+    members = facts.tables["public.members"]
+    facts.tables["public.members"] = replace(
+        members, columns={**members.columns, "history": _col("history", "point[]", False)}
+    )
+    assert not [p for p in check_database(spec, facts, ORIGIN).problems if "history" in p]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from connectors.exceptions import SpecError
@@ -87,3 +89,32 @@ def test_spec_invalid_yaml_reports_line() -> None:
     message = _error("name: loyalty\ntables: [\n")
     assert message.startswith("loyalty.yaml:")
     assert "not valid YAML" in message
+
+
+def test_spec_with_a_python_tag_is_refused_with_its_line_not_a_traceback() -> None:
+    message = _error(GOOD.replace("  host: 127.0.0.1", "  host: !!python/object/apply:os.system ['id']"))
+    assert message.startswith("loyalty.yaml:3: not a plain YAML value")
+    assert "python/object/apply:os.system" in message
+
+
+def test_spec_with_a_duplicate_key_is_refused_naming_both_lines() -> None:
+    message = _error(GOOD.replace("  user: cdc_loyalty\n", "  user: cdc_loyalty\n  user: someone_else\n"))
+    assert "loyalty.yaml:6: duplicate key 'user' (first at line 5)" in message
+
+
+def test_spec_with_a_duplicate_table_is_refused_rather_than_dropping_one() -> None:
+    text = GOOD + "  public.members:\n    kind: other\n    customer_key: customer_id\n"
+    assert "duplicate key 'public.members' (first at line 8)" in _error(text)
+
+
+def test_spec_that_is_not_a_mapping_is_refused() -> None:
+    assert _error("- name: loyalty\n") == "loyalty.yaml:1: expected a mapping with name, database and tables"
+
+
+def test_spec_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    from connectors.spec import load_spec
+
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(GOOD.replace("loyalty", "lo\xefalty").encode("latin-1"))
+    with pytest.raises(SpecError, match="not UTF-8 text"):
+        load_spec(path)

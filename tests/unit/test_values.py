@@ -12,6 +12,7 @@ from scv.contracts.cells import (
     AttributeValue,
     CellDecodeError,
     Json,
+    TextForm,
     cell_to_json,
     decode_value,
     encode_value,
@@ -43,6 +44,11 @@ CASES: list[tuple[AttributeValue, object]] = [
     (["a", "b"], ["a", "b"]),
     ([Decimal("1.10"), None], ["1.10", None]),
     (b"\x00\xff", "AP8="),
+    (TextForm("timestamp", "infinity"), "infinity"),
+    (TextForm("date", "+10000-01-01"), "+10000-01-01"),
+    (TextForm("interval", "P1Y2M3DT4H5M6.789S"), "P1Y2M3DT4H5M6.789S"),
+    (float("inf"), "Infinity"),
+    (Decimal("-Infinity"), "-Infinity"),
 ]
 
 
