@@ -1,6 +1,8 @@
 """Shared test setup: integration tests run against the real local stack, started here when needed.
 
-Everything under tests/integration is marked ``integration`` automatically. The session fixture
+Everything under tests/integration is marked ``integration``, everything under tests/faults ``faults``,
+automatically; the fault suite runs after every other test, whatever the command line's order, because
+it stops and restarts services of the shared stack. The session fixture
 ``stack`` brings the stack up through the same API as ``scv stack up`` when any service does not answer,
 and fails (never skips) with the services' log tails when it cannot: a skipped integration test would
 pass CI without having tested anything.
@@ -30,12 +32,17 @@ from store.migrate import migrate
 from store.session import connect, open_session
 
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
+_FAULTS_DIR = Path(__file__).parent / "faults"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if _INTEGRATION_DIR in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
+        if _FAULTS_DIR in Path(item.path).parents:
+            item.add_marker(pytest.mark.faults)
+    # A stable sort: every other test keeps its order, the fault suite's cases come last.
+    items.sort(key=lambda item: _FAULTS_DIR in Path(item.path).parents)
 
 
 @pytest.fixture(scope="session")

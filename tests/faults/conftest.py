@@ -1,33 +1,43 @@
 """The fault-injection suite's world: the three demo systems of record (seeded small, under their own
-names), onboarded through Debezium, a supervised two-process replicator, and the demo workload
-driving changes into them for the whole of each case.
+names), onboarded through Debezium into a keyspace of the suite's own, a supervised two-process
+replicator, and the demo workload driving changes into them for the whole of each case.
 
-Every case injects one fault under that load and ends the same way: the replicator catches up and
-`scv verify --all` over the three sources finds no drift. The cases restart shared services of the
-local stack, so the suite runs after every other test (`make test` orders it last) and restores
-each service before it ends.
+Every case injects one fault under that load and ends the same way (``assert_no_drift``): the workload
+stops, Debezium has captured everything committed, the replicator catches up, and `scv verify --all`
+finds no drift. The cases restart shared services of the local stack, so the suite runs after every
+other test (tests/conftest.py orders it last) and each case leaves the stack healthy, even when it
+fails (``stack_restored``).
+
+The suite has its own keyspace, consumer group, dead-letter and view-event topics: the session's
+integration replicator (still running until the session ends) never applies its sources, and what the
+suite's replicator parks is countable.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 import yaml
 from cassandra.cluster import Session
 
-from connectors.onboard import add_source, remove_source
+from compose.native.stack import Stack
+from connectors.exceptions import SourceNotFound
+from connectors.onboard import add_source, remove_source_report
 from connectors.spec import SourceSpec, parse_spec
+from consumer.dlq import DeadLetters, ParkedView
 from demo.exceptions import DemoError
 from demo.model import database_names, published_tables
 from demo.roles import ensure_publication
@@ -36,23 +46,54 @@ from demo.seed import seed_demo
 from demo.workload import run_workload
 from scv.config.settings import Settings
 from scv.kafka.admin import KafkaAdmin
-from scv.verify.reconcile import Progress, VerifyOptions, verify
+from store.migrate import migrate
 from tests.integration.conftest import REPO, wait_for
 
-_FAULTS_DIR = Path(__file__).parent
 SPECS = REPO / "connectors" / "sources"
 # Short names, unique per run: f<6 hex>_crm etc. (a source name is at most 41 characters).
-PREFIX = f"f{uuid.uuid4().hex[:6]}_"
+RUN = uuid.uuid4().hex[:6]
+PREFIX = f"f{RUN}_"
+DEMO = ("crm", "core", "care")
 CUSTOMERS = 300
+# Changes/s of the workload: steady, and light enough for two cores shared with the whole stack.
+RATE = 40.0
+METRICS_PORT = 9480
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if _FAULTS_DIR in Path(item.path).parents:
-            item.add_marker(pytest.mark.faults)
+@dataclass(frozen=True)
+class Suite:
+    """The suite's settings (own keyspace, group and topics) and its onboarded demo sources."""
+
+    settings: Settings
+    specs: list[SourceSpec]
+
+    @property
+    def group(self) -> str:
+        return self.settings.consumer.group_id
+
+    def env(self) -> dict[str, str]:
+        """The environment of a process (replicator, `scv verify`) working on the suite's view."""
+        consumer = self.settings.consumer
+        return {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "SCV_STORE__KEYSPACE": self.settings.store.keyspace,
+            "SCV_CONSUMER__GROUP_ID": consumer.group_id,
+            "SCV_CONSUMER__DEAD_LETTER_TOPIC": consumer.dead_letter_topic,
+            "SCV_CONSUMER__VIEW_EVENTS_TOPIC": consumer.view_events_topic,
+        }
+
+    def spec(self, source: str) -> SourceSpec:
+        return next(s for s in self.specs if s.name == f"{PREFIX}{source}")
+
+    def topics(self) -> list[str]:
+        return [spec.names.topic(table) for spec in self.specs for table in spec.tables]
+
+    def dead_letters(self) -> list[ParkedView]:
+        return DeadLetters(self.settings).records(decode=False)
 
 
-def _spec(settings: Settings, source: str) -> SourceSpec:
+def _demo_spec(settings: Settings, source: str) -> SourceSpec:
     """The demo's spec of ``source``, renamed to this run's databases and source names."""
     data = yaml.safe_load((SPECS / f"{source}.yaml").read_text())
     data["name"] = f"{PREFIX}{source}"
@@ -66,85 +107,79 @@ def _spec(settings: Settings, source: str) -> SourceSpec:
     return parse_spec(yaml.safe_dump(data), f"<fault suite {source}>")
 
 
+def _suite_settings(stack: Settings) -> Settings:
+    store = stack.store.model_copy(update={"keyspace": f"scv_faults_{RUN}"})
+    consumer = stack.consumer.model_copy(
+        update={
+            "group_id": f"scv-faults-{RUN}",
+            "dead_letter_topic": f"scv.dead-letter.faults-{RUN}",
+            "view_events_topic": f"scv.view-changed.faults-{RUN}",
+        }
+    )
+    return stack.model_copy(update={"store": store, "consumer": consumer})
+
+
+@pytest.fixture(scope="package")
+def suite(stack: Settings, store_session: Session) -> Iterator[Suite]:
+    settings = _suite_settings(stack)
+    store = settings.store
+    migrate(store_session, store.keyspace, store.replication_factor, store.local_dc)
+    seed_demo(settings, customers=CUSTOMERS, seed=5, database_prefix=PREFIX)
+    export_demo_passwords(settings)
+    specs: list[SourceSpec] = []
+    try:
+        for source in DEMO:
+            spec = _demo_spec(settings, source)
+            with psycopg.connect(settings.postgres.dsn(spec.database.dbname), autocommit=True) as conn:
+                ensure_publication(conn, spec.names.publication, published_tables(source))
+            specs.append(spec)
+            add_source(spec, settings, timeout_s=300)
+        yield Suite(settings, specs)
+    finally:
+        for spec in reversed(specs):
+            with contextlib.suppress(SourceNotFound):
+                remove_source_report(spec.name, settings, delete_topics_too=True)
+        with psycopg.connect(settings.postgres.dsn(), autocommit=True) as admin:
+            for dbname in database_names(PREFIX).values():
+                admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        store_session.execute(f"DROP KEYSPACE IF EXISTS {store.keyspace}", timeout=120)
+        with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
+            kafka.delete_topics([settings.consumer.dead_letter_topic, settings.consumer.view_events_topic])
+
+
 @dataclass
 class Replicator:
+    """`scv consume --processes 2`: the supervisor and its two worker processes."""
+
     process: subprocess.Popen[bytes]
-    group: str
     log: Path
 
     def worker_pids(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+        """The live workers, as the supervisor logged them (`worker_started`, minus `worker_crashed`)."""
+        live: set[int] = set()
+        for line in self.log.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            event = json.loads(line)
+            if event.get("event") == "worker_started":
+                live.add(int(event["pid"]))
+            elif event.get("event") == "worker_crashed":
+                live.discard(int(event["pid"]))
+        return sorted(pid for pid in live if Path(f"/proc/{pid}").exists())
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-@dataclass
-class Workload:
-    """The demo workload in a background thread, restarted whenever a fault interrupts it (a
-    PostgreSQL restart fails its sessions): changes keep coming for the whole case."""
-
-    settings: Settings
-    rate: float
-    stop: threading.Event = field(default_factory=threading.Event)
-    changes: int = 0
-    interruptions: int = 0
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> Workload:
-        self._thread = threading.Thread(target=self._run, name="fault-workload", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop.set()
-        assert self._thread is not None
-        self._thread.join(60)
-
-    def _run(self) -> None:
-        seed = 0
-        while not self.stop.is_set():
-            seed += 1
-            try:
-                stats = run_workload(
-                    self.settings, rate=self.rate, duration_s=2.0, seed=seed, database_prefix=PREFIX
-                )
-                self.changes += stats.changes
-            except DemoError:
-                self.interruptions += 1
-                self.stop.wait(1.0)
-
-
 @pytest.fixture(scope="package")
-def demo_sources(stack: Settings) -> Iterator[list[SourceSpec]]:
-    seed_demo(stack, customers=CUSTOMERS, seed=5, database_prefix=PREFIX)
-    export_demo_passwords(stack)
-    specs = [_spec(stack, source) for source in ("crm", "core", "care")]
-    for spec, source in zip(specs, ("crm", "core", "care"), strict=True):
-        with psycopg.connect(stack.postgres.dsn(spec.database.dbname), autocommit=True) as conn:
-            ensure_publication(conn, spec.names.publication, published_tables(source))
-        add_source(spec, stack, timeout_s=300)
-    yield specs
-    for spec in reversed(specs):
-        remove_source(spec.name, stack)
-    with psycopg.connect(stack.postgres.dsn(), autocommit=True) as admin:
-        for dbname in database_names(PREFIX).values():
-            admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-
-
-@pytest.fixture(scope="package")
-def replicator(
-    stack: Settings, demo_sources: list[SourceSpec], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Replicator]:
-    group = f"scv-faults-{uuid.uuid4().hex[:6]}"
+def replicator(suite: Suite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicator]:
     log = tmp_path_factory.mktemp("faults") / "replicator.log"
     env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "SCV_CONSUMER__GROUP_ID": group,
-        "SCV_CONSUMER__METRICS_PORT": "9480",
+        **suite.env(),
+        "SCV_CONSUMER__METRICS_PORT": str(METRICS_PORT),
         "SCV_CONSUMER__REGISTRATIONS_POLL_S": "0.5",
+        # Killed workers come back within seconds, however often the suite kills them.
+        "SCV_CONSUMER__WORKER_RESTART_MAX_S": "4",
         "SCV_LOG_FORMAT": "json",
     }
     with log.open("wb") as out:
@@ -155,96 +190,205 @@ def replicator(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    handle = Replicator(process, group, log)
-    wait_for(lambda: len(handle.worker_pids()) == 2, what="two replicator workers")
-    yield handle
-    process.send_signal(signal.SIGTERM)
+    handle = Replicator(process, log)
     try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        wait_for(lambda: len(handle.worker_pids()) == 2, what="two replicator workers")
+        yield handle
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+    assert code == 0, f"the replicator did not stop cleanly on SIGTERM (exit {code}):\n{handle.log_tail()}"
+
+
+@pytest.fixture(autouse=True)
+def stack_restored(stack: Settings) -> Iterator[None]:
+    """Whatever a case stopped comes back healthy before the next test, even when the case failed."""
+    yield
+    statuses = Stack(stack).up()
+    unhealthy = [s for s in statuses if not s.healthy]
+    assert not unhealthy, f"the stack is not healthy after the case: {unhealthy}"
+
+
+@dataclass
+class Workload:
+    """The demo workload in a background thread, restarted whenever a fault interrupts it (a
+    PostgreSQL restart fails its sessions): changes keep coming until ``finish``."""
+
+    settings: Settings
+    rate: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    changes: int = 0
+    interruptions: int = 0
+    errors: list[str] = field(default_factory=list)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fault-workload", daemon=True)
+        self._thread.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        if self._thread is not None:
+            self._thread.join(60)
+            assert not self._thread.is_alive(), "the workload did not stop"
+
+    def _run(self) -> None:
+        seed = 0
+        while not self.stop.is_set():
+            seed += 1
+            try:
+                stats = run_workload(
+                    self.settings, rate=self.rate, duration_s=2.0, seed=seed, database_prefix=PREFIX
+                )
+                self.changes += stats.changes
+            except (DemoError, psycopg.Error) as exc:
+                self.interruptions += 1
+                self.errors.append(str(exc))
+                self.stop.wait(1.0)
 
 
 @pytest.fixture
-def workload(stack: Settings, replicator: Replicator) -> Iterator[Workload]:
-    with Workload(stack, rate=40.0) as running:
-        time.sleep(3)  # under load before the fault
+def workload(suite: Suite, replicator: Replicator) -> Iterator[Workload]:
+    running = Workload(suite.settings, rate=RATE)
+    running.start()
+    try:
+        # Under load before the fault: changes are flowing and being applied.
+        wait_for(lambda: running.changes > 0, timeout_s=30, what="the workload's first changes")
         yield running
+    finally:
+        running.finish()
 
 
-def caught_up(settings: Settings, group: str, specs: list[SourceSpec], timeout_s: float = 240) -> None:
-    topics = [spec.names.topic(table) for spec in specs for table in spec.tables]
-    with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
+def captured(suite: Suite, timeout_s: float = 120) -> None:
+    """Wait until Debezium has published everything committed so far in the demo databases: each
+    replication slot has confirmed a WAL position past the current one (Connect commits its offsets,
+    and so confirms the slot, only once the records before it are in Kafka)."""
+    slots = [spec.names.slot for spec in suite.specs]
+    with psycopg.connect(suite.settings.postgres.dsn(), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
+        assert row is not None
+        now = row[0]
+
+        def confirmed() -> bool:
+            rows = conn.execute(
+                "SELECT count(*) FROM pg_replication_slots "
+                "WHERE slot_name = ANY(%s) AND confirmed_flush_lsn >= %s::pg_lsn",
+                (slots, now),
+            ).fetchone()
+            return rows is not None and rows[0] == len(slots)
+
+        wait_for(confirmed, timeout_s=timeout_s, what="Debezium to capture every committed change", every_s=1)
+
+
+def caught_up(suite: Suite, timeout_s: float = 240) -> None:
+    with KafkaAdmin(suite.settings.kafka.bootstrap_servers) as kafka:
         wait_for(
-            lambda: kafka.group_lag(group, topics) == 0,
+            lambda: kafka.group_lag(suite.group, suite.topics()) == 0,
             timeout_s=timeout_s,
-            what="replicator caught up",
+            what="the replicator to catch up",
             every_s=1.0,
         )
 
 
-def assert_no_drift(settings: Settings, session: Session, group: str, specs: list[SourceSpec]) -> None:
-    """The case's verdict: after catching up, `scv verify --all` over the three sources is clean."""
-    caught_up(settings, group, specs)
-    findings = []
-    for spec in specs:
-        options = VerifyOptions(source=spec.name, group=group, settle_timeout_s=120)
-        findings += verify(settings, session, options, Progress()).findings
-    assert not findings, "drift after the fault:\n" + "\n".join(f.describe() for f in findings[:20])
+def scv_verify(suite: Suite) -> dict[str, Any]:
+    """`scv verify --all --json` over the suite's view, as an operator would run it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "scv", "verify", "--all", "--group", suite.group, "--json"],
+        cwd=REPO,
+        env=suite.env(),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode in (0, 1), f"scv verify failed (exit {done.returncode}):\n{done.stderr[-3000:]}"
+    report: dict[str, Any] = json.loads(done.stdout)
+    assert (done.returncode == 1) == report["drift"], done.stdout
+    return report
+
+
+def assert_no_drift(suite: Suite, workload: Workload) -> dict[str, Any]:
+    """The case's verdict: once the workload stops and everything is applied, `scv verify --all` over
+    every registered source finds the view equal to its systems of record."""
+    workload.finish()
+    assert workload.changes > 0, f"the workload made no change: {workload.errors[-3:]}"
+    captured(suite)
+    caught_up(suite)
+    report = scv_verify(suite)
+    findings = report["findings"]
+    described = "\n".join(
+        f"{f['problem']}: {f['source']}/{f['table']} entity {f['entity_id']} of customer "
+        f"{f['customer_id']}: {f['detail']}"
+        for f in findings[:20]
+    )
+    assert not report["drift"], f"drift after the fault ({len(findings)} findings):\n{described}"
+    # Verify compared what it had to: every table of every demo source, each with rows.
+    checked = {(t["source"], t["table"]): t["rows_checked"] for t in report["tables"]}
+    expected = {(spec.name, table) for spec in suite.specs for table in spec.tables}
+    assert expected <= checked.keys(), f"tables not verified: {sorted(expected - checked.keys())}"
+    assert all(checked[t] > 0 for t in expected), checked
+    return report
 
 
 @pytest.fixture
-def extra_source(stack: Settings, store_session: Session) -> Iterator[Callable[[], str]]:
+def extra_source(suite: Suite, store_session: Session) -> Iterator[Callable[[], str]]:
     """A fourth source onboarded while the workload runs, filled, then removed with its view rows
     (`scv sources remove --purge-view`): returns its name once the view is clean of it again."""
-    from connectors.onboard import remove_source_report
-    from scv.verify.sides import ViewSide
-
+    settings = suite.settings
     name = f"{PREFIX}extra"
+    role = f"cdc_{name}"
     created = False
+
+    def rows_of_extra() -> int:
+        row = store_session.execute(
+            f"SELECT count(*) FROM {settings.store.keyspace}.customer_view WHERE source = %s ALLOW FILTERING",
+            (name,),
+            timeout=60,
+        ).one()
+        return int(row.count) if row is not None else 0
 
     def run() -> str:
         nonlocal created
-        with psycopg.connect(stack.postgres.dsn(), autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        created = True
         password = uuid.uuid4().hex
         os.environ["SCV_FAULTS_EXTRA_PASSWORD"] = password
-        with psycopg.connect(stack.postgres.dsn(name), autocommit=True) as conn:
+        with psycopg.connect(settings.postgres.dsn(), autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+            created = True
+            admin.execute(f"CREATE ROLE {role} LOGIN REPLICATION PASSWORD '{password}'")
+        with psycopg.connect(settings.postgres.dsn(name), autocommit=True) as conn:
             conn.execute(
                 "CREATE TABLE public.loyalty (card_id bigint PRIMARY KEY, customer_id bigint NOT NULL, "
                 "points int NOT NULL); CREATE TABLE public.scv_signal (id varchar(42) PRIMARY KEY, "
                 "type varchar(32) NOT NULL, data varchar(2048))"
             )
-            conn.execute(f"CREATE ROLE cdc_{name} LOGIN REPLICATION PASSWORD '{password}'")
-            conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO cdc_{name}")
-            conn.execute(f"GRANT INSERT, UPDATE, DELETE ON public.scv_signal TO cdc_{name}")
-            conn.execute(f'GRANT CREATE ON DATABASE "{name}" TO cdc_{name}')
-            conn.execute(f"ALTER TABLE public.loyalty OWNER TO cdc_{name}")
-            conn.execute(f"ALTER TABLE public.scv_signal OWNER TO cdc_{name}")
+            conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+            conn.execute(f"GRANT INSERT, UPDATE, DELETE ON public.scv_signal TO {role}")
+            conn.execute(f'GRANT CREATE ON DATABASE "{name}" TO {role}')
+            conn.execute(f"ALTER TABLE public.loyalty OWNER TO {role}")
+            conn.execute(f"ALTER TABLE public.scv_signal OWNER TO {role}")
             conn.execute("INSERT INTO loyalty SELECT g, g % 300 + 1, g FROM generate_series(1, 500) g")
         spec = parse_spec(
-            f"name: {name}\ndatabase: {{host: 127.0.0.1, port: {stack.postgres.port}, dbname: {name}, "
-            f"user: cdc_{name}, password_env: SCV_FAULTS_EXTRA_PASSWORD}}\nheartbeat_interval_ms: 1000\n"
+            f"name: {name}\ndatabase: {{host: 127.0.0.1, port: {settings.postgres.port}, dbname: {name}, "
+            f"user: {role}, password_env: SCV_FAULTS_EXTRA_PASSWORD}}\nheartbeat_interval_ms: 1000\n"
             "tables:\n  public.loyalty: {kind: loyalty, customer_key: customer_id}\n",
             "<fault suite extra source>",
         )
-        add_source(spec, stack, timeout_s=180)
-        with psycopg.connect(stack.postgres.dsn(name), autocommit=True) as conn:
+        add_source(spec, settings, timeout_s=180)
+        with psycopg.connect(settings.postgres.dsn(name), autocommit=True) as conn:
             conn.execute("UPDATE loyalty SET points = points + 1 WHERE card_id <= 100")
-        view = ViewSide(store_session, stack.store.keyspace)
-
-        def rows_of_extra() -> int:
-            _sums, _kept, others = view.scan({}, 1)
-            return sum(count for (source, _table), count in others.items() if source == name)
-
         wait_for(lambda: rows_of_extra() == 500, timeout_s=120, what="the extra source's rows in the view")
-        remove_source_report(name, stack, purge_view=True, delete_topics_too=True)
+        remove_source_report(name, settings, purge_view=True, delete_topics_too=True)
         wait_for(lambda: rows_of_extra() == 0, timeout_s=60, what="the extra source purged from the view")
         return name
 
     yield run
     if created:
-        with psycopg.connect(stack.postgres.dsn(), autocommit=True) as admin:
+        with contextlib.suppress(SourceNotFound):
+            remove_source_report(name, settings, delete_topics_too=True)
+        with psycopg.connect(settings.postgres.dsn(), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'DROP ROLE IF EXISTS "cdc_{name}"')
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')
