@@ -145,12 +145,21 @@ def _prepare_postgres(ctx: Context) -> Launch:
     hba = state / "pg_hba.conf"
     hba.write_text(configs.pg_hba_conf())
     _chown(hba, user)
-    _set_superuser_password(ctx, bindir, pgdata, user)
     options = configs.postgres_options(ctx.settings, sockets, hba)
-    argv = [str(bindir / "postgres"), "-D", str(pgdata)]
-    for key, value in options.items():
-        argv += ["-c", f"{key}={value}"]
+    _set_superuser_password(ctx, single_user_argv(bindir, pgdata, options), user)
+    argv = [str(bindir / "postgres"), "-D", str(pgdata), *_option_args(options)]
     return Launch(argv=argv, cwd=state, user=user, stop_signal=signal.SIGINT)
+
+
+def _option_args(options: dict[str, str]) -> list[str]:
+    return [arg for key, value in options.items() for arg in ("-c", f"{key}={value}")]
+
+
+def single_user_argv(bindir: Path, pgdata: Path, options: dict[str, str]) -> list[str]:
+    """Single-user mode with the server's own options: after an unclean stop it runs crash recovery
+    first, and recovery refuses a cluster holding logical replication slots unless it runs with
+    ``wal_level=logical`` like the server (PostgreSQL's default is ``replica``)."""
+    return [str(bindir / "postgres"), "--single", "-D", str(pgdata), *_option_args(options), "postgres"]
 
 
 def _superuser_password(ctx: Context) -> str:
@@ -166,7 +175,7 @@ def _superuser_password(ctx: Context) -> str:
     return secret.read_text().strip()
 
 
-def _set_superuser_password(ctx: Context, bindir: Path, pgdata: Path, user: str | None) -> None:
+def _set_superuser_password(ctx: Context, single_user: list[str], user: str | None) -> None:
     """Give the superuser its password (pg_hba.conf trusts it over TCP no more) and write the libpq
     password file. Single-user mode, before the server starts: it needs no authentication, works on a
     cluster initialised before there was a password, and reads the statement from stdin, so the
@@ -174,7 +183,7 @@ def _set_superuser_password(ctx: Context, bindir: Path, pgdata: Path, user: str 
     password = _superuser_password(ctx)
     uid, gid = run_as(user)
     proc = subprocess.run(
-        [str(bindir / "postgres"), "--single", "-D", str(pgdata), "postgres"],
+        single_user,
         input=f"ALTER ROLE postgres WITH PASSWORD '{password}';\n",
         capture_output=True,
         text=True,

@@ -9,7 +9,7 @@ import yaml
 from compose.native import configs
 from compose.native.install import BUNDLES, bundle_dir
 from compose.native.paths import StackPaths
-from compose.native.services import SERVICES
+from compose.native.services import SERVICES, single_user_argv
 from compose.native.stack import _STOP_PHASES
 from compose.versions import load_versions
 from scv.config.settings import Settings, StackSettings
@@ -72,6 +72,18 @@ def test_pg_hba_trusts_nobody_over_tcp() -> None:
 def test_postgres_socket_is_for_its_own_user_only(tmp_path: Path) -> None:
     options = configs.postgres_options(_settings(tmp_path), tmp_path / "sock", tmp_path / "hba")
     assert options["unix_socket_permissions"] == "0700"
+
+
+def test_single_user_mode_recovers_with_the_servers_wal_level(tmp_path: Path) -> None:
+    # After an unclean stop, single-user mode replays WAL first; with logical slots present that
+    # refuses to run at the default wal_level=replica (the stack then never came up again).
+    options = configs.postgres_options(_settings(tmp_path), tmp_path / "sock", tmp_path / "hba")
+    argv = single_user_argv(Path("/bin"), tmp_path / "data", options)
+    assert argv[:4] == ["/bin/postgres", "--single", "-D", str(tmp_path / "data")]
+    assert argv[-1] == "postgres"
+    pairs = dict(argv[i + 1].split("=", 1) for i, arg in enumerate(argv) if arg == "-c")
+    assert pairs["wal_level"] == "logical"
+    assert pairs["max_replication_slots"] == options["max_replication_slots"]
 
 
 def test_pgpass_escapes_the_password_and_names_the_superuser(tmp_path: Path) -> None:
