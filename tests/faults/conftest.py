@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ import pytest
 import yaml
 from cassandra.cluster import Session
 
+from compose.native.exceptions import StackUpFailed
 from compose.native.stack import Stack
 from connectors.exceptions import SourceNotFound
 from connectors.onboard import add_source, remove_source_report
@@ -136,6 +138,7 @@ def suite(stack: Settings, store_session: Session) -> Iterator[Suite]:
             add_source(spec, settings, timeout_s=300)
         yield Suite(settings, specs)
     finally:
+        stack_up(stack)  # a case that failed to restore a service must not leave its sources behind
         for spec in reversed(specs):
             with contextlib.suppress(SourceNotFound):
                 remove_source_report(spec.name, settings, delete_topics_too=True)
@@ -204,13 +207,24 @@ def replicator(suite: Suite, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     assert code == 0, f"the replicator did not stop cleanly on SIGTERM (exit {code}):\n{handle.log_tail()}"
 
 
+def stack_up(stack: Settings) -> None:
+    """`scv stack up`: start what is not running and wait until every service answers; fails the test
+    with the failing services' log tails."""
+    try:
+        statuses = Stack(stack).up()
+    except StackUpFailed as exc:
+        report = "\n\n".join(f"--- {f.service}: {f}\n{f.log_tail}" for f in exc.failures)
+        pytest.fail(f"the local stack did not come back up:\n{report}")
+    unhealthy = [s for s in statuses if not s.healthy]
+    assert not unhealthy, f"the stack is not healthy: {unhealthy}"
+
+
 @pytest.fixture(autouse=True)
 def stack_restored(stack: Settings) -> Iterator[None]:
     """Whatever a case stopped comes back healthy before the next test, even when the case failed."""
     yield
-    statuses = Stack(stack).up()
-    unhealthy = [s for s in statuses if not s.healthy]
-    assert not unhealthy, f"the stack is not healthy after the case: {unhealthy}"
+    with phase("the stack checked (and restored) after the case"):
+        stack_up(stack)
 
 
 @dataclass
@@ -311,14 +325,25 @@ def scv_verify(suite: Suite) -> dict[str, Any]:
     return report
 
 
+@contextlib.contextmanager
+def phase(name: str) -> Iterator[None]:
+    """Say how long a step of a case took (shown with the case's output: where its time goes)."""
+    started = time.monotonic()
+    yield
+    print(f"fault suite: {name} took {time.monotonic() - started:.1f}s")
+
+
 def assert_no_drift(suite: Suite, workload: Workload) -> dict[str, Any]:
     """The case's verdict: once the workload stops and everything is applied, `scv verify --all` over
     every registered source finds the view equal to its systems of record."""
     workload.finish()
     assert workload.changes > 0, f"the workload made no change: {workload.errors[-3:]}"
-    captured(suite)
-    caught_up(suite)
-    report = scv_verify(suite)
+    with phase("Debezium capturing every committed change"):
+        captured(suite)
+    with phase("the replicator catching up"):
+        caught_up(suite)
+    with phase("scv verify --all"):
+        report = scv_verify(suite)
     findings = report["findings"]
     described = "\n".join(
         f"{f['problem']}: {f['source']}/{f['table']} entity {f['entity_id']} of customer "

@@ -18,7 +18,7 @@ from compose.native.stack import Stack
 from compose.native.supervisor import running_pid, stop
 from connectors.connect import ConnectClient
 from scv.config.settings import Settings
-from tests.faults.conftest import Replicator, Suite, Workload, assert_no_drift
+from tests.faults.conftest import Replicator, Suite, Workload, assert_no_drift, phase, stack_up
 from tests.integration.conftest import wait_for
 
 
@@ -33,12 +33,13 @@ def _bounce(stack: Settings, service: str, down_s: float, workload: Workload) ->
     before = running_pid(runner.paths, service)
     assert before is not None, f"{service} is not running (started by `scv stack up`)"
     changes = workload.changes
-    assert stop(runner.paths, service), f"{service} was not stopped"
+    with phase(f"stopping {service}"):
+        assert stop(runner.paths, service), f"{service} was not stopped"
     assert not _healthy(stack, service), f"{service} still answers after being stopped"
     time.sleep(down_s)
     during = workload.changes - changes
-    statuses = runner.up()
-    assert all(s.healthy for s in statuses), [s for s in statuses if not s.healthy]
+    with phase(f"starting {service}"):
+        stack_up(stack)
     after = running_pid(runner.paths, service)
     assert after is not None, f"{service} is not running after `up`"
     assert after != before, f"{service} was not restarted (still pid {before})"
@@ -140,8 +141,7 @@ def test_registry_unreachable_for_a_while_loses_nothing(
         assert workload.changes > changes, "no change was made while the registry was down"
         assert len(replicator.worker_pids()) == 2, replicator.log_tail()
     finally:
-        statuses = runner.up()
-    assert all(s.healthy for s in statuses), [s for s in statuses if not s.healthy]
+        stack_up(stack)
     assert_no_drift(suite, workload)
     # An outage is retried, never parked as if the records were bad.
     _assert_nothing_parked(suite)
