@@ -157,18 +157,24 @@ class Replicator:
     process: subprocess.Popen[bytes]
     log: Path
 
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The JSON log events called ``name`` so far (the supervisor's and the workers')."""
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith("{") and f'"{name}"' in line:
+                event = json.loads(line)
+                if event.get("event") == name:
+                    found.append(event)
+        return found
+
     def worker_pids(self) -> list[int]:
         """The live workers, as the supervisor logged them (`worker_started`, minus `worker_crashed`)."""
-        live: set[int] = set()
-        for line in self.log.read_text(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            event = json.loads(line)
-            if event.get("event") == "worker_started":
-                live.add(int(event["pid"]))
-            elif event.get("event") == "worker_crashed":
-                live.discard(int(event["pid"]))
+        live = {int(e["pid"]) for e in self.events("worker_started")}
+        live -= {int(e["pid"]) for e in self.events("worker_crashed")}
         return sorted(pid for pid in live if Path(f"/proc/{pid}").exists())
+
+    def crashes(self) -> int:
+        return len(self.events("worker_crashed"))
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -26,10 +26,11 @@ def _healthy(stack: Settings, service: str) -> bool:
     return next(s for s in Stack(stack).status() if s.name == service).healthy
 
 
-def _bounce(stack: Settings, service: str, down_s: float, workload: Workload) -> int:
+def _bounce(stack: Settings, service: str, down_s: float, workload: Workload, replicator: Replicator) -> int:
     """Stop one service of the local stack under load, leave it down ``down_s``, bring it back
     healthy as a new process; returns the changes the workload committed meanwhile."""
     runner = Stack(stack)
+    crashes = replicator.crashes()
     before = running_pid(runner.paths, service)
     assert before is not None, f"{service} is not running (started by `scv stack up`)"
     changes = workload.changes
@@ -43,6 +44,7 @@ def _bounce(stack: Settings, service: str, down_s: float, workload: Workload) ->
     after = running_pid(runner.paths, service)
     assert after is not None, f"{service} is not running after `up`"
     assert after != before, f"{service} was not restarted (still pid {before})"
+    print(f"fault suite: {replicator.crashes() - crashes} worker crashes while {service} restarted")
     return during
 
 
@@ -86,7 +88,7 @@ def test_workers_killed_repeatedly_at_random_points_lose_nothing(
 def test_store_restart_under_load_loses_nothing(
     stack: Settings, suite: Suite, replicator: Replicator, workload: Workload
 ) -> None:
-    during = _bounce(stack, "cassandra", down_s=10, workload=workload)
+    during = _bounce(stack, "cassandra", replicator=replicator, down_s=10, workload=workload)
     assert during > 0, "no change was made while the store was down"
     assert_no_drift(suite, workload)
     _assert_nothing_parked(suite)
@@ -95,7 +97,7 @@ def test_store_restart_under_load_loses_nothing(
 def test_broker_restart_under_load_loses_nothing(
     stack: Settings, suite: Suite, replicator: Replicator, workload: Workload
 ) -> None:
-    during = _bounce(stack, "kafka", down_s=10, workload=workload)
+    during = _bounce(stack, "kafka", replicator=replicator, down_s=10, workload=workload)
     assert during > 0, "no change was made while the broker was down"
     assert_no_drift(suite, workload)
     _assert_nothing_parked(suite)
@@ -104,7 +106,7 @@ def test_broker_restart_under_load_loses_nothing(
 def test_connect_restart_resumes_debezium_from_its_offsets(
     stack: Settings, suite: Suite, replicator: Replicator, workload: Workload
 ) -> None:
-    during = _bounce(stack, "connect", down_s=5, workload=workload)
+    during = _bounce(stack, "connect", replicator=replicator, down_s=5, workload=workload)
     assert during > 0, "no change was made while Kafka Connect was down"
     wait_for(lambda: _connectors_running(suite), timeout_s=120, what="the demo connectors running again")
     assert_no_drift(suite, workload)
@@ -114,7 +116,7 @@ def test_connect_restart_resumes_debezium_from_its_offsets(
 def test_postgres_restart_under_load_loses_nothing(
     stack: Settings, suite: Suite, replicator: Replicator, workload: Workload
 ) -> None:
-    _bounce(stack, "postgres", down_s=5, workload=workload)
+    _bounce(stack, "postgres", replicator=replicator, down_s=5, workload=workload)
     # The workload's sessions failed with the server and it carried on with new ones.
     wait_for(lambda: workload.interruptions > 0, timeout_s=30, what="the workload to notice the restart")
     changes = workload.changes
@@ -134,12 +136,14 @@ def test_registry_unreachable_for_a_while_loses_nothing(
     try:
         assert not _healthy(stack, "registry")
         # Fresh workers have no schema cached: every record they read needs the registry.
+        crashes = replicator.crashes()
         for pid in replicator.worker_pids():
             os.kill(pid, signal.SIGKILL)
         changes = workload.changes
         time.sleep(15)
         assert workload.changes > changes, "no change was made while the registry was down"
         assert len(replicator.worker_pids()) == 2, replicator.log_tail()
+        print(f"fault suite: {replicator.crashes() - crashes - 2} crashes besides the 2 kills, registry down")
     finally:
         stack_up(stack)
     assert_no_drift(suite, workload)
