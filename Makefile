@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SCV := $(BIN)/scv
 
-.PHONY: install demo test lint unit integration bench bench-reads client-dist stack-up stack-down clean
+.PHONY: install demo test faults lint unit integration bench bench-reads client-dist stack-up stack-down clean
 
 install: $(VENV)/.installed
 
@@ -30,9 +30,15 @@ unit: install
 	$(BIN)/pytest -q tests/unit
 
 # The whole suite: lint, type check, start the local stack (installing it on first use), every test.
+# The fault-injection suite (tests/faults, marker `faults`) runs last: it restarts stack services.
 test: install lint
 	$(SCV) stack up
 	$(BIN)/pytest tests
+
+# The fault-injection suite alone (part of `make test`): each case restarts or breaks something under load.
+faults: install
+	$(SCV) stack up
+	$(BIN)/pytest tests/faults
 
 bench: install
 	$(SCV) stack up
