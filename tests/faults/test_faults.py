@@ -194,10 +194,14 @@ def test_schema_change_under_load_loses_nothing(
 def test_one_hot_customer_with_ten_thousand_entities(
     stack: Settings, store_session: Session, suite: Suite, replicator: Replicator, workload: Workload
 ) -> None:
-    care = suite.spec("care")
-    with psycopg.connect(stack.postgres.dsn(care.database.dbname), autocommit=True) as conn:
-        row = conn.execute("SELECT fiscal_code FROM callers ORDER BY caller_id LIMIT 1").fetchone()
+    crm, care = suite.spec("crm"), suite.spec("care")
+    with psycopg.connect(stack.postgres.dsn(crm.database.dbname), autocommit=True) as conn:
+        # A customer of the CRM: care's interactions reach it through its fiscal code.
+        row = conn.execute(
+            "SELECT fiscal_code FROM customers WHERE merged_into IS NULL ORDER BY customer_id LIMIT 1"
+        ).fetchone()
         assert row is not None
+    with psycopg.connect(stack.postgres.dsn(care.database.dbname), autocommit=True) as conn:
         conn.execute(
             "INSERT INTO interactions (fiscal_code, channel, direction, started_at, duration_s, subject, "
             "agent_id) SELECT %s, 'phone', 'inbound', now(), 60, 'hot line ' || g, 'agent-001' "
