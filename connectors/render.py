@@ -34,6 +34,10 @@ __all__ = [
 
 CONNECTOR_CLASS: Final = "io.debezium.connector.postgresql.PostgresConnector"
 CONVERTER_CLASS: Final = "io.apicurio.registry.utils.converter.AvroConverter"
+# How long the converter keeps asking the registry for a schema it has not cached (a new column, a
+# restarted task) before the task fails: 120 x 1 s, enough for a registry restart.
+REGISTRY_RETRIES: Final = 120
+REGISTRY_BACKOFF_MS: Final = 1000
 # `column.mask.with.N.chars` replaces a string value by N asterisks; the length carries no information
 # about the original value.
 MASK_CHARS: Final = 8
@@ -64,6 +68,13 @@ def converter_config(registry_url: str, role: str) -> dict[str, str]:
       ccompat API serves as the schema id;
     - ``auto-register``/``find-latest``: Debezium's schemas are registered on first use, under the
       TopicIdStrategy subjects ``<topic>-key`` / ``<topic>-value``.
+    - ``fault-tolerant-refresh`` + retries: a registry outage must not fail the connector. The
+      converter re-checks each cached schema every ``check-period-ms`` (30 s); without this, the first
+      re-check during an outage throws, Connect does not retry converter errors that are not
+      RetriableException, and every task goes FAILED for good: changes stop until someone restarts
+      them (tests/faults, the registry case). With it, a cached schema is kept when its re-check
+      fails, and a schema not cached yet (a new column, a restarted task) is asked for again for
+      ``REGISTRY_RETRIES`` x ``REGISTRY_BACKOFF_MS`` before the task fails.
     The settings mirror tests/integration/test_stack_infra.py, which proves them on the real stack.
     """
     prefix = f"{role}.converter"
@@ -75,6 +86,9 @@ def converter_config(registry_url: str, role: str) -> dict[str, str]:
         f"{prefix}.apicurio.registry.headers.enabled": "false",
         f"{prefix}.apicurio.registry.as-confluent": "true",
         f"{prefix}.apicurio.registry.use-id": "contentId",
+        f"{prefix}.apicurio.registry.fault-tolerant-refresh": "true",
+        f"{prefix}.apicurio.registry.retry-count": str(REGISTRY_RETRIES),
+        f"{prefix}.apicurio.registry.retry-backoff-ms": str(REGISTRY_BACKOFF_MS),
     }
 
 

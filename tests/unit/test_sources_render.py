@@ -154,3 +154,14 @@ def test_render_converters_write_confluent_wire_format(spec: SourceSpec, setting
             settings.connect.worker_registry_url, role
         )
     assert config["value.converter.apicurio.registry.headers.enabled"] == "false"
+
+
+def test_render_converters_survive_a_registry_outage(spec: SourceSpec, settings: Settings) -> None:
+    config = render_connector_config(spec, settings.kafka, settings.connect)
+    for role in ("key", "value"):
+        # A cached schema whose periodic re-check fails is kept (not a FAILED task)...
+        assert config[f"{role}.converter.apicurio.registry.fault-tolerant-refresh"] == "true"
+        # ...and an uncached one is asked for again for two minutes.
+        retries = int(config[f"{role}.converter.apicurio.registry.retry-count"])
+        backoff_ms = int(config[f"{role}.converter.apicurio.registry.retry-backoff-ms"])
+        assert retries * backoff_ms >= 120_000
