@@ -401,6 +401,9 @@ class Replicator:
                 starts.append(TopicPartition(tp.topic, tp.partition, point.offset))
         consumer.incremental_assign(starts)
         self._holds.assigned(keys)
+        # When a rebalance happened is what explains a latency spike of the process (a new owner's
+        # cache warm-up, records that waited meanwhile).
+        log.info("partitions_assigned", partitions=len(starts))
         for tp, low, high in gaps:
             self._stop_partition(tp.topic, tp.partition, tp.offset, low, high)
 
@@ -412,6 +415,7 @@ class Replicator:
             # asynchronous commit: fewer records applied twice.
             self._checkpoint.commit_revoked(keys)
             self._holds.revoked(keys)
+            log.info("partitions_revoked", partitions=len(keys))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if partitions:

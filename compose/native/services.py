@@ -145,8 +145,8 @@ def _prepare_postgres(ctx: Context) -> Launch:
     hba = state / "pg_hba.conf"
     hba.write_text(configs.pg_hba_conf())
     _chown(hba, user)
-    _set_superuser_password(ctx, bindir, pgdata, user)
     options = configs.postgres_options(ctx.settings, sockets, hba)
+    _set_superuser_password(ctx, bindir, pgdata, user, options)
     argv = [str(bindir / "postgres"), "-D", str(pgdata)]
     for key, value in options.items():
         argv += ["-c", f"{key}={value}"]
@@ -166,15 +166,22 @@ def _superuser_password(ctx: Context) -> str:
     return secret.read_text().strip()
 
 
-def _set_superuser_password(ctx: Context, bindir: Path, pgdata: Path, user: str | None) -> None:
+def _set_superuser_password(
+    ctx: Context, bindir: Path, pgdata: Path, user: str | None, options: dict[str, str]
+) -> None:
     """Give the superuser its password (pg_hba.conf trusts it over TCP no more) and write the libpq
     password file. Single-user mode, before the server starts: it needs no authentication, works on a
     cluster initialised before there was a password, and reads the statement from stdin, so the
-    password is on no command line. Idempotent: every start sets the same password."""
+    password is on no command line. Idempotent: every start sets the same password.
+
+    With the server's own ``options``: after a crash, single-user mode runs the recovery, and a
+    cluster holding logical replication slots refuses to start below ``wal_level=logical`` (the
+    default is ``replica``): "logical replication slot ... exists, but wal_level < logical"."""
     password = _superuser_password(ctx)
     uid, gid = run_as(user)
+    settings = [arg for key, value in options.items() for arg in ("-c", f"{key}={value}")]
     proc = subprocess.run(
-        [str(bindir / "postgres"), "--single", "-D", str(pgdata), "postgres"],
+        [str(bindir / "postgres"), "--single", "-D", str(pgdata), *settings, "postgres"],
         input=f"ALTER ROLE postgres WITH PASSWORD '{password}';\n",
         capture_output=True,
         text=True,
