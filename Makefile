@@ -34,9 +34,12 @@ test: install lint
 	$(SCV) stack up
 	$(BIN)/pytest tests
 
+# The benchmark report (bench/replicator.py): printed and written as markdown under bench/results/.
+# Smaller runs: make bench BENCH_ARGS="--backfill-rows 200000 --no-reads"; see --help.
+BENCH_ARGS ?=
 bench: install
 	$(SCV) stack up
-	$(BIN)/python -m bench.replicator
+	$(BIN)/python -m bench.replicator $(BENCH_ARGS)
 
 # Whole-view read latency (client, async client, HTTP) against the bare driver, under a steady workload.
 bench-reads: install

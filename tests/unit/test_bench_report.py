@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bench.freshness import RateStep, next_rate
+from bench.peer import missing_artifacts
 from bench.report import md_table, ms, per_1000, render_report
 from bench.timeline import Second, replicator_events, slow_seconds
 
@@ -194,3 +195,14 @@ def test_report_places_events_and_slow_seconds_relative_to_the_measured_window()
 
 def test_report_without_peer_says_how_to_run_it() -> None:
     assert "`--peer-plugin-dir PATH`" in render_report(REPORT)
+
+
+def test_peer_plugin_folder_names_each_missing_artifact(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "kafka-connect-scylladb-1.1.7-SNAPSHOT.jar").touch()
+    (lib / "java-driver-core-4.19.2.0.jar").touch()  # not on Maven Central: the build cannot use it
+    assert missing_artifacts(tmp_path) == ["java-driver-core-4.1[78].*.jar", "guava-*.jar"]
+    (lib / "java-driver-core-4.18.0.2.jar").touch()
+    (lib / "guava-33.6.0-jre.jar").touch()
+    assert missing_artifacts(tmp_path) == []
