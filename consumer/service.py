@@ -305,6 +305,9 @@ class Replicator:
                     self._rebuild_cache()
                 if messages:
                     self._process(messages)
+                else:
+                    # Idle: a commit refused during a rebalance has no next batch to cover it.
+                    self._checkpoint.resend_failed(time.monotonic())
             except ShutdownRequested:
                 log.warning("shutdown_during_outage", uncommitted=len(messages))
                 return
