@@ -274,7 +274,9 @@ def wait_settled(
         )
         if settled or waited >= timeout_s:
             console.print()
-            if not settled:
+            if settled:
+                console.print(f"  group settled after {waited:.0f} s")
+            else:
                 console.print(f"  [yellow]group not settled after {waited:.0f} s: measuring anyway[/]")
             return waited
         time.sleep(2.0)
@@ -341,8 +343,7 @@ def _start_settled(
     process = _start(processes, group, keyspace, log)
     if args.fresh_start == "settled":
         ports = [BASE_PORT + i for i in range(processes)] if processes > 1 else [BASE_PORT]
-        waited = wait_settled(settings, ports, group, log, since, console, timeout_s=args.settle_timeout)
-        console.print(f"  group settled after {waited:.0f} s")
+        wait_settled(settings, ports, group, log, since, console, timeout_s=args.settle_timeout)
     return process, since
 
 

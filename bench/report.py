@@ -221,13 +221,8 @@ def _reads(report: Report) -> str:
 def _peer(report: Report) -> str:
     peer = report.get("peer")
     if not peer or not peer.get("ran"):
-        reason = (peer or {}).get("reason", "")
-        return (
-            "Not run in this run"
-            + (f": {reason}" if reason else "")
-            + ". `--peer-plugin-dir PATH` runs scylladb/kafka-connect-scylladb beside the replicator; "
-            "bench/peer/README.md says how to build it (Maven, the artifact it needs)."
-        )
+        reason = (peer or {}).get("reason") or "no `--peer-plugin-dir PATH`"
+        return f"Not run: {reason}."
     rows = [
         [name, _rate(side["rate"]), f"{ms(side['p50'])} / {ms(side['p99'])}"]
         for name, side in peer["systems"].items()
@@ -238,12 +233,20 @@ def _peer(report: Report) -> str:
 
 
 def render_freshness_runs(runs: Sequence[Mapping[str, Any]]) -> str:
-    """The repeat runs of the freshness test (`--freshness-only`), one row per run and process count."""
+    """The repeat runs of the freshness test (`--freshness-only`), one row per run and process count;
+    ``start`` says whether the processes were measured once settled or right after starting."""
     rows = []
     for run in runs:
         for result in run["freshness"]:
-            rows.append([run["at"][:16].replace("T", " "), *_freshness_rows([result])[0]])
-    return md_table(("run (UTC)", *FRESHNESS_HEADER), rows)
+            rows.append(
+                [run["at"][:16].replace("T", " "), run.get("start", ""), *_freshness_rows([result])[0]]
+            )
+    table = md_table(("run (UTC)", "start", *FRESHNESS_HEADER), rows)
+    details = "\n".join(
+        f"Run {run['at'][:16].replace('T', ' ')} ({run.get('start', '')}):\n{_events(run['freshness'])}"
+        for run in runs
+    )
+    return f"{table}\n\n{details}"
 
 
 def render_report(report: Report) -> str:

@@ -193,8 +193,21 @@ def test_report_places_events_and_slow_seconds_relative_to_the_measured_window()
     assert "+10 s: 2,000 ms" in markdown
 
 
-def test_report_without_peer_says_how_to_run_it() -> None:
-    assert "`--peer-plugin-dir PATH`" in render_report(REPORT)
+def test_report_without_peer_says_why_it_did_not_run() -> None:
+    report = dict(REPORT, peer={"ran": False, "reason": "no `--peer-plugin-dir`; build it (bench/peer)"})
+    assert "Not run: no `--peer-plugin-dir`; build it (bench/peer)." in render_report(report)
+
+
+def test_repeat_freshness_runs_say_how_each_was_started() -> None:
+    runs = [
+        {"at": "2026-12-03T13:40:00+00:00", "start": "cold", "freshness": [_fresh(2, 8.448)]},
+        {"at": "2026-12-03T13:46:00+00:00", "start": "settled", "freshness": [_fresh(2, 0.7)]},
+    ]
+    lines = render_report(dict(REPORT, freshness_runs=runs)).splitlines()
+    assert any(line.startswith("| 2026-12-03 13:40 | cold | 2 |") and "**no**" in line for line in lines)
+    assert any(
+        line.startswith("| 2026-12-03 13:46 | settled | 2 |") and line.endswith("| yes |") for line in lines
+    )
 
 
 def test_peer_plugin_folder_names_each_missing_artifact(tmp_path: Path) -> None:
