@@ -52,7 +52,7 @@ Row = tuple[str, str, str, str, str, dict[str, str], int]
 
 
 def bare_consume_decode(
-    settings: Settings, topics: list[str], expected: int, keep_rows: int = 0
+    settings: Settings, topics: list[str], expected: int, keep_rows: int = 0, group: str | None = None
 ) -> tuple[CeilingResult, list[Row]]:
     decoder = AvroDecoder(
         SchemaRegistryClient({"url": settings.registry.url}),
@@ -61,7 +61,7 @@ def bare_consume_decode(
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": f"bench-ceiling-{uuid.uuid4().hex[:8]}",
+            "group.id": group or f"bench-ceiling-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
         }

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from rich.console import Console
 
 from bench.backlog import (
@@ -577,7 +579,10 @@ def main() -> None:
     # (2) the ceilings. Rows for the CQL ones are kept from the first records only, so the decode
     # loop stays bare.
     console.rule("ceilings")
-    decode, rows = bare_consume_decode(settings, topics, total, keep_rows=args.cql_sample)
+    ceiling_group = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
+    decode, rows = bare_consume_decode(
+        settings, topics, total, keep_rows=args.cql_sample, group=ceiling_group
+    )
     console.print(f"ceiling consume+decode: {decode.rate:,.0f} records/s")
     cluster, session = connect(settings.store)
     try:
@@ -628,14 +633,15 @@ def main() -> None:
         finally:
             _stop(process)
         console.rule(f"scv consume, {cores} processes: the backlog again, into another keyspace")
-        many, _, _, second_keyspace = run_replicator(
+        many, _, many_group, second_keyspace = run_replicator(
             settings, cores, total, console, max_seconds=args.many_max_seconds or None
         )
     else:
-        many, second_keyspace = None, ""
+        many, many_group, second_keyspace = None, "", ""
     if args.keep_backlog:
         STATE.write_text(json.dumps({"group": group, "keyspace": first_keyspace, "events": total}))
     _drop_bench_data(settings, [second_keyspace] + ([] if args.keep_backlog else [first_keyspace]))
+    _delete_groups(settings, [ceiling_group, many_group] + ([] if args.keep_backlog else [group]))
 
     reads = _reads(args, console)
     apply_s = one.drained_after_s or 0.0
@@ -694,6 +700,18 @@ def _peer_status(plugin_dir: Path | None) -> dict[str, Any]:
         f"--peer-plugin-dir {plugin_dir}: the plugin is complete, but running the peer from the "
         "benchmark is not implemented yet; bench/peer/README.md says how to run it by hand"
     )
+
+
+def _delete_groups(settings: Settings, groups: list[str]) -> None:
+    """Delete the benchmark's consumer groups: every group the cluster keeps (offsets are retained for
+    days) is one more the pipeline exporter describes and reads offsets for on each scrape."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    for group, future in admin.delete_consumer_groups([g for g in groups if g], request_timeout=30).items():
+        try:
+            future.result(30)
+        except KafkaException as exc:  # already gone, or a member still leaving: harmless here
+            console_note = f"consumer group {group} not deleted: {exc}"
+            Console().print(console_note, highlight=False)
 
 
 def _drop_bench_data(settings: Settings, keyspaces: list[str]) -> None:
