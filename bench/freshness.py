@@ -151,16 +151,27 @@ def measure_freshness(
     )
 
 
-def next_rate(steps: list[RateStep], step: float, min_achieved: float = 0.9) -> float | None:
-    """The rate of the next search step, or None when the search is over: the last step failed (its
-    p99 reached the bound), or the load generator fell short of the rate asked (the machine cannot
-    produce it, so it cannot be sustained either)."""
+def next_rate(
+    steps: list[RateStep], step: float, min_achieved: float = 0.9, floor: float = 250.0
+) -> float | None:
+    """The rate of the next search step, or None when the search is over.
+
+    Up by ``step`` while steps pass; the first failure after a pass ends it (the last pass is the
+    answer). When the first rate already fails, down by halves to ``floor``, and the first pass ends
+    it. A step whose load generator fell short of the rate asked ends it too: the machine cannot
+    produce that rate, so it cannot be sustained either."""
     if not steps:
         return None
     last = steps[-1]
-    if not last.passed or last.achieved < min_achieved * last.requested:
+    if last.achieved < min_achieved * last.requested:
         return None
-    return last.requested + step
+    came_down = any(not s.passed for s in steps[:-1])
+    if last.passed:
+        return None if came_down else last.requested + step
+    if any(s.passed for s in steps):
+        return None
+    lower = last.requested / 2
+    return lower if lower >= floor else None
 
 
 def wait_for_compactions(session: Session, quiet_s: float = 15.0, timeout_s: float = 900.0) -> float:

@@ -392,6 +392,10 @@ def _rate_search(
             )
         )
     last = steps[-1]
+    if last.passed and any(not s.passed for s in steps):
+        return steps, "The first rate missed: halved until a step kept p99 under 1 s."
+    if not last.passed and not any(s.passed for s in steps):
+        return steps, "Every step missed, down to the search's floor (250 changes/s)."
     if not last.passed:
         return steps, f"Stopped at the first step whose p99 reached 1 s ({last.requested:,.0f} asked)."
     return steps, (
@@ -518,6 +522,8 @@ def freshness_only(settings: Settings, args: argparse.Namespace, console: Consol
     state = json.loads(STATE.read_text())
     cores = os.cpu_count() or 1
     records = []
+    steps: list[RateStep] = []
+    stop_reason = ""
     for processes in sorted({1, cores}):
         console.rule(f"freshness, {processes} process(es)")
         log = RESULTS / f"replicator-{processes}p-fresh.log"
@@ -525,8 +531,12 @@ def freshness_only(settings: Settings, args: argparse.Namespace, console: Consol
             settings, args, processes, state["group"], state["keyspace"], log, console
         )
         try:
-            _, record = _freshness(settings, args, _ports(processes), log, since, console)
+            result, record = _freshness(settings, args, _ports(processes), log, since, console)
             records.append(record)
+            # A miss at the asked rate: search down for the rate this machine sustains today.
+            if processes == cores and args.rate_search and result.freshness.p99 >= 1.0:
+                console.rule("highest rate with freshness p99 under 1 s (down from the asked rate)")
+                steps, stop_reason = _rate_search(settings, args, cores, log, since, result, console)
         finally:
             _stop(process)
     run = {"at": datetime.now(UTC).isoformat(), "freshness": records, "start": args.fresh_start}
@@ -537,6 +547,11 @@ def freshness_only(settings: Settings, args: argparse.Namespace, console: Consol
     latest = json.loads((RESULTS / "latest.json").read_text()) if (RESULTS / "latest.json").exists() else None
     if latest is not None:
         latest["freshness_runs"] = [r for r in runs if r["at"] > latest["at"]]
+        if steps:
+            latest["rate_search"] = [asdict(s) for s in steps]
+            latest["rate_search_stop"] = (
+                f"{stop_reason} (Searched in the repeat run of {run['at'][:16]} UTC.)"
+            )
         _write(latest, console)
     else:
         console.print(render_freshness_runs(runs[-3:]), markup=False)

@@ -27,6 +27,22 @@ def test_next_rate_stops_at_the_first_step_whose_p99_reached_the_bound() -> None
     assert next_rate(steps, 500) is None
 
 
+def test_next_rate_halves_while_the_first_rate_and_those_below_it_miss() -> None:
+    assert next_rate([RateStep(1000, 1008, 72.6, 295.0, False)], 500) == 500
+    steps = [RateStep(1000, 1008, 72.6, 295.0, False), RateStep(500, 503, 9.0, 30.0, False)]
+    assert next_rate(steps, 500) == 250
+
+
+def test_next_rate_stops_at_the_first_pass_on_the_way_down() -> None:
+    steps = [RateStep(1000, 1008, 72.6, 295.0, False), RateStep(500, 503, 0.3, 0.8, True)]
+    assert next_rate(steps, 500) is None
+
+
+def test_next_rate_stops_below_its_floor() -> None:
+    steps = [RateStep(500, 503, 9.0, 30.0, False), RateStep(250, 251, 5.0, 12.0, False)]
+    assert next_rate(steps, 500) is None
+
+
 def test_next_rate_stops_when_the_load_generator_falls_short_of_the_rate_asked() -> None:
     steps = [RateStep(2500, 2000, 0.2, 0.6, True)]  # 80 % of the rate asked: not sustained
     assert next_rate(steps, 500) is None
