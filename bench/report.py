@@ -262,6 +262,8 @@ def render_report(report: Report) -> str:
         _cost(report),
         f"## Freshness at {_rate(fresh[0]['requested_rate'])} changes/s",
         md_table(FRESHNESS_HEADER, _freshness_rows(fresh)),
+        "Quantiles come from the replicators' histograms (buckets up to 10, 30, 60 and 300 s): a value "
+        'above 60 s is interpolated inside the (60 s, 300 s] bucket, read it as "over 60 s".',
         "## Highest rate sustained with freshness p99 under 1 s",
         _search(report),
         "## Initial snapshot (backfill)",
