@@ -361,6 +361,7 @@ def _rate_search(
     since: float,
     first: FreshnessResult,
     console: Console,
+    group: str,
 ) -> tuple[list[RateStep], str]:
     steps = [
         RateStep(
@@ -374,6 +375,9 @@ def _rate_search(
     deadline = time.monotonic() + args.search_budget
     step_s = args.freshness_seconds + args.search_warmup + 10
     while (rate := next_rate(steps, args.search_step)) is not None:
+        # A step that missed leaves a lag behind: the next step starts once it is applied, or it
+        # would measure the previous step's backlog (and the search would only ever go down).
+        wait_settled(settings, _ports(processes), group, log, since, console, timeout_s=args.settle_timeout)
         if time.monotonic() + step_s > deadline:
             return (
                 steps,
@@ -536,7 +540,9 @@ def freshness_only(settings: Settings, args: argparse.Namespace, console: Consol
             # A miss at the asked rate: search down for the rate this machine sustains today.
             if processes == cores and args.rate_search and result.freshness.p99 >= 1.0:
                 console.rule("highest rate with freshness p99 under 1 s (down from the asked rate)")
-                steps, stop_reason = _rate_search(settings, args, cores, log, since, result, console)
+                steps, stop_reason = _rate_search(
+                    settings, args, cores, log, since, result, console, state["group"]
+                )
         finally:
             _stop(process)
     run = {"at": datetime.now(UTC).isoformat(), "freshness": records, "start": args.fresh_start}
@@ -644,7 +650,7 @@ def main() -> None:
             fresh.append(record)
             if args.rate_search:
                 console.rule("highest rate with freshness p99 under 1 s")
-                steps, stop_reason = _rate_search(settings, args, cores, log, since, result, console)
+                steps, stop_reason = _rate_search(settings, args, cores, log, since, result, console, group)
         finally:
             _stop(process)
         console.rule(f"scv consume, {cores} processes: the backlog again, into another keyspace")
