@@ -33,16 +33,19 @@ unit: install
 # The fault-injection suite (tests/faults, marker `faults`) runs last: it restarts stack services.
 test: install lint
 	$(SCV) stack up
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --durations=15
 
 # The fault-injection suite alone (part of `make test`): each case restarts or breaks something under load.
 faults: install
 	$(SCV) stack up
 	$(BIN)/pytest tests/faults
 
+# The benchmark report (bench/replicator.py): printed and written as markdown under bench/results/.
+# Smaller runs: make bench BENCH_ARGS="--backfill-rows 200000 --no-reads"; see --help.
+BENCH_ARGS ?=
 bench: install
 	$(SCV) stack up
-	$(BIN)/python -m bench.replicator
+	$(BIN)/python -m bench.replicator $(BENCH_ARGS)
 
 # Whole-view read latency (client, async client, HTTP) against the bare driver, under a steady workload.
 bench-reads: install

@@ -16,10 +16,11 @@ import os
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["CpuSampler", "component_of", "merge_reading"]
+__all__ = ["CpuSampler", "TreeUsage", "component_of", "merge_reading", "tree_usage"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -134,3 +135,41 @@ class CpuSampler:
         if total_b > total_a:
             shares["idle"] = cores * (idle_b - idle_a) / (total_b - total_a)
         return shares
+
+
+@dataclass(frozen=True)
+class TreeUsage:
+    """CPU seconds and peak resident memory of a process and its descendants (a supervisor's workers)."""
+
+    cpu_seconds: float
+    peak_rss_bytes: int  # summed over the processes: what the deployment needs in memory at once
+    processes: int
+
+
+def _peak_rss(pid: int) -> int:
+    # VmHWM: the process's resident high-water mark since it started (kB).
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def tree_usage(root: int) -> TreeUsage:
+    """CPU and peak RSS of ``root`` and every live descendant, read now from /proc."""
+    readings = _ticks_by_pid()
+    children: dict[int, list[int]] = {}
+    for pid, (_cmdline, ppid, _ticks) in readings.items():
+        children.setdefault(ppid, []).append(pid)
+    pending, ticks, rss, count = [root], 0, 0, 0
+    while pending:
+        pid = pending.pop()
+        if pid not in readings:
+            continue
+        try:
+            rss += _peak_rss(pid)
+        except OSError:
+            continue  # ended while being read
+        ticks += readings[pid][2]
+        count += 1
+        pending.extend(children.get(pid, []))
+    return TreeUsage(ticks / _TICKS, rss, count)

@@ -25,11 +25,20 @@ from cassandra import InvalidRequest
 from cassandra.cluster import Session
 
 from bench.cpu import CpuSampler
+from bench.timeline import FreshnessTimeline, Second, histogram_quantile, slow_seconds
 from demo.pgbench import run_pgbench_workload
 from demo.workload import run_workload
 from scv.config.settings import Settings
 
-__all__ = ["FreshnessResult", "Quantiles", "histogram_quantile", "measure_freshness", "wait_for_compactions"]
+__all__ = [
+    "FreshnessResult",
+    "Quantiles",
+    "RateStep",
+    "histogram_quantile",
+    "measure_freshness",
+    "next_rate",
+    "wait_for_compactions",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +65,26 @@ class FreshnessResult:
     capture: Quantiles
     delivery: Quantiles
     cpu: dict[str, float] = field(default_factory=dict)  # cores per component during the window
+    window: tuple[float, float] = (0.0, 0.0)  # epoch seconds: start and end of the measured minute
+    # Second by second from the start of the warm-up to the end (bench/timeline.py): when a tail was.
+    timeline: list[Second] = field(default_factory=list)
+
+    @property
+    def slow_seconds(self) -> int:
+        """Seconds of the measured window whose own p99 reached 1 s."""
+        start, end = self.window
+        return len([s for s in slow_seconds(self.timeline) if start < s.at <= end + 5])
+
+
+@dataclass(frozen=True)
+class RateStep:
+    """One step of the search for the highest rate sustained with freshness p99 under a bound."""
+
+    requested: float
+    achieved: float
+    p50: float
+    p99: float
+    passed: bool
 
 
 def _scrape(ports: Sequence[int], metric: str) -> Buckets:
@@ -68,23 +97,6 @@ def _scrape(ports: Sequence[int], metric: str) -> Buckets:
                 bound = math.inf if le == "+Inf" else float(le)
                 buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
     return buckets
-
-
-def histogram_quantile(q: float, before: Buckets, after: Buckets) -> float:
-    """Prometheus' histogram_quantile over the window's bucket deltas (linear within a bucket)."""
-    bounds = sorted(after)
-    counts = [after[b] - before.get(b, 0.0) for b in bounds]
-    if not counts or counts[-1] <= 0:
-        return math.nan
-    rank, previous_bound, previous_count = q * counts[-1], 0.0, 0.0
-    for bound, count in zip(bounds, counts, strict=True):
-        if count >= rank:
-            if math.isinf(bound):
-                return previous_bound
-            span = count - previous_count
-            return previous_bound + (bound - previous_bound) * ((rank - previous_count) / span if span else 1)
-        previous_bound, previous_count = bound, count
-    return bounds[-2]
 
 
 def _quantiles(before: Buckets, after: Buckets) -> Quantiles:
@@ -111,19 +123,55 @@ def measure_freshness(
     """Drive ``rate`` changes/s for ``warmup_s`` (not counted: JIT, caches, schemas by id), then for
     ``seconds``; quantiles come from the replicators on ``ports`` over the measured window."""
     metrics = ("scv_freshness_seconds", "scv_capture_seconds", "scv_delivery_seconds")
-    if warmup_s >= 1:
-        _drive(settings, driver, rate, warmup_s, seed=22)
-    time.sleep(2)
-    before = {m: _scrape(ports, m) for m in metrics}
-    with CpuSampler() as cpu:
-        achieved = _drive(settings, driver, rate, seconds, seed=23)
-    # Changes committed at the end of the window are applied within a second or two when caught up.
-    time.sleep(5)
-    after = {m: _scrape(ports, m) for m in metrics}
+    with FreshnessTimeline(list(ports)) as timeline:
+        if warmup_s >= 1:
+            _drive(settings, driver, rate, warmup_s, seed=22)
+        time.sleep(2)
+        before = {m: _scrape(ports, m) for m in metrics}
+        started = time.time()
+        with CpuSampler() as cpu:
+            achieved = _drive(settings, driver, rate, seconds, seed=23)
+        ended = time.time()
+        # Changes committed at the end of the window are applied within a second or two when caught up.
+        time.sleep(5)
+        after = {m: _scrape(ports, m) for m in metrics}
     fresh, capture, delivery = (_quantiles(before[m], after[m]) for m in metrics)
     return FreshnessResult(
-        driver, len(ports), rate, achieved, seconds, fresh, capture, delivery, cpu.shares()
+        driver,
+        len(ports),
+        rate,
+        achieved,
+        seconds,
+        fresh,
+        capture,
+        delivery,
+        cpu.shares(),
+        (started, ended),
+        timeline.seconds(),
     )
+
+
+def next_rate(
+    steps: list[RateStep], step: float, min_achieved: float = 0.9, floor: float = 250.0
+) -> float | None:
+    """The rate of the next search step, or None when the search is over.
+
+    Up by ``step`` while steps pass; the first failure after a pass ends it (the last pass is the
+    answer). When the first rate already fails, down by halves to ``floor``, and the first pass ends
+    it. A step whose load generator fell short of the rate asked ends it too: the machine cannot
+    produce that rate, so it cannot be sustained either."""
+    if not steps:
+        return None
+    last = steps[-1]
+    if last.achieved < min_achieved * last.requested:
+        return None
+    came_down = any(not s.passed for s in steps[:-1])
+    if last.passed:
+        return None if came_down else last.requested + step
+    if any(s.passed for s in steps):
+        return None
+    lower = last.requested / 2
+    return lower if lower >= floor else None
 
 
 def wait_for_compactions(session: Session, quiet_s: float = 15.0, timeout_s: float = 900.0) -> float:

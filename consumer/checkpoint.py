@@ -5,6 +5,7 @@
     checkpoint.commit_batch({("crm.public.customers", 0): 41})   # last offset applied, per partition
     checkpoint.commit_revoked({("crm.public.customers", 0)})      # on revoke: synchronously
     checkpoint.commit_pending()                                   # at shutdown: synchronously
+    checkpoint.resend_failed(time.monotonic())                    # idle loop: after a failed commit
 
 The protocol, in order (consumer/service.py runs steps 1-3 before calling ``commit_batch``):
 1. a batch's offsets reach the checkpoint only after its store writes and its dead letters are
@@ -13,7 +14,11 @@ The protocol, in order (consumer/service.py runs steps 1-3 before calling ``comm
    the next batch does not wait for the broker, and remembers it as *sent*;
 3. the broker's acknowledgement (``on_commit``) moves it to *committed*; an error leaves it sent, and
    the next commit of the partition covers it (until then a restart re-applies those records, which
-   is harmless: every write carries its source change's timestamp);
+   is harmless: every write carries its source change's timestamp). When no next batch comes (the
+   stream went idle, typically right after the rebalance whose new generation refused the commit),
+   the loop re-sends the unacknowledged offsets (``resend_failed``, at most once per
+   ``RESEND_AFTER_S``): otherwise the group's committed offset, its lag and /readyz would show the
+   partitions behind until the next change arrives;
 4. when partitions are revoked, their sent-but-unacknowledged offsets are committed *synchronously*
    before the next owner starts, then forgotten; at shutdown every partition's are;
 5. a commit that fails outright (the partitions were taken by a rebalance) is counted and dropped:
@@ -22,6 +27,7 @@ The protocol, in order (consumer/service.py runs steps 1-3 before calling ``comm
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
@@ -30,11 +36,14 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from consumer.metrics import ERRORS
 
-__all__ = ["Checkpoint", "Committer", "KafkaCommitter", "Partition"]
+__all__ = ["RESEND_AFTER_S", "Checkpoint", "Committer", "KafkaCommitter", "Partition"]
 
 log = structlog.get_logger(__name__)
 
 Partition = tuple[str, int]
+
+# How long after a failed asynchronous commit the idle loop sends the unacknowledged offsets again.
+RESEND_AFTER_S = 1.0
 
 
 class Committer(Protocol):
@@ -60,6 +69,8 @@ class Checkpoint:
         # Next offset to consume, per partition: acknowledged by the group coordinator, and sent.
         self._committed: dict[Partition, int] = {}
         self._sent: dict[Partition, int] = {}
+        # Monotonic time after which unacknowledged offsets are re-sent; None: no commit failed.
+        self._resend_at: float | None = None
 
     def committed(self, partition: Partition) -> int | None:
         """The acknowledged position of ``partition`` (the next offset the group will read)."""
@@ -80,10 +91,24 @@ class Checkpoint:
         if error is not None:
             ERRORS.labels(kind="commit").inc()
             log.warning("commit_failed", error=str(error))
+            self._resend_at = time.monotonic() + RESEND_AFTER_S
             return
         for tp in partitions:
             if tp.error is None and tp.offset >= 0:
                 self._committed[(tp.topic, tp.partition)] = tp.offset
+
+    def resend_failed(self, now: float) -> None:
+        """Step 3, idle: after a failed commit, send the partitions' unacknowledged offsets again
+        (asynchronously; a new failure schedules the next attempt)."""
+        if self._resend_at is None or now < self._resend_at:
+            return
+        self._resend_at = None
+        offsets = [
+            TopicPartition(t, p, offset)
+            for (t, p), offset in self._sent.items()
+            if self._committed.get((t, p)) != offset
+        ]
+        self._send(offsets, asynchronous=True)
 
     def commit_revoked(self, partitions: Iterable[Partition]) -> None:
         """Step 4 on revoke: commit what was sent for these partitions, synchronously, then forget them."""

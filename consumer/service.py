@@ -305,6 +305,9 @@ class Replicator:
                     self._rebuild_cache()
                 if messages:
                     self._process(messages)
+                else:
+                    # Idle: a commit refused during a rebalance has no next batch to cover it.
+                    self._checkpoint.resend_failed(time.monotonic())
             except ShutdownRequested:
                 log.warning("shutdown_during_outage", uncommitted=len(messages))
                 return
@@ -401,6 +404,9 @@ class Replicator:
                 starts.append(TopicPartition(tp.topic, tp.partition, point.offset))
         consumer.incremental_assign(starts)
         self._holds.assigned(keys)
+        # When a rebalance happened is what explains a latency spike of the process (a new owner's
+        # cache warm-up, records that waited meanwhile).
+        log.info("partitions_assigned", partitions=len(starts))
         for tp, low, high in gaps:
             self._stop_partition(tp.topic, tp.partition, tp.offset, low, high)
 
@@ -412,6 +418,7 @@ class Replicator:
             # asynchronous commit: fewer records applied twice.
             self._checkpoint.commit_revoked(keys)
             self._holds.revoked(keys)
+            log.info("partitions_revoked", partitions=len(keys))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if partitions:

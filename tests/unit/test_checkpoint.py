@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from consumer.checkpoint import Checkpoint
+from consumer.checkpoint import RESEND_AFTER_S, Checkpoint
 
 A0 = ("crm.public.customers", 0)
 A1 = ("crm.public.customers", 1)
@@ -132,3 +134,51 @@ def test_shutdown_commit_that_fails_leaves_the_records_to_redeliver(
     committer.fail_next = 1
     checkpoint.commit_pending()
     assert checkpoint.committed(A0) is None
+
+
+def _fail_acknowledgement(checkpoint: Checkpoint) -> None:
+    # What the broker answers to an asynchronous commit sent with the generation a rebalance ended.
+    checkpoint.on_commit(KafkaError(KafkaError.ILLEGAL_GENERATION), [])
+
+
+def test_idle_loop_resends_offsets_whose_commit_failed(
+    checkpoint: Checkpoint, committer: FakeCommitter
+) -> None:
+    checkpoint.commit_batch({A0: 41, A1: 9})
+    acknowledge(checkpoint, {A1: 10})
+    _fail_acknowledgement(checkpoint)
+    checkpoint.resend_failed(time.monotonic() + RESEND_AFTER_S)
+    assert committer.calls[-1] == ({A0: 42}, True)  # only what the broker has not acknowledged
+    acknowledge(checkpoint, {A0: 42})
+    assert checkpoint.committed(A0) == 42
+
+
+def test_resend_waits_for_its_delay_and_happens_once_per_failure(
+    checkpoint: Checkpoint, committer: FakeCommitter
+) -> None:
+    checkpoint.commit_batch({A0: 41})
+    _fail_acknowledgement(checkpoint)
+    checkpoint.resend_failed(time.monotonic())  # too soon: the rebalance is still going on
+    assert len(committer.calls) == 1
+    later = time.monotonic() + RESEND_AFTER_S
+    checkpoint.resend_failed(later)
+    checkpoint.resend_failed(later + 5)
+    assert len(committer.calls) == 2
+
+
+def test_idle_loop_without_a_failed_commit_sends_nothing(
+    checkpoint: Checkpoint, committer: FakeCommitter
+) -> None:
+    checkpoint.commit_batch({A0: 41})
+    checkpoint.resend_failed(time.monotonic() + 60)
+    assert len(committer.calls) == 1
+
+
+def test_resend_skips_partitions_revoked_since_the_failure(
+    checkpoint: Checkpoint, committer: FakeCommitter
+) -> None:
+    checkpoint.commit_batch({A0: 41, A1: 9})
+    _fail_acknowledgement(checkpoint)
+    checkpoint.commit_revoked({A1})  # the new owner starts from what the revoke committed
+    checkpoint.resend_failed(time.monotonic() + RESEND_AFTER_S)
+    assert committer.calls[-1] == ({A0: 42}, True)

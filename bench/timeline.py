@@ -1,0 +1,166 @@
+"""Freshness second by second, next to what the replicator did meanwhile: how a tail is explained.
+
+    with FreshnessTimeline(ports=[9450, 9451]) as timeline:
+        run_pgbench_workload(...)
+    timeline.seconds()                                  # [Second(at=..., p99=0.41, delivery_p99=0.2, ...)]
+    replicator_events(Path("replicator.log"), since)    # rebalances and cache warm-ups, with their times
+
+A p99 over a minute says that something was slow, not when: the per-second p99 of the replicators'
+own histograms (bucket deltas between two scrapes) says when, and the replicator's log (JSON lines)
+says what it was doing then (joining the group, warming its index cache, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+__all__ = ["Event", "FreshnessTimeline", "Second", "histogram_quantile", "replicator_events", "slow_seconds"]
+
+Buckets = dict[float, float]
+
+# Log events that mark a change in what a replicator process is doing (consumer/service.py).
+_EVENTS = frozenset(
+    {
+        "worker_started",
+        "replicator_started",
+        "subscribed",
+        "partitions_assigned",
+        "partitions_revoked",
+        "index_cache_warmed",
+        "replicator_stopped",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Second:
+    at: float  # wall-clock time (epoch seconds) of the scrape that closes the second
+    p99: float  # freshness p99 of the changes applied in this second (nan: none)
+    delivery_p99: float
+    applied: float
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float  # epoch seconds
+    name: str
+    detail: str
+
+
+def _scrape(ports: list[int], metrics: tuple[str, ...]) -> dict[str, Buckets]:
+    found: dict[str, Buckets] = {m: {} for m in metrics}
+    for port in ports:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            continue  # a process (re)starting: its second counts what the others applied
+        for line in text.splitlines():
+            for metric in metrics:
+                if line.startswith(f"{metric}_bucket{{"):
+                    le = line.split('le="', 1)[1].split('"', 1)[0]
+                    bound = math.inf if le == "+Inf" else float(le)
+                    buckets = found[metric]
+                    buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def histogram_quantile(q: float, before: Buckets, after: Buckets) -> float:
+    """Prometheus' histogram_quantile over the bucket deltas between two scrapes (linear within a
+    bucket; nan when nothing was observed)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return math.nan
+    rank, previous_bound, previous_count = q * counts[-1], 0.0, 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= rank:
+            if math.isinf(bound):
+                return previous_bound
+            span = count - previous_count
+            return previous_bound + (bound - previous_bound) * ((rank - previous_count) / span if span else 1)
+        previous_bound, previous_count = bound, count
+    return bounds[-2] if len(bounds) > 1 else math.nan
+
+
+class FreshnessTimeline:
+    """Scrapes the replicators' freshness and delivery histograms every ``every_s`` in a thread."""
+
+    _METRICS = ("scv_freshness_seconds", "scv_delivery_seconds")
+
+    def __init__(self, ports: list[int], every_s: float = 1.0) -> None:
+        self._ports = ports
+        self._every_s = every_s
+        self._scrapes: list[tuple[float, dict[str, Buckets]]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _poll(self) -> None:
+        while True:
+            self._scrapes.append((time.time(), _scrape(self._ports, self._METRICS)))
+            if self._stop.wait(self._every_s):
+                return
+
+    def __enter__(self) -> FreshnessTimeline:
+        self._thread = threading.Thread(target=self._poll, name="freshness-timeline", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def seconds(self) -> list[Second]:
+        out: list[Second] = []
+        for (_, before), (at, after) in zip(self._scrapes, self._scrapes[1:], strict=False):
+            fresh_b, fresh_a = before["scv_freshness_seconds"], after["scv_freshness_seconds"]
+            out.append(
+                Second(
+                    at,
+                    histogram_quantile(0.99, fresh_b, fresh_a),
+                    histogram_quantile(0.99, before["scv_delivery_seconds"], after["scv_delivery_seconds"]),
+                    fresh_a.get(math.inf, 0.0) - fresh_b.get(math.inf, 0.0),
+                )
+            )
+        return out
+
+
+def slow_seconds(seconds: list[Second], bound_s: float = 1.0) -> list[Second]:
+    """The seconds whose freshness p99 reached ``bound_s``."""
+    return [s for s in seconds if not math.isnan(s.p99) and s.p99 >= bound_s]
+
+
+def replicator_events(log: Path, since: float = 0.0) -> list[Event]:
+    """Group and cache events from a replicator's JSON log (``SCV_LOG_FORMAT=json``), oldest first."""
+    events: list[Event] = []
+    if not log.exists():
+        return events
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        name = record.get("event")
+        if name not in _EVENTS or "timestamp" not in record:
+            continue
+        at = datetime.fromisoformat(str(record["timestamp"]).replace("Z", "+00:00")).timestamp()
+        if at < since:
+            continue
+        detail = ", ".join(
+            f"{k}={v}" for k, v in record.items() if k not in {"event", "timestamp", "level", "logger"}
+        )
+        events.append(Event(at, str(name), detail))
+    return events
