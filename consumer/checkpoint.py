@@ -6,6 +6,7 @@
     checkpoint.commit_revoked({("crm.public.customers", 0)})      # on revoke: synchronously
     checkpoint.commit_pending()                                   # at shutdown: synchronously
     checkpoint.resend_failed(time.monotonic())                    # idle loop: after a failed commit
+    checkpoint.assigned({("crm.public.customers", 0): 42})        # on assign: the group's position
 
 The protocol, in order (consumer/service.py runs steps 1-3 before calling ``commit_batch``):
 1. a batch's offsets reach the checkpoint only after its store writes and its dead letters are
@@ -75,6 +76,13 @@ class Checkpoint:
     def committed(self, partition: Partition) -> int | None:
         """The acknowledged position of ``partition`` (the next offset the group will read)."""
         return self._committed.get(partition)
+
+    def assigned(self, committed: Mapping[Partition, int]) -> None:
+        """Partitions just assigned, with the offsets the group had committed for them: their
+        acknowledged position until this process commits its own."""
+        for partition, offset in committed.items():
+            self._committed[partition] = offset
+            self._sent.pop(partition, None)
 
     def sent(self, partition: Partition) -> int | None:
         return self._sent.get(partition)

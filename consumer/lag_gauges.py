@@ -5,8 +5,9 @@
     gauges.start(every_s=5.0)    # refreshed from their own thread
     gauges.stop()                # before the consumer closes
 
-Records behind = the partition's end offset minus the committed offset (the checkpoint's, or the
-group's committed one on the broker before this process committed anything). Seconds behind, while
+Records behind = the partition's end offset minus the committed offset (the checkpoint's: what this
+process committed, or what the group had committed when the partition was assigned; never committed:
+from the low watermark). Seconds behind, while
 records wait = time since the newer of the last applied change's source time and the last moment
 the partition was seen caught up; 0 when caught up. The second bound keeps a partition that was idle
 for an hour from reporting an hour of lag the moment one record waits.
@@ -37,8 +38,9 @@ log = structlog.get_logger(__name__)
 
 # (low, high) watermark of each asked partition, in one batched question to the broker.
 Watermarks = Callable[[Iterable[Partition]], Mapping[Partition, tuple[int, int]]]
-# Offsets the group has committed on the broker (any partitions).
-GroupOffsets = Callable[[], Mapping[Partition, int]]
+# Not asked here: the group's committed offsets on the broker. The checkpoint learns them at
+# assignment; asking the group coordinator from this thread with the admin client aborts the process
+# inside librdkafka when the broker drops the connection mid-request (librdkafka issue #4605).
 
 
 class LagGauges:
@@ -47,14 +49,12 @@ class LagGauges:
         consumer: Consumer,
         checkpoint: Checkpoint,
         watermarks: Watermarks,
-        group_offsets: GroupOffsets,
         health: Health,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._consumer = consumer
         self._checkpoint = checkpoint
         self._watermarks = watermarks
-        self._group_offsets = group_offsets
         self._health = health
         self._clock = clock
         self._last_source_ts: dict[Partition, float] = {}
@@ -95,9 +95,6 @@ class LagGauges:
             return  # the consumer is closing
         marks = self._watermarks(assignment) if assignment else {}
         committed = {p: self._checkpoint.committed(p) for p in assignment}
-        if any(offset is None for offset in committed.values()):
-            on_broker = self._group_offsets()
-            committed = {p: on_broker.get(p) if offset is None else offset for p, offset in committed.items()}
         now = self._clock()
         worst = 0.0
         for partition in assignment:

@@ -39,7 +39,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from consumer.applier import Applier
@@ -158,7 +158,7 @@ class Replicator:
                 SchemaRegistryClient({"url": self._registry.url}),
                 fallback=ApicurioContent(self._registry.native_url) if self._registry.native_url else None,
             )
-            self._ensure_dead_letter_topic()
+            self._retry(self._ensure_dead_letter_topic, "kafka")
             # The view events' producer; dead letters have their own (consumer/deadletter.py may
             # replace it after a fatal error, and it carries records up to the maximum size).
             producer = Producer(
@@ -178,7 +178,6 @@ class Replicator:
                 self._consumer,
                 self._checkpoint,
                 lag_admin.watermarks_of,
-                lambda: lag_admin.group_offsets(self._config.group_id),
                 self._health,
             )
             self._lag.start(self._config.lag_report_s)
@@ -198,6 +197,10 @@ class Replicator:
                 producer.flush(10)
                 self._dlq.close()
                 log.info("replicator_stopped")
+        except ShutdownRequested:
+            # Stopped while starting, waiting out an outage (Kafka, the registry, the store):
+            # nothing was consumed, nothing is committed.
+            log.warning("shutdown_before_started")
         finally:
             cluster.shutdown()
 
@@ -209,12 +212,16 @@ class Replicator:
         }
         topic = self._config.dead_letter_topic
         with KafkaAdmin(self._kafka.bootstrap_servers) as admin:
-            created = admin.ensure_topic(
-                topic,
-                partitions=self._kafka.topic_partitions,
-                replication_factor=self._kafka.replication_factor,
-                config=config,
-            )
+            try:
+                created = admin.ensure_topic(
+                    topic,
+                    partitions=self._kafka.topic_partitions,
+                    replication_factor=self._kafka.replication_factor,
+                    config=config,
+                )
+            except KafkaUnavailable as exc:
+                # A broker restarting (or not up yet) when the process starts: waited out.
+                raise TransientFailure(f"cannot create the dead-letter topic {topic}: {exc}") from exc
             if not created:
                 try:
                     admin.set_topic_config(topic, {"max.message.bytes": config["max.message.bytes"]})
@@ -297,7 +304,12 @@ class Replicator:
             if not subscribed:
                 time.sleep(min(0.5, self._config.registrations_poll_s))
                 continue
-            messages = self._next_batch()
+            try:
+                messages = self._next_batch()
+            except ShutdownRequested:
+                # Asked to stop while a rebalance callback waited out a Kafka outage (_on_assign).
+                log.warning("shutdown_during_outage", uncommitted=0)
+                return
             try:
                 # Rebuilt as soon as partitions arrive, not when their first record does: the first
                 # change after a rebalance should not wait for the warm-up.
@@ -380,10 +392,9 @@ class Replicator:
         if not partitions:
             return
         self._cache_stale = True
-        committed = consumer.committed(partitions, timeout=30)
+        committed = self._retry(lambda: _committed(consumer, partitions), "kafka")
         keys = [(tp.topic, tp.partition) for tp in committed]
-        with KafkaAdmin(self._kafka.bootstrap_servers) as admin:
-            marks = admin.watermarks({topic for topic, _partition in keys})
+        marks = self._retry(lambda: self._watermarks({topic for topic, _partition in keys}), "kafka")
         recovered = self._holds.recovered_partitions(keys)
         starts: list[TopicPartition] = []
         gaps: list[tuple[TopicPartition, int, int]] = []
@@ -403,6 +414,7 @@ class Replicator:
             else:
                 starts.append(TopicPartition(tp.topic, tp.partition, point.offset))
         consumer.incremental_assign(starts)
+        self._checkpoint.assigned({(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0})
         self._holds.assigned(keys)
         # When a rebalance happened is what explains a latency spike of the process (a new owner's
         # cache warm-up, records that waited meanwhile).
@@ -438,9 +450,16 @@ class Replicator:
 
     def _offset_out_of_range(self, topic: str, partition: int) -> None:
         """A gap that opened while consuming (auto.offset.reset=error reports it)."""
-        with KafkaAdmin(self._kafka.bootstrap_servers) as admin:
-            low, high = admin.watermarks([topic]).get((topic, partition), (0, 0))
+        marks = self._retry(lambda: self._watermarks({topic}), "kafka")
+        low, high = marks.get((topic, partition), (0, 0))
         self._stop_partition(topic, partition, self._checkpoint.committed((topic, partition)), low, high)
+
+    def _watermarks(self, topics: set[str]) -> dict[Partition, tuple[int, int]]:
+        try:
+            with KafkaAdmin(self._kafka.bootstrap_servers) as admin:
+                return admin.watermarks(topics)
+        except KafkaUnavailable as exc:
+            raise TransientFailure(str(exc)) from exc
 
     def _rebuild_cache(self) -> None:
         """Empty the index cache and, if configured, load the direct-key tables' entries into it.
@@ -586,3 +605,12 @@ class Replicator:
             return self._stopping
 
         return retry_transient(action, what, stopping=stopping, backoff=self._backoff)
+
+
+def _committed(consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
+    """The group's committed offsets of ``partitions``; the coordinator not answering (a broker
+    restarting) is transient."""
+    try:
+        return consumer.committed(partitions, timeout=30)
+    except KafkaException as exc:
+        raise TransientFailure(f"committed offsets of {len(partitions)} partitions: {exc}") from exc

@@ -30,6 +30,7 @@ from compose.native.stack import Stack
 from scv.config.settings import Settings, get_settings
 from store.migrate import migrate
 from store.session import connect, open_session
+from tests.leftovers import StackInventory, sweep
 
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 _FAULTS_DIR = Path(__file__).parent / "faults"
@@ -55,7 +56,9 @@ def store_session(stack: Settings) -> Iterator[Session]:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Settings:
+def stack() -> Iterator[Settings]:
+    """The local stack, up and healthy; at the end of the session, what the session's tests left on
+    it (topics, consumer groups, connectors, slots) is removed (tests/leftovers.py says why)."""
     settings = get_settings()
     runner = Stack(settings, console=Console(stderr=True))
     try:
@@ -72,4 +75,7 @@ def stack() -> Settings:
         pytest.fail(f"stack services unhealthy after up:\n{report}", pytrace=False)
     with open_session(settings.store) as session:
         migrate(session, settings.store.keyspace, settings.store.replication_factor, settings.store.local_dc)
-    return settings
+    before = StackInventory.take(settings)
+    yield settings
+    removed = sweep(settings, before)
+    print(f"\ntest session left on the stack, now removed: {', '.join(removed) or 'nothing'}")

@@ -35,12 +35,17 @@ from prometheus_client.registry import Collector
 
 from scv.exporter.facts import CONNECTOR_STATES, TASK_STATES, GroupFacts, Probe, SourceFacts
 
-__all__ = ["ROUND_ERRORS", "PipelineCollector", "PipelineState"]
+__all__ = ["KAFKA_CLIENT_RESTARTS", "ROUND_ERRORS", "PipelineCollector", "PipelineState"]
 
 ROUND_ERRORS = Counter(
     "scv_exporter_round_errors_total",
     "Collection rounds that failed, by collector (kafka, sources, probes); the log says why.",
     ["collector"],
+)
+KAFKA_CLIENT_RESTARTS = Counter(
+    "scv_exporter_kafka_collector_restarts_total",
+    "Times the Kafka collector's child process died (a librdkafka abort during a broker restart) or hung "
+    "and was replaced (scv/exporter/kafka_process.py).",
 )
 
 

@@ -6,7 +6,8 @@ Three collector threads, each on its own round every ``poll_interval_s``, so a d
 stalls only its own figures (lag keeps being computed while Connect or a source database does not
 answer, which is when it matters):
 1. kafka: consumer groups, their committed offsets, end offsets, lag in records and seconds, the
-   heartbeat topics' ages; rewrites the replicator targets file for Prometheus when members change;
+   heartbeat topics' ages, asked from a child process (a librdkafka abort ends it, not the exporter);
+   rewrites the replicator targets file for Prometheus when members change;
 2. sources: Kafka Connect's connectors and tasks, each source's slot as its CDC user sees it;
 3. probes: the schema registry and the store, timed.
 Each round replaces its part of ``PipelineState`` whole; scrapes read whatever is newest.
@@ -17,6 +18,7 @@ replicator is stuck or dead, and one exporter serves any number of replicators a
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 import time
@@ -31,12 +33,11 @@ from scv.config.settings import Settings
 from scv.exporter.discovery import ReplicatorTargets
 from scv.exporter.exceptions import ExporterError
 from scv.exporter.facts import Probe, SourceFacts
-from scv.exporter.kafka_lag import KafkaLag
+from scv.exporter.kafka_process import KafkaLagProcess, kafka_lag
 from scv.exporter.metrics import ROUND_ERRORS, PipelineCollector, PipelineState
 from scv.exporter.probes import Probes
 from scv.exporter.sources import SourceReader, SourceReading
 from scv.exporter.timeline import OffsetTimeline
-from scv.kafka.admin import KafkaAdmin
 
 __all__ = ["Exporter"]
 
@@ -50,8 +51,19 @@ class Exporter:
         self.state = PipelineState(cluster_name=self._config.cluster_name)
         self._stop = threading.Event()
         timeout = self._config.timeout_s
-        self._admin = KafkaAdmin(settings.kafka.bootstrap_servers, timeout_s=timeout)
-        self._lag = KafkaLag(self._admin, self._config.groups, self._config.lookup_table_size)
+        # In a child process: librdkafka can abort during a broker restart (kafka_process.py).
+        self._lag = KafkaLagProcess(
+            functools.partial(
+                kafka_lag,
+                settings.kafka.bootstrap_servers,
+                timeout,
+                self._config.groups,
+                self._config.lookup_table_size,
+            ),
+            # A round asks a handful of batched questions, each bounded by the timeout: past this
+            # the child is stuck, not slow.
+            round_deadline_s=timeout * 10,
+        )
         self._sources = SourceReader(settings.connect, timeout_s=timeout)
         self._probes = Probes(settings.registry, settings.store, timeout_s=timeout)
         target_file = self._config.replicator_targets_file
@@ -99,6 +111,7 @@ class Exporter:
         finally:
             for thread in threads:
                 thread.join(timeout=self._config.timeout_s * 3)
+            self._lag.close()
             self._sources.close()
             self._probes.close()
             log.info("exporter.stopped")

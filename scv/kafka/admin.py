@@ -84,6 +84,17 @@ class KafkaAdmin:
         # AdminClient holds no resource that needs an explicit close in confluent-kafka.
         return None
 
+    def _answer(self, future: Any, what: str) -> Any:
+        """The future's result; no answer within the timeout is ``KafkaUnavailable`` (naming
+        ``what``), like a refusal: a broker that is restarting answers neither. ``KafkaException``
+        passes through, for callers that read its code."""
+        try:
+            return future.result(self._timeout_s)
+        except TimeoutError as exc:
+            raise KafkaUnavailable(
+                f"{what}: Kafka at {self._bootstrap} did not answer within {self._timeout_s:g} s"
+            ) from exc
+
     # -- topics ----------------------------------------------------------------------------------
 
     def partitions(self, topics: Iterable[str] | None = None) -> dict[str, list[int]]:
@@ -116,7 +127,7 @@ class KafkaAdmin:
         )
         future = self._admin.create_topics([topic], request_timeout=self._timeout_s)[name]
         try:
-            future.result(self._timeout_s)
+            self._answer(future, f"creating topic {name}")
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 return False
@@ -135,7 +146,7 @@ class KafkaAdmin:
         )
         future = self._admin.incremental_alter_configs([resource], request_timeout=self._timeout_s)[resource]
         try:
-            future.result(self._timeout_s)
+            self._answer(future, f"setting the config of topic {name}")
         except KafkaException as exc:
             raise KafkaUnavailable(f"cannot set {dict(config)} on topic {name}: {exc}") from exc
 
@@ -146,7 +157,7 @@ class KafkaAdmin:
         futures = self._admin.delete_topics(names, operation_timeout=self._timeout_s)
         for name, future in futures.items():
             try:
-                future.result(self._timeout_s)
+                self._answer(future, f"deleting topic {name}")
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                     raise KafkaUnavailable(f"cannot delete topic {name}: {exc}") from exc
@@ -160,7 +171,7 @@ class KafkaAdmin:
         out: dict[Partition, int] = {}
         for tp, future in futures.items():
             try:
-                out[(tp.topic, tp.partition)] = max(int(future.result(self._timeout_s).offset), 0)
+                out[(tp.topic, tp.partition)] = max(int(self._answer(future, "listing offsets").offset), 0)
             except KafkaException:
                 # A topic Connect has just created may have no leader yet: it counts as empty, a lower
                 # bound the next question corrects.
@@ -198,7 +209,7 @@ class KafkaAdmin:
         request = [ConsumerGroupTopicPartitions(group, partitions)]
         future = self._admin.list_consumer_group_offsets(request, request_timeout=self._timeout_s)[group]
         try:
-            result = future.result(self._timeout_s)
+            result = self._answer(future, f"committed offsets of group {group}")
         except KafkaException as exc:
             raise KafkaUnavailable(f"committed offsets of group {group}: {exc}") from exc
         return {
@@ -233,8 +244,8 @@ class KafkaAdmin:
     def consumer_groups(self, only: Iterable[str] | None = None) -> list[GroupInfo]:
         """Every consumer group the cluster knows (or those of ``only``), with its members."""
         try:
-            listing = self._admin.list_consumer_groups(request_timeout=self._timeout_s).result(
-                self._timeout_s
+            listing = self._answer(
+                self._admin.list_consumer_groups(request_timeout=self._timeout_s), "listing consumer groups"
             )
         except KafkaException as exc:
             raise KafkaUnavailable(
@@ -252,7 +263,7 @@ class KafkaAdmin:
         groups: list[GroupInfo] = []
         for group_id, future in futures.items():
             try:
-                described = future.result(self._timeout_s)
+                described = self._answer(future, f"describing consumer group {group_id}")
             except KafkaException:
                 # A group deleted between the listing and the describe: it has nothing to report.
                 continue
@@ -264,12 +275,43 @@ class KafkaAdmin:
             groups.append(GroupInfo(group_id, state, simple[group_id], members))
         return sorted(groups, key=lambda g: g.group_id)
 
+    def group_ids(self) -> list[str]:
+        """The id of every consumer group the cluster knows (no describe: one request)."""
+        try:
+            listing = self._answer(
+                self._admin.list_consumer_groups(request_timeout=self._timeout_s), "listing consumer groups"
+            )
+        except KafkaException as exc:
+            raise KafkaUnavailable(
+                f"Kafka at {self._bootstrap} did not list its consumer groups: {exc}"
+            ) from exc
+        return sorted(str(g.group_id) for g in listing.valid)
+
+    def delete_groups(self, groups: Iterable[str]) -> list[str]:
+        """Delete these consumer groups (their committed offsets); returns those that could not be
+        deleted because they still have members. A group that does not exist is already deleted."""
+        names = list(groups)
+        if not names:
+            return []
+        futures = self._admin.delete_consumer_groups(names, request_timeout=self._timeout_s)
+        busy: list[str] = []
+        for name, future in futures.items():
+            try:
+                self._answer(future, f"deleting consumer group {name}")
+            except KafkaException as exc:
+                code = exc.args[0].code()
+                if code == KafkaError.NON_EMPTY_GROUP:
+                    busy.append(name)
+                elif code != KafkaError.GROUP_ID_NOT_FOUND:
+                    raise KafkaUnavailable(f"cannot delete consumer group {name}: {exc}") from exc
+        return sorted(busy)
+
     def group_offsets(self, group: str) -> dict[Partition, int]:
         """Every partition ``group`` has committed an offset for, with that offset."""
         request = [ConsumerGroupTopicPartitions(group)]
         future = self._admin.list_consumer_group_offsets(request, request_timeout=self._timeout_s)[group]
         try:
-            result = future.result(self._timeout_s)
+            result = self._answer(future, f"offsets of group {group}")
         except KafkaException as exc:
             raise KafkaUnavailable(f"committed offsets of group {group}: {exc}") from exc
         return {

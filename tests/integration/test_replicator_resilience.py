@@ -335,6 +335,52 @@ def test_registry_outage_is_retried_not_dead_lettered(
         proxy.cut()
 
 
+def test_a_replicator_started_while_kafka_does_not_answer_waits_for_it(
+    loyalty: SourceDatabase,
+    stack: Settings,
+    isolated_keyspace: str,
+    tmp_path: Path,
+    reader_for: ReaderFactory,
+) -> None:
+    # The broker restarting when a replicator (re)starts: its start-up questions to Kafka (the
+    # dead-letter topic, the view events' topic) go unanswered. Before, that was a crash loop.
+    host, port = stack.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)
+    proxy = FaultyProxy(int(port), host)
+    proxy.start()
+    proxy.cut()
+    group = f"scv-kafka-outage-{uuid.uuid4().hex[:6]}"
+    start_at_end(stack, group, [f"{loyalty.name}.public.members", f"{loyalty.name}.public.rewards"])
+    worker = start_replicator(
+        tmp_path,
+        metrics_port=9437,
+        group_id=group,
+        extra_env={
+            # Only the first contact goes through the proxy: the broker then advertises itself.
+            "SCV_KAFKA__BOOTSTRAP_SERVERS": f"{host}:{proxy.port}",
+            "SCV_STORE__KEYSPACE": isolated_keyspace,
+        },
+    )
+    try:
+        wait_for(
+            lambda: _metric(9437, 'scv_errors_total{kind="kafka_unavailable"}') >= 2,
+            timeout_s=120,
+            what="Kafka retried at start-up",
+        )
+        assert worker.process.poll() is None, worker.log_tail()
+        proxy.restore()
+        cid, member = new_id(), new_id()
+        loyalty.execute("INSERT INTO members VALUES (%s, %s, 'after kafka came back')", (member, cid))
+        reader = reader_for(isolated_keyspace)
+        wait_for(
+            lambda: attributes(view_of(reader, str(cid)), "loyalty_member"),
+            timeout_s=120,
+            what="change applied once Kafka answered",
+        )
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+        proxy.cut()
+
+
 def _replicator_behind_store_proxy(
     stack: Settings,
     loyalty: SourceDatabase,

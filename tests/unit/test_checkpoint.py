@@ -182,3 +182,15 @@ def test_resend_skips_partitions_revoked_since_the_failure(
     checkpoint.commit_revoked({A1})  # the new owner starts from what the revoke committed
     checkpoint.resend_failed(time.monotonic() + RESEND_AFTER_S)
     assert committer.calls[-1] == ({A0: 42}, True)
+
+
+def test_an_assigned_partition_starts_at_the_groups_committed_offset_and_forgets_stale_sends(
+    checkpoint: Checkpoint, committer: FakeCommitter
+) -> None:
+    # Sent before the partition was lost, never acknowledged; the group moved on meanwhile.
+    checkpoint.commit_batch({A0: 41})
+    checkpoint.assigned({A0: 90})
+    assert checkpoint.committed(A0) == 90  # the lag gauges read it, without asking the broker
+    assert checkpoint.sent(A0) is None
+    checkpoint.commit_pending()
+    assert committer.calls == [({A0: 42}, True)]  # the stale offset is never sent again

@@ -117,7 +117,6 @@ def stalled() -> tuple[LagGauges, dict[Partition, tuple[int, int]], Clock, Healt
         FakeConsumer([P]),  # type: ignore[arg-type]
         FakeCheckpoint({P: 100}),  # type: ignore[arg-type]
         watermarks,
-        dict,
         health,
         clock=clock,
     )
