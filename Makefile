@@ -29,13 +29,13 @@ lint: install
 unit: install
 	$(BIN)/pytest -q tests/unit
 
-# The whole suite: lint, type check, start the local stack (installing it on first use), every test.
-# The fault-injection suite (tests/faults) is not part of it yet: `make faults` (README, Tests says why).
+# The whole suite: lint, type check, start the local stack (installing it on first use), every test:
+# unit, integration, then the fault-injection suite (tests/faults runs last: it restarts services).
 test: install lint
 	$(SCV) stack up
-	$(BIN)/pytest tests/unit tests/integration --durations=15
+	$(BIN)/pytest tests/unit tests/integration tests/faults --durations=15
 
-# The fault-injection suite: each case restarts or breaks something under load.
+# The fault-injection suite alone: each case restarts or breaks something under load.
 faults: install
 	$(SCV) stack up
 	$(BIN)/pytest tests/faults

@@ -8,7 +8,7 @@ import signal
 import structlog
 import typer
 
-from consumer.exceptions import ReplicatorError
+from consumer.exceptions import ConsumerFenced, ReplicatorError
 from consumer.metrics import WORKER_RESTARTS
 from consumer.service import Replicator
 from consumer.supervisor import Supervisor, WorkerSlot, die_with_parent
@@ -40,6 +40,10 @@ def _run_one(metrics_port: int, group_instance_id: str | None = None) -> None:
     replicator.install_signal_handlers()
     try:
         replicator.run()
+    except ConsumerFenced as exc:
+        # Not a failure of the process: its consumer is gone for good, a new process rejoins.
+        log.warning("replicator_rejoining", reason=str(exc))
+        raise SystemExit(ConsumerFenced.REJOIN_EXIT_CODE) from exc
     except ReplicatorError as exc:
         # A setup problem the operator fixes (the message says how): no traceback, exit 1.
         log.error("replicator_failed", error=str(exc))

@@ -12,6 +12,7 @@ Two families, because they are handled in opposite ways:
 from __future__ import annotations
 
 __all__ = [
+    "ConsumerFenced",
     "DecodeError",
     "PlacementError",
     "PoisonRecord",
@@ -26,6 +27,16 @@ __all__ = [
 
 class ReplicatorError(Exception):
     """Base of every replicator error."""
+
+
+class ConsumerFenced(ReplicatorError):
+    """The Kafka consumer hit a fatal error and can never consume again: with static membership
+    (``group.instance.id``), the group coordinator fenced it, e.g. after a broker restart reloaded an
+    older member id for its instance id. Only a new consumer recovers: the worker process exits with
+    ``REJOIN_EXIT_CODE`` and its supervisor starts it again at once (consumer/supervisor.py)."""
+
+    # EX_TEMPFAIL: "try again": not a crash.
+    REJOIN_EXIT_CODE = 75
 
 
 class PoisonRecord(ReplicatorError):

@@ -47,7 +47,7 @@ from consumer.catalog import MappingCatalog
 from consumer.checkpoint import Checkpoint, KafkaCommitter, Partition
 from consumer.deadletter import DeadLetterQueue
 from consumer.endpoints import serve_endpoints
-from consumer.exceptions import PoisonRecord, ReplicatorError, TransientFailure, Unexpected
+from consumer.exceptions import ConsumerFenced, PoisonRecord, ReplicatorError, TransientFailure, Unexpected
 from consumer.gc_pauses import watch_gc_pauses
 from consumer.health import Health
 from consumer.holds import Holds
@@ -106,6 +106,8 @@ class Replicator:
         # Set by a rebalance or a registration change: the index cache must be rebuilt before the
         # next batch (consumer/index_cache.py says why).
         self._cache_stale = True
+        # Set when the consumer reports a fatal error: it can never consume again (ConsumerFenced).
+        self._fatal: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics_port: int | None = None) -> Replicator:
@@ -270,6 +272,7 @@ class Replicator:
             # A store outage pauses the loop in retries; keep the member in the group meanwhile.
             "max.poll.interval.ms": 600_000,
             "on_commit": self._on_commit,
+            "error_cb": self._on_kafka_error,
         }
         if self._config.group_instance_id:
             config["group.instance.id"] = self._config.group_instance_id
@@ -280,6 +283,10 @@ class Replicator:
     def _loop(self) -> None:
         subscribed = False
         while not self._stopping:
+            if self._fatal is not None:
+                raise ConsumerFenced(
+                    f"the Kafka consumer hit a fatal error and cannot consume again: {self._fatal}"
+                )
             self._health.progressed()
             now = time.monotonic()
             if now - self._registrations_at >= self._config.registrations_poll_s:
@@ -381,6 +388,15 @@ class Replicator:
             for source, table in tables:
                 count = self._retry(lambda s=source, t=table: self._index.parked_count(s, t), "store")  # type: ignore[misc]
                 ENTITIES_PARKED.labels(source, table).set(count)
+
+    def _on_kafka_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback: most errors are transient and retried by the client itself
+        (logged only); a fatal one ends this consumer (the loop raises ConsumerFenced)."""
+        if error.fatal():
+            self._fatal = str(error)
+            log.error("kafka_consumer_fatal", error=str(error))
+        else:
+            log.info("kafka_client_error", error=str(error))
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         # A method, not the checkpoint's: the checkpoint is built after the consumer it commits through.
@@ -493,7 +509,9 @@ class Replicator:
         for message in messages:
             error = message.error()
             if error is not None:
-                if error.code() == KafkaError._AUTO_OFFSET_RESET:
+                if error.fatal() or error.code() == KafkaError._FATAL:
+                    self._fatal = str(error)
+                elif error.code() == KafkaError._AUTO_OFFSET_RESET:
                     self._offset_out_of_range(str(message.topic()), int(message.partition() or 0))
                 elif error.code() != KafkaError._PARTITION_EOF:
                     ERRORS.labels(kind="kafka").inc()

@@ -14,7 +14,9 @@ Rules:
    start (the supervisor itself serves no metrics; each restart shows as the counter's increase);
 4. SIGTERM/SIGINT are forwarded to every worker, which drains its batch and commits; no worker is
    restarted after that, and the exit code is 0 only if every worker exited 0;
-5. workers die with the supervisor (Linux: PR_SET_PDEATHSIG), so a killed supervisor leaves none behind.
+5. workers die with the supervisor (Linux: PR_SET_PDEATHSIG), so a killed supervisor leaves none behind;
+6. a worker whose Kafka consumer was fenced for good exits with ``REJOIN_EXIT_CODE``: it is started
+   again at once and not counted as a crash (log ``worker_rejoining``; its restarts counter moves).
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ from types import FrameType
 
 import structlog
 
+from consumer.exceptions import ConsumerFenced
 from scv.config.settings import ConsumerSettings
 
 __all__ = ["Supervisor", "WorkerSlot", "die_with_parent"]
 
 log = structlog.get_logger(__name__)
+
+REJOIN_EXIT_CODE = ConsumerFenced.REJOIN_EXIT_CODE
 
 
 @dataclass(frozen=True)
@@ -135,13 +140,18 @@ class Supervisor:
                 log.error("worker_failed_while_stopping", worker=slot.index, exit_code=code)
             return code != 0
         ran_s = time.monotonic() - slot.started_at
+        slot.restarts += 1
+        if code == REJOIN_EXIT_CODE:
+            # Its consumer was fenced (consumer/exceptions.py ConsumerFenced): a new one at once.
+            slot.start_at = time.monotonic()
+            log.warning("worker_rejoining", worker=slot.index, pid=process.pid, ran_s=round(ran_s, 1))
+            return False
         healthy = ran_s >= self._config.worker_healthy_after_s
         slot.crashes_in_a_row = 1 if healthy else slot.crashes_in_a_row + 1
         delay = min(
             self._config.worker_restart_max_s,
             self._config.worker_restart_initial_s * 2 ** (slot.crashes_in_a_row - 1),
         )
-        slot.restarts += 1
         slot.start_at = time.monotonic() + delay
         how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
         log.error(

@@ -256,6 +256,19 @@ def source_database(stack: Settings) -> Iterator[SourceFactory]:
             conn.execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
 
 
+# A source with one members table, which several modules replicate with replicators of their own.
+MEMBERS_SCHEMA = (
+    "CREATE TABLE public.members (member_id bigint PRIMARY KEY, customer_id bigint NOT NULL, name text);"
+)
+MEMBERS_TABLES = "  public.members: {kind: member, customer_key: customer_id}\n"
+
+
+@pytest.fixture(scope="module")
+def members(source_database: SourceFactory, replicator: ReplicatorProcess) -> SourceDatabase:
+    """The members source of the module (its own database, onboarded once per module)."""
+    return source_database(MEMBERS_SCHEMA, MEMBERS_TABLES)
+
+
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 

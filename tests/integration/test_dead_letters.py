@@ -16,21 +16,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cassandra.cluster import Session
 from confluent_kafka import Producer
 
 from scv.config.settings import Settings
-from scv.contracts.registration import SourceMapping, TableMapping
 from scv.kafka.admin import KafkaAdmin
-from store.registrations import RegistrationStore
 from tests.integration.conftest import (
     REPO,
     Isolated,
     ReaderFactory,
-    ReplicatorProcess,
     SourceDatabase,
-    SourceFactory,
     attributes,
     metric,
     start_replicator,
@@ -38,31 +33,11 @@ from tests.integration.conftest import (
     wait_for,
     wait_metrics_up,
 )
-from tests.integration.test_replicator_resilience import start_at_end
-
-SCHEMA = "CREATE TABLE public.members (member_id bigint PRIMARY KEY, customer_id bigint NOT NULL, name text);"
-TABLES = "  public.members: {kind: member, customer_key: customer_id}\n"
-
-
-@pytest.fixture(scope="module")
-def members(source_database: SourceFactory, replicator: ReplicatorProcess) -> SourceDatabase:
-    return source_database(SCHEMA, TABLES)
-
-
-def _register(store_session: Session, keyspace: str, source: str, customer_key: str) -> None:
-    table = TableMapping(source, "public.members", "member", customer_key=customer_key)
-    mapping = SourceMapping.build(source, source, [table])
-    RegistrationStore(store_session, keyspace).put(source, mapping.to_json())
-
-
-def _topic_with_records(settings: Settings, members: SourceDatabase) -> str:
-    """The members topic, created by a first change if it does not exist yet."""
-    topic = f"{members.name}.public.members"
-    with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
-        if kafka.end_offsets([topic])[topic] == 0:
-            members.execute("INSERT INTO members VALUES (%s, 1, 'first')", (random.randint(10**9, 10**12),))
-            wait_for(lambda: kafka.end_offsets([topic])[topic] > 0, what=f"topic {topic}")
-    return topic
+from tests.integration.support import (
+    register_members,
+    start_at_end,
+    topic_with_records,
+)
 
 
 def _committed(settings: Settings, group: str, topic: str, partition: int) -> int | None:
@@ -93,8 +68,8 @@ def test_a_dead_letter_delivery_that_fails_blocks_the_commit_until_it_succeeds(
             replication_factor=1,
             config={"cleanup.policy": "compact"},
         )
-    _register(store_session, isolated.keyspace, members.name, "customer_id")
-    topic = _topic_with_records(stack, members)
+    register_members(store_session, isolated.keyspace, members.name, "customer_id")
+    topic = topic_with_records(stack, members)
     start_at_end(stack, isolated.group, [topic])
     poison_offset = _committed(stack, isolated.group, topic, 0)
     assert poison_offset is not None
@@ -134,8 +109,8 @@ def test_parked_records_are_listed_shown_replayed_after_the_fix_and_purged(
     reader_for: ReaderFactory,
 ) -> None:
     # A mapping whose customer key names a column the rows do not have: every change is parked.
-    _register(store_session, isolated.keyspace, members.name, "no_such_column")
-    start_at_end(stack, isolated.group, [_topic_with_records(stack, members)])
+    register_members(store_session, isolated.keyspace, members.name, "no_such_column")
+    start_at_end(stack, isolated.group, [topic_with_records(stack, members)])
     worker = start_replicator(tmp_path, 9452, isolated.group, isolated.env())
     env = isolated.env()
     try:
@@ -162,7 +137,7 @@ def test_parked_records_are_listed_shown_replayed_after_the_fix_and_purged(
         assert shown["decode_error"] is None
 
         # The fix: the right mapping. Then the replay applies every parked change.
-        _register(store_session, isolated.keyspace, members.name, "customer_id")
+        register_members(store_session, isolated.keyspace, members.name, "customer_id")
         replayed = json.loads(_scv(env, "dlq", "replay", "--source", members.name, "--json").stdout)
         assert sorted(replayed["replayed"]) == sorted(r["id"] for r in parked)
         view = reader_for(isolated.keyspace)

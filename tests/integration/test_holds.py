@@ -12,7 +12,6 @@ import uuid
 from pathlib import Path
 
 import psycopg
-import pytest
 from cassandra.cluster import Session
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -24,9 +23,7 @@ from tests.integration.conftest import (
     REPO,
     Isolated,
     ReaderFactory,
-    ReplicatorProcess,
     SourceDatabase,
-    SourceFactory,
     attributes,
     metric,
     start_replicator,
@@ -34,17 +31,14 @@ from tests.integration.conftest import (
     wait_for,
     wait_metrics_up,
 )
-from tests.integration.test_dead_letters import _register, _topic_with_records
-from tests.integration.test_replicator_resilience import start_at_end
+from tests.integration.support import (
+    AvroTopicReader,
+    register_members,
+    start_at_end,
+    topic_with_records,
+)
 
-SCHEMA = "CREATE TABLE public.members (member_id bigint PRIMARY KEY, customer_id bigint NOT NULL, name text);"
-TABLES = "  public.members: {kind: member, customer_key: customer_id}\n"
 THRESHOLD = 5
-
-
-@pytest.fixture(scope="module")
-def members(source_database: SourceFactory, replicator: ReplicatorProcess) -> SourceDatabase:
-    return source_database(SCHEMA, TABLES)
 
 
 def _scv(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -71,8 +65,8 @@ def test_a_poison_storm_pauses_its_source_until_resumed(
     tmp_path: Path,
     reader_for: ReaderFactory,
 ) -> None:
-    _register(store_session, isolated.keyspace, members.name, "customer_id")
-    topic = _topic_with_records(stack, members)
+    register_members(store_session, isolated.keyspace, members.name, "customer_id")
+    topic = topic_with_records(stack, members)
     start_at_end(stack, isolated.group, [topic])
     producer = Producer({"bootstrap.servers": stack.kafka.bootstrap_servers})
     for _ in range(THRESHOLD + 3):
@@ -114,8 +108,8 @@ def test_records_deleted_by_retention_before_they_were_consumed_stop_their_parti
     tmp_path: Path,
     reader_for: ReaderFactory,
 ) -> None:
-    _register(store_session, isolated.keyspace, members.name, "customer_id")
-    topic = _topic_with_records(stack, members)
+    register_members(store_session, isolated.keyspace, members.name, "customer_id")
+    topic = topic_with_records(stack, members)
     start_at_end(stack, isolated.group, [topic])
     cid = random.randint(10**9, 10**12)
     ids = [random.randint(10**9, 10**12) for _ in range(24)]
@@ -169,7 +163,6 @@ def test_records_deleted_by_retention_before_they_were_consumed_stop_their_parti
 
 def _members_in(settings: Settings, topic: str, partition: int, start: int, end: int) -> set[str]:
     """The member ids of the changes at offsets [start, end) of one partition, read by key."""
-    from tests.integration.test_sources_lifecycle import AvroTopicReader
 
     decoder = AvroTopicReader(settings)
     consumer = Consumer(

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,12 +20,11 @@ import httpx
 import psycopg
 import pytest
 from cassandra.cluster import Session
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 from scv.client import CustomerViewClient
 from scv.config.settings import Settings
-from scv.kafka.admin import KafkaAdmin
 from store.migrate import migrate
 from store.registrations import RegistrationStore
 from tests.integration.conftest import (
@@ -42,6 +41,7 @@ from tests.integration.conftest import (
     wait_metrics_up,
 )
 from tests.integration.faults import FaultyProxy
+from tests.integration.support import committed_matches_end, start_at_end
 
 SCHEMA = """
 CREATE TABLE public.members (member_id bigint PRIMARY KEY, customer_id bigint, name text);
@@ -63,9 +63,14 @@ def new_id() -> int:
 
 
 def dead_letters(
-    settings: Settings, origin_topic: str, timeout_s: float = 60.0, expect: int = 1
+    settings: Settings,
+    origin_topic: str,
+    match: Callable[[Any], bool] = lambda _message: True,
+    timeout_s: float = 60.0,
+    expect: int = 1,
 ) -> list[Any]:
-    """Dead-letter records whose origin is ``origin_topic`` (read from the start, own group)."""
+    """Dead-letter records whose origin is ``origin_topic`` and that ``match``, read from the start
+    (own group) until ``expect`` of them are found or ``timeout_s`` passes."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -83,7 +88,7 @@ def dead_letters(
             if message is None or message.error():
                 continue
             headers = dict(message.headers() or [])
-            if headers.get("scv.dlt.topic") == origin_topic.encode():
+            if headers.get("scv.dlt.topic") == origin_topic.encode() and match(message):
                 found.append(message)
     finally:
         consumer.close()
@@ -98,52 +103,6 @@ def _group_consumer(settings: Settings, group: str) -> Consumer:
             "enable.auto.commit": False,
         }
     )
-
-
-def _group_ends(settings: Settings, group: str, topics: list[str]) -> tuple[list[Any], list[Any]]:
-    """(committed offsets of ``group``, end offsets) for every partition of ``topics``."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": group,
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        metadata = consumer.list_topics(timeout=10)
-        # A topic Debezium has not created yet holds no records: nothing to skip or to wait for.
-        present = [t for t in topics if t in metadata.topics]
-        partitions = [TopicPartition(t, p) for t in present for p in metadata.topics[t].partitions]
-        ends = [
-            TopicPartition(tp.topic, tp.partition, consumer.get_watermark_offsets(tp, timeout=10)[1])
-            for tp in partitions
-        ]
-        return consumer.committed(partitions, timeout=10), ends
-    finally:
-        consumer.close()
-
-
-def committed_matches_end(settings: Settings, group: str, topics: list[str]) -> bool:
-    with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
-        return kafka.group_lag(group, topics) == 0
-
-
-def start_at_end(settings: Settings, group: str, topics: list[str]) -> None:
-    """Commit the current end offsets for ``group``, so its replicator sees only new changes."""
-    _committed, ends = _group_ends(settings, group, topics)
-    if not ends:
-        return
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": group,
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        consumer.commit(offsets=ends, asynchronous=False)
-    finally:
-        consumer.close()
 
 
 def test_a_source_registered_while_running_is_applied_without_restart(
@@ -168,7 +127,7 @@ def test_undecodable_bytes_are_dead_lettered_with_original_bytes_and_consumption
     producer.produce(topic, key=key, value=payload, headers=[("trace", b"t-1")])
     producer.flush(10)
 
-    parked = [m for m in dead_letters(stack, topic, expect=1) if m.value() == payload]
+    parked = dead_letters(stack, topic, lambda m: m.value() == payload)
     assert parked, "poison record not found in the dead-letter topic"
     record = parked[0]
     headers = dict(record.headers())
@@ -190,7 +149,7 @@ def test_unknown_schema_id_is_dead_lettered(loyalty: SourceDatabase, stack: Sett
     producer = Producer({"bootstrap.servers": stack.kafka.bootstrap_servers})
     producer.produce(topic, key=None, value=payload)
     producer.flush(10)
-    parked = [m for m in dead_letters(stack, topic, expect=2) if m.value() == payload]
+    parked = dead_letters(stack, topic, lambda m: m.value() == payload)
     assert parked
     assert dict(parked[0].headers())["scv.dlt.reason"] == b"unknown_schema_id"
 
@@ -200,15 +159,15 @@ def test_row_the_mapping_cannot_place_is_dead_lettered(loyalty: SourceDatabase, 
     # members.customer_id is nullable and the spec parks such rows (null_customer_key: dead_letter).
     loyalty.execute("INSERT INTO members VALUES (%s, NULL, 'nobody')", (member,))
     topic = f"{loyalty.name}.public.members"
-    parked = wait_for(
-        lambda: [
-            m
-            for m in dead_letters(stack, topic, timeout_s=5, expect=50)
-            if dict(m.headers())["scv.dlt.reason"] == b"unplaceable"
+    parked = dead_letters(
+        stack,
+        topic,
+        lambda m: (
+            dict(m.headers())["scv.dlt.reason"] == b"unplaceable"
             and str(member).encode() in dict(m.headers())["scv.dlt.error"]
-        ],
-        what="unplaceable record parked",
+        ),
     )
+    assert parked, "unplaceable record not found in the dead-letter topic"
     # The original Debezium bytes are kept: Confluent wire format, magic byte 0.
     assert parked[0].value()[0] == 0
 

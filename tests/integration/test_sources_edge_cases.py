@@ -34,8 +34,9 @@ from tests.integration.conftest import (
     start_replicator,
     view_of,
     wait_for,
+    wait_metrics_up,
 )
-from tests.integration.test_sources_lifecycle import AvroTopicReader
+from tests.integration.support import AvroTopicReader
 
 SCHEMA = """
 CREATE TABLE public.orders (order_id text PRIMARY KEY, customer_id text NOT NULL, total numeric(10,2));
@@ -134,6 +135,9 @@ def _truncate_record(
 def _drain(settings: Settings, tmp_path: Path, port: int, group: str, isolated: Isolated, topic: str) -> None:
     worker = start_replicator(tmp_path, port, group, isolated.env())
     try:
+        # Up first: a group with nothing left to apply is caught up before the process has even
+        # started, and a SIGTERM during its imports ends it with -15 instead of a drain.
+        wait_metrics_up(port)
         with KafkaAdmin(settings.kafka.bootstrap_servers) as kafka:
             wait_for(lambda: kafka.group_lag(group, [topic]) == 0, what=f"group {group} caught up")
     finally:

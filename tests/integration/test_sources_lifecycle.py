@@ -5,22 +5,16 @@ Each test module creates its own database, CDC role and source name, so tests ne
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import secrets
-import struct
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import fastavro
 import httpx
 import psycopg
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from connectors.connect import ConnectClient
 from connectors.grants import apply_grants_locally
@@ -30,6 +24,7 @@ from connectors.operate import pause_source, resnapshot_source, resume_source, s
 from connectors.spec import SourceSpec, parse_spec
 from scv.config.settings import Settings
 from tests.integration.conftest import wait_for
+from tests.integration.support import AvroTopicReader
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -116,60 +111,6 @@ def drop_source(source: LiveSource) -> None:
 
 
 # --- reading the topics: Confluent wire format resolved through the ccompat API -------------------
-
-
-class AvroTopicReader:
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._schemas: dict[int, Any] = {}
-
-    def _schema(self, schema_id: int) -> Any:
-        if schema_id not in self._schemas:
-            url = f"{self._settings.registry.url}/schemas/ids/{schema_id}"
-            response = httpx.get(url, timeout=10)
-            response.raise_for_status()
-            self._schemas[schema_id] = fastavro.parse_schema(json.loads(response.json()["schema"]))
-        return self._schemas[schema_id]
-
-    def decode(self, raw: bytes | None) -> dict[str, Any] | None:
-        if raw is None:
-            return None
-        magic, schema_id = struct.unpack(">bI", raw[:5])
-        assert magic == 0, "not the Confluent wire format (magic byte 0 + 4-byte schema id)"
-        record: dict[str, Any] = fastavro.schemaless_reader(io.BytesIO(raw[5:]), self._schema(schema_id))  # type: ignore[call-arg]
-        return record
-
-    def values(self, topic: str) -> list[dict[str, Any]]:
-        """Every decoded value of ``topic`` up to its current end (tombstones skipped)."""
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self._settings.kafka.bootstrap_servers,
-                "group.id": f"scv-test-{uuid.uuid4()}",
-                "enable.auto.commit": False,
-            }
-        )
-        try:
-            meta = consumer.list_topics(topic, timeout=10).topics[topic]
-            ends = {}
-            for partition in meta.partitions:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                if high > 0:
-                    ends[partition] = high
-            consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-            out: list[dict[str, Any]] = []
-            positions = dict.fromkeys(ends, 0)
-            deadline = time.monotonic() + 30
-            while any(positions[p] < ends[p] for p in ends) and time.monotonic() < deadline:
-                message = consumer.poll(1.0)
-                if message is None or message.error() is not None:
-                    continue
-                positions[message.partition()] = message.offset() + 1
-                value = self.decode(message.value())
-                if value is not None:
-                    out.append(value)
-            return out
-        finally:
-            consumer.close()
 
 
 def ids_with(values: list[dict[str, Any]], key: str, op: str, snapshot: str | None = None) -> set[Any]:

@@ -13,7 +13,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
 from cassandra.cluster import Session
 from confluent_kafka import Consumer, TopicPartition
 
@@ -24,9 +23,7 @@ from tests.integration.conftest import (
     REPO,
     Isolated,
     ReaderFactory,
-    ReplicatorProcess,
     SourceDatabase,
-    SourceFactory,
     attributes,
     metric,
     start_replicator,
@@ -34,18 +31,14 @@ from tests.integration.conftest import (
     wait_for,
     wait_metrics_up,
 )
-from tests.integration.test_dead_letters import _register, _topic_with_records
-from tests.integration.test_replicator_resilience import start_at_end
-from tests.integration.test_sources_lifecycle import AvroTopicReader
+from tests.integration.support import (
+    AvroTopicReader,
+    register_members,
+    start_at_end,
+    topic_with_records,
+)
 
-SCHEMA = "CREATE TABLE public.members (member_id bigint PRIMARY KEY, customer_id bigint NOT NULL, name text);"
-TABLES = "  public.members: {kind: member, customer_key: customer_id}\n"
 ROWS = 3000
-
-
-@pytest.fixture(scope="module")
-def members(source_database: SourceFactory, replicator: ReplicatorProcess) -> SourceDatabase:
-    return source_database(SCHEMA, TABLES)
 
 
 def _insert_many(members: SourceDatabase, cid: int) -> set[str]:
@@ -81,8 +74,8 @@ def test_a_sigkilled_worker_comes_back_and_no_change_is_lost(
     tmp_path: Path,
     reader_for: ReaderFactory,
 ) -> None:
-    _register(store_session, isolated.keyspace, members.name, "customer_id")
-    topic = _topic_with_records(stack, members)
+    register_members(store_session, isolated.keyspace, members.name, "customer_id")
+    topic = topic_with_records(stack, members)
     start_at_end(stack, isolated.group, [topic])
     log_path = tmp_path / "supervisor.log"
     env = {
@@ -173,8 +166,8 @@ def test_sigterm_during_a_batch_finishes_it_and_commits_only_what_is_applied(
     tmp_path: Path,
     reader_for: ReaderFactory,
 ) -> None:
-    _register(store_session, isolated.keyspace, members.name, "customer_id")
-    topic = _topic_with_records(stack, members)
+    register_members(store_session, isolated.keyspace, members.name, "customer_id")
+    topic = topic_with_records(stack, members)
     start_at_end(stack, isolated.group, [topic])
     view = reader_for(isolated.keyspace)
     cid = random.randint(10**9, 10**12)
@@ -204,3 +197,73 @@ def test_sigterm_during_a_batch_finishes_it_and_commits_only_what_is_applied(
         wait_for(lambda: _applied(view, cid) == wanted, timeout_s=120, what="every change applied")
     finally:
         assert after.stop() == 0, after.log_tail()
+
+
+def test_a_worker_whose_consumer_is_fenced_rejoins_and_no_change_is_lost(
+    members: SourceDatabase,
+    stack: Settings,
+    store_session: Session,
+    isolated: Isolated,
+    tmp_path: Path,
+    reader_for: ReaderFactory,
+) -> None:
+    # Seen after a broker restart: the coordinator fenced both workers' static members, their
+    # consumers failed for good ("fatal") and the workers went on without consuming, forever.
+    register_members(store_session, isolated.keyspace, members.name, "customer_id")
+    topic = topic_with_records(stack, members)
+    start_at_end(stack, isolated.group, [topic])
+    log_path = tmp_path / "supervisor.log"
+    instance = f"fenced-{uuid.uuid4().hex[:6]}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "SCV_CONSUMER__GROUP_ID": isolated.group,
+        "SCV_CONSUMER__GROUP_INSTANCE_ID": instance,
+        "SCV_CONSUMER__METRICS_PORT": "9474",
+        "SCV_CONSUMER__REGISTRATIONS_POLL_S": "0.5",
+        "SCV_LOG_FORMAT": "json",
+        **isolated.env(),
+    }
+    with log_path.open("wb") as log:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "scv", "consume", "--processes", "2"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    view = reader_for(isolated.keyspace)
+    try:
+        for port in (9474, 9475):
+            wait_metrics_up(port)
+        wait_for(lambda: len(_supervisor_events(log_path, "worker_started")) == 2, what="workers started")
+        # Another consumer joins as worker 0's static member: the coordinator fences worker 0.
+        intruder = Consumer(
+            {
+                "bootstrap.servers": stack.kafka.bootstrap_servers,
+                "group.id": isolated.group,
+                "group.instance.id": f"{instance}-0",
+                "enable.auto.commit": False,
+            }
+        )
+        intruder.subscribe([topic])
+        try:
+            wait_for(
+                lambda: intruder.poll(0.5) is not None or bool(intruder.assignment()),
+                timeout_s=60,
+                what="the intruder in the group",
+            )
+        finally:
+            intruder.close()
+        rejoined = wait_for(
+            lambda: _supervisor_events(log_path, "worker_rejoining"), timeout_s=60, what="worker 0 rejoining"
+        )
+        assert [e["worker"] for e in rejoined] == [0]
+        assert not _supervisor_events(log_path, "worker_crashed"), log_path.read_text()[-3000:]
+        cid = random.randint(10**9, 10**12)
+        wanted = _insert_many(members, cid)
+        wait_for(lambda: _applied(view, cid) == wanted, timeout_s=120, what=f"all {ROWS} changes applied")
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        code = supervisor.wait(60)
+    assert code == 0, log_path.read_text()[-3000:]

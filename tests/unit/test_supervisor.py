@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import time
 
-from consumer.supervisor import Supervisor, WorkerSlot, _Slot
+from consumer.supervisor import REJOIN_EXIT_CODE, Supervisor, WorkerSlot, _Slot
 from scv.config.settings import ConsumerSettings
 
 
@@ -67,3 +67,11 @@ def test_each_slot_keeps_its_metrics_port_and_static_membership() -> None:
     config = ConsumerSettings()
     assert supervisor._instance_prefix.startswith(f"{config.group_id}-")
     assert supervisor._instance_prefix.endswith(f"-{config.metrics_port}")
+
+
+def test_a_worker_whose_consumer_was_fenced_rejoins_at_once_without_counting_a_crash() -> None:
+    supervisor, slot = _supervisor(), _Slot(0)
+    _crash(supervisor, slot, 1, ran_s=1.0)  # one real crash first: the next one would wait 2 s
+    assert round(_crash(supervisor, slot, REJOIN_EXIT_CODE, ran_s=1.0)) == 0
+    assert slot.restarts == 2
+    assert slot.crashes_in_a_row == 1  # the backoff of real crashes is not advanced
