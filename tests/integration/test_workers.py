@@ -236,13 +236,23 @@ def test_a_worker_whose_consumer_is_fenced_rejoins_and_no_change_is_lost(
     try:
         for port in (9474, 9475):
             wait_metrics_up(port)
-        wait_for(lambda: len(_supervisor_events(log_path, "worker_started")) == 2, what="workers started")
+        with KafkaAdmin(stack.kafka.bootstrap_servers) as kafka:
+            wait_for(
+                lambda: [
+                    g
+                    for g in kafka.consumer_groups([isolated.group])
+                    if g.state == "STABLE" and len(g.members) == 2
+                ],
+                timeout_s=60,
+                what="both workers in the group",
+            )
         # Another consumer joins as worker 0's static member: the coordinator fences worker 0.
         intruder = Consumer(
             {
                 "bootstrap.servers": stack.kafka.bootstrap_servers,
                 "group.id": isolated.group,
                 "group.instance.id": f"{instance}-0",
+                "partition.assignment.strategy": "cooperative-sticky",
                 "enable.auto.commit": False,
             }
         )
