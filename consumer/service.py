@@ -309,7 +309,10 @@ class Replicator:
                         log.info("unsubscribed", reason="no registered source")
                 self._holds.refresh()
             if not subscribed:
-                time.sleep(min(0.5, self._config.registrations_poll_s))
+                # Polled, not slept: the revoke that follows an unsubscribe (the last source removed)
+                # is served by a poll, and until it runs the group still holds this member's
+                # partitions (measured: ~45 s). Nothing is subscribed, so nothing is returned.
+                self._consumer.consume(num_messages=1, timeout=min(0.5, self._config.registrations_poll_s))
                 continue
             try:
                 messages = self._next_batch()
