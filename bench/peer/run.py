@@ -334,6 +334,6 @@ def run_peer(
                 with contextlib.suppress(ConnectError), worker.connect as client:
                     client.delete(names.connector)
     finally:
-        delete_groups(settings, [names.consumer_group], console)
+        delete_groups(settings, [names.consumer_group, names.worker_group], console)
         _drop_keyspace(settings, names.keyspace)
     return PeerResult(options.tasks, tuple(t.name for t in tables), drain, freshness)
