@@ -21,6 +21,7 @@ from connectors.render import converter_config
 from scv.config.settings import StoreSettings
 
 __all__ = [
+    "DROP_CLASS",
     "ROUTER_CLASS",
     "SINK_CLASS",
     "UNWRAP_CLASS",
@@ -35,6 +36,7 @@ __all__ = [
 SINK_CLASS = "io.connect.scylladb.ScyllaDbSinkConnector"
 UNWRAP_CLASS = "io.debezium.transforms.ExtractNewRecordState"
 ROUTER_CLASS = "org.apache.kafka.connect.transforms.RegexRouter"
+DROP_CLASS = "org.apache.kafka.connect.transforms.ReplaceField$Value"
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ def sink_config(
     store: StoreSettings,
     registry_url: str,
     tasks: int = 1,
+    exclude_fields: Sequence[str] = (),
 ) -> dict[str, str]:
     """The kafka-connect-scylladb sink over ``topics`` into ``keyspace`` (tables made beforehand:
     bench/peer/tables.py says why), every value a string as Connect stores it."""
@@ -154,7 +157,7 @@ def sink_config(
         # Offsets live in Kafka (the consumer group), as the replicator's do: comparable commits.
         "scylladb.offset.storage.table.enable": "false",
         "behavior.on.error": "FAIL",
-        "transforms": "unwrap,route",
+        "transforms": "unwrap,drop,route" if exclude_fields else "unwrap,route",
         "transforms.unwrap.type": UNWRAP_CLASS,
         # A delete becomes a tombstone, which the connector applies as a DELETE by key; Debezium's own
         # tombstone after it is a second, harmless delete.
@@ -165,6 +168,10 @@ def sink_config(
         # From the start of each topic, as `scv consume` reads a backlog it has never seen.
         "consumer.override.auto.offset.reset": "earliest",
     }
+    if exclude_fields:
+        # Fields the connector cannot bind (tables.collection_fields says why), left out of the row.
+        config["transforms.drop.type"] = DROP_CLASS
+        config["transforms.drop.exclude"] = ",".join(exclude_fields)
     config.update(converter_config(registry_url, "key"))
     config.update(converter_config(registry_url, "value"))
     return config

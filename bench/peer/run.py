@@ -36,7 +36,7 @@ from bench.groups import delete_groups
 from bench.peer.connector import PeerNames, sink_config
 from bench.peer.exceptions import PeerSchemaError, PeerSinkFailed
 from bench.peer.probe import PROBE_TOPIC, FreshnessProbe, ProbeResult
-from bench.peer.tables import PeerTable, peer_table, table_name
+from bench.peer.tables import PeerTable, collection_fields, peer_table, table_name
 from bench.peer.worker import PeerWorker, peer_worker
 from connectors.exceptions import ConnectError
 from connectors.registry import RegistryClient
@@ -52,6 +52,7 @@ __all__ = [
     "PeerOptions",
     "PeerResult",
     "backlog_committed",
+    "failure_summary",
     "median_window_rate",
     "run_peer",
 ]
@@ -101,6 +102,8 @@ class PeerResult:
     tables: tuple[str, ...]
     drain: PeerDrain
     freshness: PeerFreshness | None
+    # `table.column` left out of the peer's rows: collections, which the connector cannot write.
+    dropped: tuple[str, ...] = ()
 
 
 def backlog_committed(backlog: Backlog, committed: Mapping[Partition, int | None]) -> int:
@@ -130,6 +133,14 @@ def median_window_rate(samples: list[tuple[float, int]], span: int = 10) -> floa
         return statistics.median(rates)
     elapsed = window[-1][0] - window[0][0]
     return (window[-1][1] - window[0][1]) / elapsed if elapsed > 0 else 0.0
+
+
+def failure_summary(trace: str) -> str:
+    """The first line of a Java stack trace and each of its causes: what a trace says, without the
+    frames."""
+    lines = [line.strip() for line in trace.splitlines()]
+    causes = [line for line in lines[1:] if line.startswith("Caused by:")]
+    return " / ".join([lines[0] if lines else trace, *causes])
 
 
 def _tables(settings: Settings, topics: list[str]) -> list[PeerTable]:
@@ -180,8 +191,7 @@ def _check_sink(worker: PeerWorker, names: PeerNames) -> None:
         f"connector FAILED on {status.worker_id}" if status.state == "FAILED" else None
     )
     if trace:
-        first = "\n".join(trace.splitlines()[:12])
-        raise PeerSinkFailed(f"the peer sink failed:\n{first}\n(worker log: {worker.log})")
+        raise PeerSinkFailed(f"the peer sink failed: {failure_summary(trace)} (worker log: {worker.log})")
 
 
 def _drain(
@@ -298,6 +308,11 @@ def run_peer(
     names = PeerNames(uuid.uuid4().hex[:6])
     topics = sorted({topic for topic, _ in backlog})
     tables = _tables(settings, topics)
+    collections = collection_fields(tables)
+    tables = [t.without(set(collections)) for t in tables]
+    dropped = tuple(sorted(f"{table}.{field}" for field, names_ in collections.items() for table in names_))
+    if dropped:
+        console.print(f"  [yellow]the peer cannot write collections: leaving out {', '.join(dropped)}[/]")
     if options.freshness_seconds > 0 and PROBE_TOPIC not in topics:
         raise PeerSchemaError(
             f"the freshness probe writes {PROBE_TOPIC}, which is not among the backlog's topics"
@@ -314,6 +329,7 @@ def run_peer(
                 store=settings.store,
                 registry_url=settings.connect.worker_registry_url,
                 tasks=options.tasks,
+                exclude_fields=sorted(collections),
             )
             try:
                 with worker.connect as client:
@@ -336,4 +352,4 @@ def run_peer(
     finally:
         delete_groups(settings, [names.consumer_group, names.worker_group], console)
         _drop_keyspace(settings, names.keyspace)
-    return PeerResult(options.tasks, tuple(t.name for t in tables), drain, freshness)
+    return PeerResult(options.tasks, tuple(t.name for t in tables), drain, freshness, dropped)

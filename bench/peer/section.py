@@ -64,6 +64,13 @@ def peer_section(result: PeerResult, scv: Sequence[ScvFigures]) -> dict[str, Any
         "ExtractNewRecordState, keyed by the Debezium key); `scv consume` merges each change into the "
         "customer's wide row (index lookups, merge rules, dead-letter): not the same work per event.",
     ]
+    if result.dropped:
+        notes.append(
+            f"The peer's rows leave out {', '.join(result.dropped)}: kafka-connect-scylladb 1.1.7 cannot "
+            "write list or map columns (its task dies with CodecNotFoundException [TEXT <-> "
+            "java.lang.Object] on the first such row), so its sink drops them (ReplaceField); scv "
+            "writes them."
+        )
     if fresh:
         notes.append(
             f"Freshness at {fresh.requested_rate:,.0f} changes/s asked ({fresh.achieved_rate:,.0f} achieved "

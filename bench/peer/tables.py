@@ -27,7 +27,15 @@ from typing import Any
 
 from bench.peer.exceptions import PeerSchemaError
 
-__all__ = ["ROUTE_REGEX", "ROUTE_REPLACEMENT", "PeerTable", "cql_type", "peer_table", "table_name"]
+__all__ = [
+    "ROUTE_REGEX",
+    "ROUTE_REPLACEMENT",
+    "PeerTable",
+    "collection_fields",
+    "cql_type",
+    "peer_table",
+    "table_name",
+]
 
 # The RegexRouter of the sink: `<source>.<schema>.<table>` -> `<source>_<table>` (the connector then
 # names the CQL table after the routed topic). The source name keeps tables of two sources apart.
@@ -85,6 +93,15 @@ class PeerTable:
     name: str
     columns: tuple[tuple[str, str], ...]  # (column, CQL type) in the row's field order
     key: tuple[str, ...]  # the Debezium key's fields: the partition key
+
+    def without(self, fields: set[str]) -> PeerTable:
+        """The table without the columns of ``fields`` (the sink drops them from every record)."""
+        dropped = [k for k in self.key if k in fields]
+        if dropped:
+            raise PeerSchemaError(f"{self.topic}: cannot leave out key field(s) {dropped}")
+        return PeerTable(
+            self.topic, self.name, tuple(c for c in self.columns if c[0] not in fields), self.key
+        )
 
     def create_cql(self, keyspace: str) -> str:
         columns = ", ".join(f"{_quote(name)} {kind}" for name, kind in self.columns)
@@ -213,3 +230,19 @@ def peer_table(topic: str, key_schema: Mapping[str, Any], value_schema: Mapping[
     if missing:
         raise PeerSchemaError(f"{topic}: key field(s) {missing} are not columns of the row")
     return PeerTable(topic, table_name(topic), tuple(columns), key)
+
+
+def collection_fields(tables: list[PeerTable]) -> dict[str, list[str]]:
+    """Fields the connector cannot write, by name, with the tables that have them: lists and maps.
+
+    kafka-connect-scylladb 1.1.7 binds a collection as ``setList(name, value, Object.class)``
+    (``RecordToBoundStatementConverter``), for which the driver has no codec: the task dies with
+    ``CodecNotFoundException: [TEXT <-> java.lang.Object]`` on the first row holding one (measured on
+    crm's ``customers.tags``, a ``text[]``). The sink leaves these fields out of every record (a
+    field name is dropped from every topic by ReplaceField, so from every table that has it)."""
+    found: dict[str, list[str]] = {}
+    for table in tables:
+        for name, kind in table.columns:
+            if kind.startswith(("list<", "map<", "set<")):
+                found.setdefault(name, []).append(table.name)
+    return found

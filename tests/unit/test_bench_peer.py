@@ -19,9 +19,16 @@ from bench.peer.connector import (
 )
 from bench.peer.exceptions import PeerSchemaError
 from bench.peer.probe import ProbeResult, quantile
-from bench.peer.run import PeerDrain, PeerFreshness, PeerResult, backlog_committed, median_window_rate
+from bench.peer.run import (
+    PeerDrain,
+    PeerFreshness,
+    PeerResult,
+    backlog_committed,
+    failure_summary,
+    median_window_rate,
+)
 from bench.peer.section import ScvFigures, peer_section
-from bench.peer.tables import cql_type, peer_table, table_name
+from bench.peer.tables import collection_fields, cql_type, peer_table, table_name
 from bench.report import render_report
 from connectors.avro_types import avro_type_for
 from scv.config.settings import StoreSettings
@@ -295,3 +302,53 @@ def test_report_without_peer_freshness_says_it_was_not_measured() -> None:
 
     markdown = render_report(dict(REPORT, peer=peer_section(_result(freshness=False), SCV)))
     assert "| kafka-connect-scylladb, 1 task | 2,000 | n/a / n/a | not measured |" in markdown
+
+
+def test_collection_fields_names_the_lists_the_connector_cannot_write_and_their_tables() -> None:
+    table = peer_table(
+        CUSTOMERS, _key(CUSTOMERS, _field("customer_id", "bigint")), _envelope(CUSTOMERS, CUSTOMER_FIELDS)
+    )
+    assert collection_fields([table]) == {"tags": ["crm_customers"]}
+    assert "tags" not in dict(table.without({"tags"}).columns)
+
+
+def test_a_table_cannot_leave_out_a_key_field() -> None:
+    table = peer_table(
+        CUSTOMERS, _key(CUSTOMERS, _field("customer_id", "bigint")), _envelope(CUSTOMERS, CUSTOMER_FIELDS)
+    )
+    with pytest.raises(PeerSchemaError, match="key field"):
+        table.without({"customer_id"})
+
+
+def test_sink_config_drops_excluded_fields_after_unwrapping_and_before_routing() -> None:
+    config = sink_config(
+        ["crm.public.customers"],
+        keyspace="k",
+        store=STORE,
+        registry_url="http://r/v2",
+        exclude_fields=["tags"],
+    )
+    assert config["transforms"] == "unwrap,drop,route"
+    assert config["transforms.drop.type"] == "org.apache.kafka.connect.transforms.ReplaceField$Value"
+    assert config["transforms.drop.exclude"] == "tags"
+
+
+def test_failure_summary_keeps_the_exception_and_its_causes_without_frames() -> None:
+    trace = (
+        "org.apache.kafka.connect.errors.ConnectException: Exiting WorkerSinkTask\n"
+        "\tat org.apache.kafka.connect.runtime.WorkerSinkTask.deliverMessages(WorkerSinkTask.java:659)\n"
+        "Caused by: org.apache.kafka.connect.errors.DataException: field 'tags'\n"
+        "\tat io.connect.scylladb.RecordConverter.convertStruct(RecordConverter.java:120)\n"
+    )
+    assert failure_summary(trace) == (
+        "org.apache.kafka.connect.errors.ConnectException: Exiting WorkerSinkTask / "
+        "Caused by: org.apache.kafka.connect.errors.DataException: field 'tags'"
+    )
+
+
+def test_report_names_the_fields_the_peer_left_out() -> None:
+    result = _result()
+    section = peer_section(
+        PeerResult(result.tasks, result.tables, result.drain, result.freshness, ("crm_customers.tags",)), SCV
+    )
+    assert "leave out crm_customers.tags" in section["note"]
