@@ -63,19 +63,23 @@ class ProbeResult:
 
     @classmethod
     def of(cls, sent: int, samples: list[float]) -> ProbeResult:
+        """Quantiles over every probe sent: one not seen by the end counts as slower than any seen
+        (infinite), so a sink that fell behind shows as such instead of by its few early probes."""
+        censored = samples + [math.inf] * (sent - len(samples))
         return cls(
             sent,
             len(samples),
-            quantile(0.5, samples),
-            quantile(0.9, samples),
-            quantile(0.99, samples),
-            max(samples) if samples else math.nan,
+            quantile(0.5, censored),
+            quantile(0.9, censored),
+            quantile(0.99, censored),
+            max(censored) if censored else math.nan,
         )
 
 
 class FreshnessProbe:
     """Inserts probe rows and times their arrival in the peer's table, in a thread, until closed;
-    then waits up to ``settle_s`` for the rows still on their way."""
+    then waits up to ``settle_s`` for the rows still on their way (a row not seen by then counts
+    as infinitely late: ProbeResult.of)."""
 
     def __init__(
         self,
@@ -86,7 +90,7 @@ class FreshnessProbe:
         run_id: str,
         interval_s: float = 0.2,
         poll_s: float = 0.05,
-        settle_s: float = 30.0,
+        settle_s: float = 120.0,
     ) -> None:
         self._settings = settings
         self._keyspace, self._table, self._run_id = keyspace, table, run_id

@@ -33,7 +33,8 @@ def not_run(reason: str) -> dict[str, Any]:
 
 
 def _finite(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else value
+    # nan: nothing measured; inf: probes not seen by the end of the run (the note counts them).
+    return None if value is None or not math.isfinite(value) else value
 
 
 def peer_section(result: PeerResult, scv: Sequence[ScvFigures]) -> dict[str, Any]:
@@ -78,6 +79,12 @@ def peer_section(result: PeerResult, scv: Sequence[ScvFigures]) -> dict[str, Any
             f"{fresh.probe.seen} of {fresh.probe.sent} probe rows (an insert into crm's customer_emails "
             "every 200 ms, timed from its commit to the first read of the peer's table that returns it, "
             "reads every 50 ms): the same span sampled, late by up to a poll interval."
+            + (
+                f" {fresh.probe.sent - fresh.probe.seen} probe rows were not in the peer's table 120 s after "
+                "the load stopped: counted as slower than any seen (n/a where a quantile falls on them)."
+                if fresh.probe.seen < fresh.probe.sent
+                else ""
+            )
         )
     return {
         "ran": True,

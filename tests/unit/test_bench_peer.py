@@ -352,3 +352,23 @@ def test_report_names_the_fields_the_peer_left_out() -> None:
         PeerResult(result.tasks, result.tables, result.drain, result.freshness, ("crm_customers.tags",)), SCV
     )
     assert "leave out crm_customers.tags" in section["note"]
+
+
+def test_probes_not_seen_count_as_slower_than_any_seen() -> None:
+    # 9 of 115 seen (a sink 56 s behind): its p50 is not the 9 early probes' 56 s.
+    result = ProbeResult.of(115, [56.0] * 9)
+    assert math.isinf(result.p50)
+    assert ProbeResult.of(4, [0.1, 0.2, 0.3, 0.4]).p50 == pytest.approx(0.2)
+
+
+def test_report_shows_na_and_counts_probes_the_peer_never_applied() -> None:
+    from tests.unit.test_bench_report import REPORT
+
+    result = _result()
+    assert result.freshness is not None
+    late = PeerFreshness(1000.0, 1000.0, 30.0, ProbeResult.of(115, [56.0] * 9))
+    section = peer_section(PeerResult(result.tasks, result.tables, result.drain, late), SCV)
+    assert "| kafka-connect-scylladb, 1 task | 2,000 | n/a / n/a | probes |" in render_report(
+        dict(REPORT, peer=section)
+    )
+    assert "106 probe rows were not in the peer's table" in section["note"]
