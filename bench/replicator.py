@@ -61,8 +61,10 @@ from bench.peer.run import PeerOptions, run_peer
 from bench.peer.section import ScvFigures, not_run, peer_section
 from bench.report import render_freshness_runs, render_report
 from bench.timeline import replicator_events
+from connectors.exceptions import SourceError
+from demo.exceptions import DemoError
 from scv.config.settings import Settings, get_settings
-from scv.kafka.admin import KafkaAdmin
+from scv.kafka.admin import KafkaAdmin, KafkaUnavailable
 from store.migrate import migrate
 from store.registrations import RegistrationStore
 from store.session import connect
@@ -757,7 +759,7 @@ def _run_peer(
     scv: list[ScvFigures],
     console: Console,
 ) -> dict[str, Any]:
-    """(7) the peer on the same backlog; a failure is reported in its section, not lost with the run."""
+    """(6) the peer on the same backlog; a failure is reported in its section, not lost with the run."""
     console.rule(f"peer: kafka-connect-scylladb, {args.peer_tasks} task(s), on the same backlog")
     options = PeerOptions(
         tasks=args.peer_tasks,
@@ -770,7 +772,8 @@ def _run_peer(
     )
     try:
         result = run_peer(settings, args.peer_plugin_dir, backlog, options, console)
-    except PeerError as exc:
+    except (PeerError, SourceError, KafkaUnavailable, DemoError) as exc:
+        # The worker, the registry, Kafka or the probe's database: named in the report's peer section.
         console.print(f"[red]peer: {exc}[/]", highlight=False)
         return not_run(f"the peer failed: {exc}")
     return peer_section(result, scv)

@@ -29,6 +29,7 @@ from cassandra.cluster import Session
 from psycopg import Connection
 from psycopg.rows import TupleRow
 
+from bench.peer.exceptions import PeerError
 from demo.connect import connect as connect_postgres
 from scv.config.settings import Settings
 from store.session import connect as connect_store
@@ -119,7 +120,7 @@ class FreshnessProbe:
 
     def result(self) -> ProbeResult:
         if self._error is not None:
-            raise self._error
+            raise PeerError(f"the freshness probe failed: {self._error!r}") from self._error
         samples = [self._seen[i] - self._committed[i] for i in self._seen if i in self._committed]
         return ProbeResult.of(len(self._committed), samples)
 
