@@ -28,6 +28,8 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 _COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("replicator", ("scv consume", "-m consumer")),
     ("load generator (pgbench)", ("pgbench",)),
+    # The peer's Connect worker (bench/peer/worker.py): its temporary folder is on its command line.
+    ("peer sink (Connect)", ("scv-bench-peer-",)),
     ("connect", ("ConnectDistributed",)),
     ("cassandra", ("CassandraDaemon",)),
     ("kafka", ("kafka.Kafka",)),

@@ -15,7 +15,9 @@ In one run on this machine (the report is printed and written as markdown under 
     caught up: bench/replicator.py, ``wait_settled``, says why); then the highest rate sustained for
     a minute with p99 under 1 s (rate stepped up until the first step that misses);
 (5) one process per core drains the backlog into another keyspace (throughput, cost);
-(6) the read benchmark (bench/reads.py) and, with ``--peer-plugin-dir``, the peer sink.
+(6) with ``--peer-plugin-dir``, the peer (scylladb/kafka-connect-scylladb, bench/peer/run.py) drains
+    the same backlog in its own Connect worker, then its freshness at the same change rate;
+(7) the read benchmark (bench/reads.py).
 The machine is shared and noisy: the report quotes medians, and ratios against ceilings measured in
 the same run.
 """
@@ -38,8 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 from rich.console import Console
 
 from bench.backlog import (
@@ -54,11 +54,17 @@ from bench.backlog import (
 from bench.ceilings import CeilingResult, bare_consume_decode, bare_cql_writes, bare_cql_writes_per_core
 from bench.cpu import TreeUsage, tree_usage
 from bench.freshness import FreshnessResult, RateStep, measure_freshness, next_rate, wait_for_compactions
+from bench.groups import delete_groups
 from bench.peer import BUILD_HINT, missing_artifacts
+from bench.peer.exceptions import PeerError
+from bench.peer.run import PeerOptions, run_peer
+from bench.peer.section import ScvFigures, not_run, peer_section
 from bench.report import render_freshness_runs, render_report
 from bench.timeline import replicator_events
+from connectors.exceptions import SourceError
+from demo.exceptions import DemoError
 from scv.config.settings import Settings, get_settings
-from scv.kafka.admin import KafkaAdmin
+from scv.kafka.admin import KafkaAdmin, KafkaUnavailable
 from store.migrate import migrate
 from store.registrations import RegistrationStore
 from store.session import connect
@@ -487,6 +493,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="scylladb/kafka-connect-scylladb's plugin folder: run the peer sink too (bench/peer/README.md)",
     )
+    parser.add_argument("--peer-tasks", type=int, default=1, help="the peer sink's tasks.max")
+    parser.add_argument("--peer-rest-port", type=int, default=8093, help="the peer worker's REST port")
+    parser.add_argument(
+        "--no-peer-freshness",
+        dest="peer_freshness",
+        action="store_false",
+        help="the peer's events/s only (no freshness run for it)",
+    )
     return parser
 
 
@@ -596,6 +610,7 @@ def main() -> None:
             json.dumps(asdict(capture) | {"at": datetime.now(UTC).isoformat()}, indent=2)
         )
     console.rule(f"backlog: {total:,} Debezium Avro records in {len(topics)} topics")
+    backlog = end_offsets(settings, topics)  # what the peer drains too: later records are not counted
 
     # (2) the ceilings. Rows for the CQL ones are kept from the first records only, so the decode
     # loop stays bare.
@@ -662,7 +677,9 @@ def main() -> None:
     if args.keep_backlog:
         STATE.write_text(json.dumps({"group": group, "keyspace": first_keyspace, "events": total}))
     _drop_bench_data(settings, [second_keyspace] + ([] if args.keep_backlog else [first_keyspace]))
-    _delete_groups(settings, [ceiling_group, many_group] + ([] if args.keep_backlog else [group]))
+    delete_groups(settings, [ceiling_group, many_group] + ([] if args.keep_backlog else [group]))
+    if peer is None:
+        peer = _run_peer(settings, args, backlog, _scv_figures([one, many], fresh), console)
 
     reads = _reads(args, console)
     apply_s = one.drained_after_s or 0.0
@@ -708,31 +725,58 @@ def main() -> None:
         console.print("benchmark sources and topics removed; next: `scv demo seed --reset`, `make demo`")
 
 
-def _peer_status(plugin_dir: Path | None) -> dict[str, Any]:
-    """What the report says of the peer. Checked before the long run: a wrong folder fails at once."""
+def _peer_status(plugin_dir: Path | None) -> dict[str, Any] | None:
+    """What the report says of a peer that will not run, or None when it will. Checked before the long
+    run: a wrong folder fails at once, naming the missing artifact."""
     if plugin_dir is None:
-        return {"ran": False, "reason": f"no `--peer-plugin-dir`; {BUILD_HINT}"}
+        return not_run(f"no `--peer-plugin-dir`; {BUILD_HINT}")
     missing = missing_artifacts(plugin_dir)
     if missing:
         raise SystemExit(f"--peer-plugin-dir {plugin_dir}: missing {', '.join(missing)}; {BUILD_HINT}")
-    # The plugin is checked, but driving it (its own Connect worker, one CQL table per topic made by
-    # hand on Cassandra 5, lag-based freshness) is not automated yet: say so instead of a figure.
-    raise SystemExit(
-        f"--peer-plugin-dir {plugin_dir}: the plugin is complete, but running the peer from the "
-        "benchmark is not implemented yet; bench/peer/README.md says how to run it by hand"
+    return None
+
+
+def _scv_figures(runs: list[ReplicatorRun | None], fresh: list[dict[str, Any]]) -> list[ScvFigures]:
+    """The replicator's rows beside the peer's: each drain's rate with the freshness measured with
+    the same number of processes."""
+    by_processes = {int(f["processes"]): f["freshness"] for f in fresh}
+    figures = []
+    for run in runs:
+        if run is None:
+            continue
+        quantiles = by_processes.get(run.processes) or {}
+        name = f"scv consume, {run.processes} process" + ("es" if run.processes != 1 else "")
+        figures.append(
+            ScvFigures(name, run.processes, run.median_rate, quantiles.get("p50"), quantiles.get("p99"))
+        )
+    return figures
+
+
+def _run_peer(
+    settings: Settings,
+    args: argparse.Namespace,
+    backlog: dict[tuple[str, int], tuple[int, int]],
+    scv: list[ScvFigures],
+    console: Console,
+) -> dict[str, Any]:
+    """(6) the peer on the same backlog; a failure is reported in its section, not lost with the run."""
+    console.rule(f"peer: kafka-connect-scylladb, {args.peer_tasks} task(s), on the same backlog")
+    options = PeerOptions(
+        tasks=args.peer_tasks,
+        rest_port=args.peer_rest_port,
+        freshness_rate=args.freshness_rate,
+        freshness_seconds=args.freshness_seconds if args.peer_freshness else 0.0,
+        warmup_s=args.freshness_warmup,
+        driver=args.freshness_driver,
+        log_copy=RESULTS / "peer-worker.log",
     )
-
-
-def _delete_groups(settings: Settings, groups: list[str]) -> None:
-    """Delete the benchmark's consumer groups: every group the cluster keeps (offsets are retained for
-    days) is one more the pipeline exporter describes and reads offsets for on each scrape."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
-    for group, future in admin.delete_consumer_groups([g for g in groups if g], request_timeout=30).items():
-        try:
-            future.result(30)
-        except KafkaException as exc:  # already gone, or a member still leaving: harmless here
-            console_note = f"consumer group {group} not deleted: {exc}"
-            Console().print(console_note, highlight=False)
+    try:
+        result = run_peer(settings, args.peer_plugin_dir, backlog, options, console)
+    except (PeerError, SourceError, KafkaUnavailable, DemoError) as exc:
+        # The worker, the registry, Kafka or the probe's database: named in the report's peer section.
+        console.print(f"[red]peer: {exc}[/]", highlight=False)
+        return not_run(f"the peer failed: {exc}")
+    return peer_section(result, scv)
 
 
 def _drop_bench_data(settings: Settings, keyspaces: list[str]) -> None:

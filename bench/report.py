@@ -224,12 +224,20 @@ def _peer(report: Report) -> str:
         reason = (peer or {}).get("reason") or "no `--peer-plugin-dir PATH`"
         return f"Not run: {reason}."
     rows = [
-        [name, _rate(side["rate"]), f"{ms(side['p50'])} / {ms(side['p99'])}"]
+        [
+            name,
+            _rate(side["rate"]),
+            f"{ms(side.get('p50'))} / {ms(side.get('p99'))}",
+            side.get("freshness_by", ""),
+        ]
         for name, side in peer["systems"].items()
     ]
-    return md_table(("system", "events/s (same backlog)", "freshness p50 / p99 ms"), rows) + (
-        f"\n\n{peer.get('note', '')}"
+    header = ("system", "events/s (same backlog)", "freshness p50 / p99 ms", "freshness from")
+    ratio = peer.get("ratio")
+    ratio_line = (
+        f"\n\n**scv / peer events/s: {ratio:.2f}** ({peer.get('ratio_between', '')})." if ratio else ""
     )
+    return md_table(header, rows) + ratio_line + f"\n\n{peer.get('note', '')}".rstrip()
 
 
 def render_freshness_runs(runs: Sequence[Mapping[str, Any]]) -> str:
