@@ -251,6 +251,7 @@ class KafkaAdmin:
             raise KafkaUnavailable(
                 f"Kafka at {self._bootstrap} did not list its consumer groups: {exc}"
             ) from exc
+        self._refuse_unanswered(listing)
         wanted = None if only is None else set(only)
         simple = {
             g.group_id: bool(g.is_simple_consumer_group)
@@ -275,6 +276,18 @@ class KafkaAdmin:
             groups.append(GroupInfo(group_id, state, simple[group_id], members))
         return sorted(groups, key=lambda g: g.group_id)
 
+    def _refuse_unanswered(self, listing: Any) -> None:
+        """An empty listing is "no groups" only if the cluster answered. Unreachable, librdkafka may
+        complete it at once, empty (no broker known to ask) or with only errors; taken as "no
+        groups", the exporter would drop every group's lag series during an outage."""
+        if listing.valid:
+            return
+        if listing.errors:
+            raise KafkaUnavailable(
+                f"listing consumer groups: Kafka at {self._bootstrap} did not answer: {listing.errors[0]}"
+            )
+        self.partitions([])  # a metadata request: raises KafkaUnavailable when nothing answers
+
     def group_ids(self) -> list[str]:
         """The id of every consumer group the cluster knows (no describe: one request)."""
         try:
@@ -285,6 +298,7 @@ class KafkaAdmin:
             raise KafkaUnavailable(
                 f"Kafka at {self._bootstrap} did not list its consumer groups: {exc}"
             ) from exc
+        self._refuse_unanswered(listing)
         return sorted(str(g.group_id) for g in listing.valid)
 
     def delete_groups(self, groups: Iterable[str]) -> list[str]:
