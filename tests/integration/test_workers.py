@@ -54,6 +54,30 @@ def _applied(view: CustomerViewClient, cid: int) -> set[str]:
     return set(attributes(view_of(view, str(cid)), "member"))
 
 
+def _start_supervisor(
+    log_path: Path, isolated: Isolated, metrics_port: int, **extra_env: str
+) -> subprocess.Popen[bytes]:
+    """`scv consume --processes 2` on the test's own group and keyspace, logging JSON to ``log_path``."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "SCV_CONSUMER__GROUP_ID": isolated.group,
+        "SCV_CONSUMER__METRICS_PORT": str(metrics_port),
+        "SCV_CONSUMER__REGISTRATIONS_POLL_S": "0.5",
+        "SCV_LOG_FORMAT": "json",
+        **isolated.env(),
+        **extra_env,
+    }
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "scv", "consume", "--processes", "2"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def _supervisor_events(log_path: Path, event: str) -> list[dict[str, object]]:
     events = []
     for line in log_path.read_text(errors="replace").splitlines():
@@ -78,24 +102,9 @@ def test_a_sigkilled_worker_comes_back_and_no_change_is_lost(
     topic = topic_with_records(stack, members)
     start_at_end(stack, isolated.group, [topic])
     log_path = tmp_path / "supervisor.log"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "SCV_CONSUMER__GROUP_ID": isolated.group,
-        "SCV_CONSUMER__METRICS_PORT": "9470",
-        "SCV_CONSUMER__REGISTRATIONS_POLL_S": "0.5",
-        "SCV_CONSUMER__WORKER_RESTART_INITIAL_S": "0.5",
-        "SCV_LOG_FORMAT": "json",
-        **isolated.env(),
-    }
-    with log_path.open("wb") as log:
-        supervisor = subprocess.Popen(
-            [sys.executable, "-m", "scv", "consume", "--processes", "2"],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    supervisor = _start_supervisor(
+        log_path, isolated, metrics_port=9470, SCV_CONSUMER__WORKER_RESTART_INITIAL_S="0.5"
+    )
     view = reader_for(isolated.keyspace)
     try:
         for port in (9470, 9471):
@@ -214,24 +223,9 @@ def test_a_worker_whose_consumer_is_fenced_rejoins_and_no_change_is_lost(
     start_at_end(stack, isolated.group, [topic])
     log_path = tmp_path / "supervisor.log"
     instance = f"fenced-{uuid.uuid4().hex[:6]}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "SCV_CONSUMER__GROUP_ID": isolated.group,
-        "SCV_CONSUMER__GROUP_INSTANCE_ID": instance,
-        "SCV_CONSUMER__METRICS_PORT": "9474",
-        "SCV_CONSUMER__REGISTRATIONS_POLL_S": "0.5",
-        "SCV_LOG_FORMAT": "json",
-        **isolated.env(),
-    }
-    with log_path.open("wb") as log:
-        supervisor = subprocess.Popen(
-            [sys.executable, "-m", "scv", "consume", "--processes", "2"],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    supervisor = _start_supervisor(
+        log_path, isolated, metrics_port=9474, SCV_CONSUMER__GROUP_INSTANCE_ID=instance
+    )
     view = reader_for(isolated.keyspace)
     try:
         for port in (9474, 9475):
