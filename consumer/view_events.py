@@ -44,7 +44,7 @@ from scv.contracts.view_changed import Position, ViewChanged, schema_text, subje
 from scv.kafka.admin import KafkaAdmin, KafkaUnavailable
 from store.mutations import DeleteRow, Mutation, PutRow
 
-__all__ = ["TappedWriter", "ViewEvents", "ViewTouches", "encode_event"]
+__all__ = ["EventEncoder", "TappedWriter", "ViewEvents", "ViewTouches"]
 
 log = structlog.get_logger(__name__)
 
@@ -104,11 +104,58 @@ class TappedWriter:
         return sent
 
 
-def encode_event(event: ViewChanged, schema: Any, schema_id: int) -> bytes:
-    """Confluent wire format: magic byte 0, the schema id (4 bytes, big-endian), the Avro body."""
+class EventEncoder:
+    """Encodes a batch's events in the Confluent wire format (magic byte 0, the schema id as 4 bytes
+    big-endian, the Avro body), the batch's shared fields once.
+
+    Every event of a batch carries the same ``applied_ts`` and ``positions`` (one per change-topic
+    partition the batch read: dozens), and a batch announces hundreds of customers: encoding them
+    once per event cost a quarter of the replicator's CPU at 500 changes/s. Avro encodes a record as
+    its fields' encodings one after another, so the body is the customer's own fields, encoded per
+    event, followed by the shared ones, encoded once; both halves are encoded by fastavro from the
+    contract's own field definitions, and a unit test checks the result against the whole record.
+    """
+
+    SHARED = ("applied_ts", "positions")
+
+    def __init__(self, schema_json: str) -> None:
+        schema = json.loads(schema_json)
+        fields = schema["fields"]
+        split = len(fields) - len(self.SHARED)
+        if tuple(field["name"] for field in fields[split:]) != self.SHARED:
+            raise ValueError(f"the view-changed schema must end with the fields {self.SHARED}")
+        self._own = fastavro.parse_schema(
+            {**schema, "name": f"{schema['name']}Own", "fields": fields[:split]}
+        )
+        self._shared = fastavro.parse_schema(
+            {**schema, "name": f"{schema['name']}Shared", "fields": fields[split:]}
+        )
+
+    def shared(self, applied_ts: datetime, positions: Sequence[Position]) -> bytes:
+        record = {
+            "applied_ts": applied_ts,
+            "positions": [
+                {"topic": p.topic, "partition": p.partition, "offset": p.offset} for p in positions
+            ],
+        }
+        return _encode(self._shared, record)
+
+    def encode(self, event: ViewChanged, schema_id: int, shared: bytes) -> bytes:
+        """``shared``: what ``shared()`` returned for this event's applied_ts and positions."""
+        own = _encode(
+            self._own,
+            {
+                "customer_id": event.customer_id,
+                "sections": list(event.sections),
+                "source_ts": event.source_ts,
+            },
+        )
+        return struct.pack(">bI", 0, schema_id) + own + shared
+
+
+def _encode(schema: Any, record: dict[str, Any]) -> bytes:
     body = io.BytesIO()
-    body.write(struct.pack(">bI", 0, schema_id))
-    fastavro.schemaless_writer(body, schema, event.to_record())
+    fastavro.schemaless_writer(body, schema, record)
     return body.getvalue()
 
 
@@ -120,7 +167,7 @@ class ViewEvents:
         self._touches = ViewTouches()
         self._producer: Producer | None = None
         self._registry: SchemaRegistryClient | None = None
-        self._schema: Any = fastavro.parse_schema(json.loads(schema_text()))
+        self._encoder = EventEncoder(schema_text())
         self._schema_id = 0
         # Events produced and not yet acknowledged, by (customer id, their order in the batch).
         self._pending: dict[int, tuple[str, bytes]] = {}
@@ -177,12 +224,14 @@ class ViewEvents:
         positions = [
             Position(topic, partition, offset) for (topic, partition), offset in sorted(last_offsets.items())
         ]
-        events = self._touches.drain(datetime.now(UTC), positions)
+        applied_ts = datetime.now(UTC)
+        events = self._touches.drain(applied_ts, positions)
+        shared = self._encoder.shared(applied_ts, positions)
         for event in events:
             self._sequence += 1
             self._pending[self._sequence] = (
                 event.customer_id,
-                encode_event(event, self._schema, self._schema_id),
+                self._encoder.encode(event, self._schema_id, shared),
             )
             self._produce(self._sequence)
         VIEW_EVENTS.inc(len(events))

@@ -13,7 +13,7 @@ import fastavro
 import pytest
 
 from consumer.exceptions import TransientFailure
-from consumer.view_events import TappedWriter, ViewEvents, ViewTouches, encode_event
+from consumer.view_events import EventEncoder, TappedWriter, ViewEvents, ViewTouches
 from scv.contracts.view_changed import Position, ViewChanged, schema_text
 from store.mutations import DeleteIndex, DeleteRow, EntityRef, IndexEntry, Mutation, PutIndex, PutRow, RowKey
 
@@ -74,12 +74,33 @@ def test_tap_records_only_acknowledged_writes() -> None:
     assert [e.customer_id for e in touches.drain(NOW, POSITIONS)] == ["42"]
 
 
-def test_event_is_avro_in_the_confluent_wire_format() -> None:
+@pytest.mark.parametrize(
+    "positions", [(), tuple(POSITIONS), tuple(Position(f"crm.public.t{i}", i, i**5) for i in range(72))]
+)
+def test_event_is_avro_in_the_confluent_wire_format(positions: tuple[Position, ...]) -> None:
     schema = fastavro.parse_schema(json.loads(schema_text()))
-    event = ViewChanged("42", ("email",), NOW, NOW, tuple(POSITIONS))
-    data = encode_event(event, schema, 17)
-    assert data[:5] == b"\x00\x00\x00\x00\x11"
-    assert ViewChanged.from_record(fastavro.schemaless_reader(io.BytesIO(data[5:]), schema, None)) == event
+    encoder = EventEncoder(schema_text())
+    for event in (
+        ViewChanged("42", ("email",), NOW, NOW, positions),
+        ViewChanged(
+            "é" * 300, ("card", "email", "profile"), datetime(1970, 1, 1, tzinfo=UTC), NOW, positions
+        ),
+    ):
+        data = encoder.encode(event, 17, encoder.shared(event.applied_ts, event.positions))
+        assert data[:5] == b"\x00\x00\x00\x00\x11"
+        whole = io.BytesIO()
+        fastavro.schemaless_writer(whole, schema, event.to_record())
+        assert data[5:] == whole.getvalue()  # the halves, joined, are the record's own encoding
+        assert (
+            ViewChanged.from_record(fastavro.schemaless_reader(io.BytesIO(data[5:]), schema, None)) == event
+        )
+
+
+def test_encoder_refuses_a_schema_whose_shared_fields_are_not_last() -> None:
+    schema = json.loads(schema_text())
+    schema["fields"] = schema["fields"][-1:] + schema["fields"][:-1]
+    with pytest.raises(ValueError, match="must end with"):
+        EventEncoder(json.dumps(schema))
 
 
 class FakeProducer:
