@@ -31,6 +31,7 @@ from demo.workload import run_workload
 from scv.config.settings import Settings
 
 __all__ = [
+    "MIN_ACHIEVED",
     "FreshnessResult",
     "Quantiles",
     "RateStep",
@@ -151,27 +152,46 @@ def measure_freshness(
     )
 
 
+# A step whose load generator produced less than this share of the rate asked did not run that rate.
+MIN_ACHIEVED = 0.9
+
+
 def next_rate(
-    steps: list[RateStep], step: float, min_achieved: float = 0.9, floor: float = 250.0
+    steps: list[RateStep],
+    step: float,
+    min_achieved: float = MIN_ACHIEVED,
+    floor: float = 250.0,
+    resolution: float = 100.0,
 ) -> float | None:
     """The rate of the next search step, or None when the search is over.
 
-    Up by ``step`` while steps pass; the first failure after a pass ends it (the last pass is the
-    answer). When the first rate already fails, down by halves to ``floor``, and the first pass ends
-    it. A step whose load generator fell short of the rate asked ends it too: the machine cannot
-    produce that rate, so it cannot be sustained either."""
+    Up by ``step`` while every step passes; down by halves while every step misses (not below
+    ``floor``). Once one rate passed and another missed, the answer lies between the highest pass
+    and the lowest miss above it: the search bisects that bracket until it is ``resolution`` wide, so
+    the report names the rate to within ``resolution`` rather than to within a factor of two (a
+    1,000 changes/s miss and a 250 pass said nothing of 400). A step whose load generator fell short
+    of the rate asked ends it: the machine cannot produce that rate, so it cannot be sustained either.
+    """
     if not steps:
         return None
     last = steps[-1]
     if last.achieved < min_achieved * last.requested:
         return None
-    came_down = any(not s.passed for s in steps[:-1])
-    if last.passed:
-        return None if came_down else last.requested + step
-    if any(s.passed for s in steps):
+    passed = [s.requested for s in steps if s.passed]
+    missed = [s.requested for s in steps if not s.passed]
+    if not missed:
+        return max(passed) + step
+    if not passed:
+        lower = min(missed) / 2
+        return lower if lower >= floor else None
+    highest_pass = max(passed)
+    above = [rate for rate in missed if rate > highest_pass]
+    if not above:
+        return highest_pass + step  # a lower rate missed where a higher one passed: noise; climb on
+    lowest_miss = min(above)
+    if lowest_miss - highest_pass <= resolution:
         return None
-    lower = last.requested / 2
-    return lower if lower >= floor else None
+    return float(round((highest_pass + lowest_miss) / 2 / 25) * 25)
 
 
 def wait_for_compactions(session: Session, quiet_s: float = 15.0, timeout_s: float = 900.0) -> float:

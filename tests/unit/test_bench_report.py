@@ -22,9 +22,15 @@ def test_next_rate_steps_up_after_a_step_that_kept_p99_under_the_bound() -> None
     assert next_rate(steps, 500) == 1500
 
 
-def test_next_rate_stops_at_the_first_step_whose_p99_reached_the_bound() -> None:
+def test_next_rate_bisects_between_the_highest_pass_and_the_lowest_miss() -> None:
     steps = [RateStep(1000, 998, 0.2, 0.6, True), RateStep(1500, 1490, 0.4, 1.3, False)]
-    assert next_rate(steps, 500) is None
+    assert next_rate(steps, 500) == 1250
+    steps.append(RateStep(1250, 1249, 0.3, 0.9, True))
+    assert next_rate(steps, 500) == 1375
+    steps.append(RateStep(1375, 1370, 0.3, 1.9, False))
+    assert next_rate(steps, 500) == 1300  # 1,312.5 to the nearest 25
+    steps.append(RateStep(1300, 1302, 0.3, 0.9, True))
+    assert next_rate(steps, 500) is None  # 1,300 passed, 1,375 missed: within the resolution
 
 
 def test_next_rate_halves_while_the_first_rate_and_those_below_it_miss() -> None:
@@ -33,9 +39,22 @@ def test_next_rate_halves_while_the_first_rate_and_those_below_it_miss() -> None
     assert next_rate(steps, 500) == 250
 
 
-def test_next_rate_stops_at_the_first_pass_on_the_way_down() -> None:
-    steps = [RateStep(1000, 1008, 72.6, 295.0, False), RateStep(500, 503, 0.3, 0.8, True)]
+def test_next_rate_bisects_upwards_after_the_first_pass_on_the_way_down() -> None:
+    steps = [RateStep(1000, 1008, 72.6, 295.0, False), RateStep(500, 503, 9.0, 30.0, False)]
+    steps.append(RateStep(250, 253, 0.2, 0.8, True))
+    assert next_rate(steps, 500) == 375
+    steps.append(RateStep(375, 376, 0.2, 0.9, True))
+    assert next_rate(steps, 500) == 450  # (375 + 500) / 2, to the nearest 25
+    steps.append(RateStep(450, 449, 0.3, 4.0, False))
     assert next_rate(steps, 500) is None
+
+
+def test_next_rate_lets_a_pass_stand_when_a_lower_rate_missed() -> None:
+    steps = [RateStep(500, 503, 0.3, 0.8, True), RateStep(400, 401, 0.3, 1.2, False)]
+    assert next_rate(steps, 500) == 1000  # no miss above the pass: keep climbing
+    steps = [RateStep(500, 503, 0.3, 0.8, True), RateStep(1000, 990, 3.0, 9.0, False)]
+    steps.append(RateStep(400, 401, 0.3, 1.2, False))
+    assert next_rate(steps, 500) == 750
 
 
 def test_next_rate_stops_below_its_floor() -> None:
