@@ -3,11 +3,20 @@
     with CpuSampler() as cpu:
         run_workload(...)
     cpu.shares()   # {"replicator": 0.27, "cassandra": 0.31, ..., "idle": 0.41}  (1.0 = one core)
+    cpu.waits()    # {"replicator": 0.22, ...}: its threads runnable but waiting for a core
+    cpu.pressure() # 0.86: share of the window in which some task waited for a core (PSI)
 
 On a small box the benchmark shares its cores with the whole stack and the workload generator, so a
 latency figure is only readable next to what everything else was doing. Processes are grouped by
 their command line (a multiprocessing worker by its parent's); a process that starts and ends
 between two readings (one a second) is not seen.
+
+Use says what each component got; wait says what it asked for and did not get. A replicator that
+used 0.35 cores and waited 0.30 ran at about half the speed it would have alone: every batch phase
+(decode included, pure CPU) took twice as long, which is what a freshness tail under load is made
+of. Waits come from each thread's run-queue time (/proc/PID/task/TID/schedstat, read at the start
+and the end: threads that ended inside the window are not counted), the machine's pressure from
+/proc/pressure/cpu (None where the kernel has no PSI).
 """
 
 from __future__ import annotations
@@ -16,11 +25,12 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["CpuSampler", "TreeUsage", "component_of", "merge_reading", "tree_usage"]
+__all__ = ["CpuSampler", "TreeUsage", "component_of", "merge_reading", "pressure_total_us", "tree_usage"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -79,6 +89,43 @@ def merge_reading(last: dict[int, tuple[str, int, int]], reading: dict[int, tupl
         last[pid] = (cmdline or (known[0] if known else ""), ppid, ticks)
 
 
+def _run_queue_ns(pid: int) -> int:
+    """Nanoseconds the process's live threads have spent runnable, waiting for a core."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended while being read, or no schedstat in this kernel
+    return total
+
+
+def _waits_by_pid(pids: Iterable[int]) -> dict[int, int]:
+    return {pid: _run_queue_ns(pid) for pid in pids}
+
+
+def pressure_total_us(text: str) -> int | None:
+    """The ``some`` line's total of /proc/pressure/cpu: microseconds in which at least one runnable
+    task waited for a core."""
+    for line in text.splitlines():
+        if line.startswith("some "):
+            for field in line.split():
+                if field.startswith("total="):
+                    return int(field.removeprefix("total="))
+    return None
+
+
+def _pressure_us() -> int | None:
+    try:
+        return pressure_total_us(Path("/proc/pressure/cpu").read_text())
+    except OSError:
+        return None
+
+
 def _machine_ticks() -> tuple[int, int]:
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     return sum(values), values[3] + values[4]  # total, idle + iowait
@@ -99,6 +146,8 @@ class CpuSampler:
         self._wall = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._waits: tuple[dict[int, int], dict[int, int]] = ({}, {})
+        self._pressure: tuple[int | None, int | None] = (None, None)
 
     def _poll(self) -> None:
         while not self._stop.wait(self._every_s):
@@ -108,6 +157,8 @@ class CpuSampler:
         self._start = _ticks_by_pid()
         self._last = dict(self._start)
         self._machine = (_machine_ticks(), (0, 0))
+        self._waits = (_waits_by_pid(self._start), {})
+        self._pressure = (_pressure_us(), None)
         self._wall_start = time.monotonic()
         self._thread = threading.Thread(target=self._poll, name="cpu-sampler", daemon=True)
         self._thread.start()
@@ -121,6 +172,8 @@ class CpuSampler:
             self._thread.join()
         merge_reading(self._last, _ticks_by_pid())
         self._machine = (self._machine[0], _machine_ticks())
+        self._waits = (self._waits[0], _waits_by_pid(self._last))
+        self._pressure = (self._pressure[0], _pressure_us())
         self._wall = time.monotonic() - self._wall_start
 
     def shares(self) -> dict[str, float]:
@@ -137,6 +190,28 @@ class CpuSampler:
         if total_b > total_a:
             shares["idle"] = cores * (idle_b - idle_a) / (total_b - total_a)
         return shares
+
+    def _component(self, pid: int) -> str:
+        cmdline, ppid, _ticks = self._last.get(pid, ("", 0, 0))
+        parent = self._last.get(ppid, ("", 0, 0))[0]
+        return component_of(cmdline, own_pid_group=pid == self._own, parent=parent)
+
+    def waits(self) -> dict[str, float]:
+        """Per component, the average number of its threads that were runnable but had no core
+        (seconds waited per second of the window), largest first."""
+        before, after = self._waits
+        waited: Counter[str] = Counter()
+        for pid, ns in after.items():
+            waited[self._component(pid)] += max(0, ns - before.get(pid, 0))
+        seconds = max(self._wall, 1e-9)
+        return {name: ns / 1e9 / seconds for name, ns in waited.most_common() if ns > 0}
+
+    def pressure(self) -> float | None:
+        """Share of the window in which at least one runnable task waited for a core (PSI "some")."""
+        start, end = self._pressure
+        if start is None or end is None or self._wall <= 0:
+            return None
+        return min(1.0, (end - start) / 1e6 / self._wall)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,10 @@ class FreshnessResult:
     capture: Quantiles
     delivery: Quantiles
     cpu: dict[str, float] = field(default_factory=dict)  # cores per component during the window
+    # Threads runnable but waiting for a core, per component (bench/cpu.py), and the share of the
+    # window in which some task waited (None without PSI): what CPU contention cost each component.
+    cpu_wait: dict[str, float] = field(default_factory=dict)
+    cpu_pressure: float | None = None
     window: tuple[float, float] = (0.0, 0.0)  # epoch seconds: start and end of the measured minute
     # Second by second from the start of the warm-up to the end (bench/timeline.py): when a tail was.
     timeline: list[Second] = field(default_factory=list)
@@ -147,6 +151,8 @@ def measure_freshness(
         capture,
         delivery,
         cpu.shares(),
+        cpu.waits(),
+        cpu.pressure(),
         (started, ended),
         timeline.seconds(),
     )

@@ -194,11 +194,46 @@ def _events(results: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _cpu(results: Sequence[Mapping[str, Any]]) -> str:
+    """Cores each component used, and how many of its threads waited for a core meanwhile."""
     names = sorted(
         {n for r in results for n in r["cpu"]}, key=lambda n: -max(r["cpu"].get(n, 0.0) for r in results)
     )
-    rows = [[n, *(f"{r['cpu'].get(n, 0.0):.2f}" for r in results)] for n in names]
-    return md_table(("component", *(f"{r['processes']} process(es)" for r in results)), rows)
+    rows = [
+        [
+            n,
+            *(
+                f"{r['cpu'].get(n, 0.0):.2f} / {r.get('cpu_wait', {}).get(n, 0.0):.2f}"
+                if n != "idle" and r.get("cpu_wait")
+                else f"{r['cpu'].get(n, 0.0):.2f}"
+                for r in results
+            ),
+        ]
+        for n in names
+    ]
+    table = md_table(("component", *(f"{r['processes']} process(es)" for r in results)), rows)
+    if not any(r.get("cpu_wait") for r in results):
+        return table
+    pressure = [
+        f"{r['processes']} process(es): {100 * r['cpu_pressure']:.0f}%"
+        for r in results
+        if r.get("cpu_pressure") is not None
+    ]
+    return "\n\n".join(
+        [
+            "Each cell: cores used / threads that were runnable but waited for a core (average over the "
+            "window, from each thread's run-queue time). A component whose wait is close to its use ran "
+            "at about half the speed it would have alone.",
+            table,
+            *(
+                [
+                    "Share of the window in which at least one task waited for a core (CPU pressure, "
+                    "PSI some): " + ", ".join(pressure) + "."
+                ]
+                if pressure
+                else []
+            ),
+        ]
+    )
 
 
 def _reads(report: Report) -> str:
@@ -284,7 +319,7 @@ def render_report(report: Report) -> str:
         "Group and cache events from the replicators' logs, and the seconds whose own p99 reached 1 s, "
         "relative to the start of the measured minute (the warm-up load runs before it):",
         _events(fresh),
-        "## Cores used during each freshness window (2.0 = the whole machine)",
+        "## Cores used and waited for during each freshness window (2.0 = the whole machine)",
         _cpu(fresh),
     ]
     runs = report.get("freshness_runs") or []

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+import time
 
 import pytest
 
-from bench.cpu import component_of, merge_reading
+from bench.cpu import CpuSampler, component_of, merge_reading, pressure_total_us
 from bench.freshness import histogram_quantile
 
 # Cumulative bucket counts, as Prometheus exports them: le -> observations <= le.
@@ -64,3 +67,36 @@ def test_a_process_that_exits_keeps_its_component() -> None:
         11: ("postgres: app crm idle", 1, 3),
     }
     assert [component_of(cmdline) for cmdline, _, _ in last.values()] == ["postgres", "other", "postgres"]
+
+
+def test_pressure_total_is_read_from_the_some_line() -> None:
+    text = (
+        "some avg10=20.89 avg60=12.60 avg300=36.10 total=12801124874\n"
+        "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+    )
+    assert pressure_total_us(text) == 12_801_124_874
+    assert pressure_total_us("full avg10=0.00 total=5\n") is None
+
+
+def test_sampler_sees_a_busy_thread_wait_for_the_core_it_shares() -> None:
+    """Two busy processes pinned to one core: each waits for it about as long as it runs."""
+
+    core = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    try:
+        with CpuSampler(every_s=0.2) as cpu:
+            worker = multiprocessing.get_context("fork").Process(target=spin, args=(1.5,))
+            worker.start()
+            spin(1.5)
+            worker.join()
+    finally:
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    waits = cpu.waits()
+    # The benchmark's own process (and its fork, started inside the window) waited for the shared core.
+    assert waits.get("benchmark + workload", 0.0) > 0.3
+
+
+def spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass

@@ -254,3 +254,20 @@ def test_peer_plugin_folder_names_each_missing_artifact(tmp_path: Path) -> None:
     (lib / "java-driver-core-4.18.0.2.jar").touch()
     (lib / "guava-33.6.0-jre.jar").touch()
     assert missing_artifacts(tmp_path) == []
+
+
+def test_cpu_section_shows_each_components_wait_beside_its_use_and_the_pressure() -> None:
+    contended = [
+        _fresh(1, 30.0) | {"cpu_wait": {"replicator": 0.31, "cassandra": 0.2}, "cpu_pressure": 0.86},
+        _fresh(2, 30.0) | {"cpu_wait": {"replicator": 0.4}, "cpu_pressure": None},
+    ]
+    markdown = render_report(REPORT | {"freshness": contended})
+    assert "| replicator | 0.30 / 0.31 | 0.30 / 0.40 |" in markdown
+    assert "| cassandra | 0.35 / 0.20 | 0.35 / 0.00 |" in markdown
+    assert "(CPU pressure, PSI some): 1 process(es): 86%." in markdown
+
+
+def test_cpu_section_of_a_run_without_waits_shows_use_alone() -> None:
+    markdown = render_report(REPORT)
+    assert "| replicator | 0.30 | 0.30 |" in markdown
+    assert "PSI" not in markdown
