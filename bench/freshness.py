@@ -32,6 +32,7 @@ from scv.config.settings import Settings
 
 __all__ = [
     "MIN_ACHIEVED",
+    "RESOLUTION",
     "FreshnessResult",
     "Quantiles",
     "RateStep",
@@ -160,6 +161,8 @@ def measure_freshness(
 
 # A step whose load generator produced less than this share of the rate asked did not run that rate.
 MIN_ACHIEVED = 0.9
+# The search stops once the highest pass and the lowest miss are this close (changes/s).
+RESOLUTION = 100.0
 
 
 def next_rate(
@@ -167,7 +170,7 @@ def next_rate(
     step: float,
     min_achieved: float = MIN_ACHIEVED,
     floor: float = 250.0,
-    resolution: float = 100.0,
+    resolution: float = RESOLUTION,
 ) -> float | None:
     """The rate of the next search step, or None when the search is over.
 

@@ -55,6 +55,7 @@ from bench.ceilings import CeilingResult, bare_consume_decode, bare_cql_writes, 
 from bench.cpu import TreeUsage, tree_usage
 from bench.freshness import (
     MIN_ACHIEVED,
+    RESOLUTION,
     FreshnessResult,
     RateStep,
     measure_freshness,
@@ -421,7 +422,8 @@ def _rate_search(
     best = max(passed)
     above = [rate for rate in missed if rate > best]
     return steps, (
-        f"Sustained: {best:,.0f} changes/s; {min(above):,.0f} missed (bisected to within 100 changes/s)."
+        f"Sustained: {best:,.0f} changes/s; {min(above):,.0f} missed "
+        f"(bisected to within {RESOLUTION:,.0f} changes/s)."
         if above
         else f"Sustained: {best:,.0f} changes/s; no step above it missed."
     )
