@@ -65,7 +65,7 @@ def _scv(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_adding_a_table_to_a_running_source_snapshots_its_existing_rows(
-    shop: SourceDatabase, reader: CustomerViewClient, tmp_path: Path
+    shop: SourceDatabase, reader: CustomerViewClient, replicator: ReplicatorProcess, tmp_path: Path
 ) -> None:
     with_visits = shop.spec.model_dump(mode="json", exclude_defaults=True)
     spec_file = tmp_path / "shop.yaml"
@@ -79,9 +79,14 @@ def test_adding_a_table_to_a_running_source_snapshots_its_existing_rows(
     assert "public.visits: new table, 12 existing rows snapshotted incrementally" in output
     assert "public.orders: already captured" in output
     for visitor in ("visitor-0", "visitor-1", "visitor-2"):
-        found = wait_for(
-            lambda v=visitor: attributes(view_of(reader, v), "visit"), what=f"{visitor}'s visits"
-        )
+        try:
+            found = wait_for(
+                lambda v=visitor: attributes(view_of(reader, v), "visit"), what=f"{visitor}'s visits"
+            )
+        except pytest.fail.Exception as exc:
+            # The session's replicator applies every source: its log says whether it subscribed to
+            # the new table's topic and was assigned its partitions.
+            pytest.fail(f"{exc}\nshared replicator's log:\n{replicator.log_tail(80)}")
         assert len(found) == 4
 
 
