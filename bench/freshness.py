@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,6 +26,7 @@ from cassandra import InvalidRequest
 from cassandra.cluster import Session
 
 from bench.cpu import CpuSampler
+from bench.store_work import StoreWork, TableWork
 from bench.timeline import FreshnessTimeline, Second, histogram_quantile, slow_seconds
 from demo.pgbench import run_pgbench_workload
 from demo.workload import run_workload
@@ -71,6 +73,9 @@ class FreshnessResult:
     # window in which some task waited (None without PSI): what CPU contention cost each component.
     cpu_wait: dict[str, float] = field(default_factory=dict)
     cpu_pressure: float | None = None
+    # Partitions the store read and wrote per applied change, by table (bench/store_work.py); empty
+    # when the store does not count them (ScyllaDB) or no keyspace was given.
+    store_work: dict[str, TableWork] = field(default_factory=dict)
     window: tuple[float, float] = (0.0, 0.0)  # epoch seconds: start and end of the measured minute
     # Second by second from the start of the warm-up to the end (bench/timeline.py): when a tail was.
     timeline: list[Second] = field(default_factory=list)
@@ -125,9 +130,11 @@ def measure_freshness(
     seconds: float,
     warmup_s: float,
     driver: Driver = "pgbench",
+    store: tuple[Session, str] | None = None,
 ) -> FreshnessResult:
     """Drive ``rate`` changes/s for ``warmup_s`` (not counted: JIT, caches, schemas by id), then for
-    ``seconds``; quantiles come from the replicators on ``ports`` over the measured window."""
+    ``seconds``; quantiles come from the replicators on ``ports`` over the measured window. With
+    ``store`` (a session and the replicators' keyspace), the store's work per applied change too."""
     metrics = ("scv_freshness_seconds", "scv_capture_seconds", "scv_delivery_seconds")
     with FreshnessTimeline(list(ports)) as timeline:
         if warmup_s >= 1:
@@ -135,12 +142,14 @@ def measure_freshness(
         time.sleep(2)
         before = {m: _scrape(ports, m) for m in metrics}
         started = time.time()
-        with CpuSampler() as cpu:
-            achieved = _drive(settings, driver, rate, seconds, seed=23)
-        ended = time.time()
-        # Changes committed at the end of the window are applied within a second or two when caught up.
-        time.sleep(5)
-        after = {m: _scrape(ports, m) for m in metrics}
+        # Counted over the same span as the histograms, so both share the changes applied in it.
+        with StoreWork(*store) if store else nullcontext() as work:
+            with CpuSampler() as cpu:
+                achieved = _drive(settings, driver, rate, seconds, seed=23)
+            ended = time.time()
+            # Changes committed at the end of the window are applied within a second or two when caught up.
+            time.sleep(5)
+            after = {m: _scrape(ports, m) for m in metrics}
     fresh, capture, delivery = (_quantiles(before[m], after[m]) for m in metrics)
     return FreshnessResult(
         driver,
@@ -154,6 +163,7 @@ def measure_freshness(
         cpu.shares(),
         cpu.waits(),
         cpu.pressure(),
+        work.per_change(fresh.count) if work is not None else {},
         (started, ended),
         timeline.seconds(),
     )

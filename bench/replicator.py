@@ -305,6 +305,7 @@ def _freshness(
     log: Path,
     started_at: float,
     console: Console,
+    keyspace: str,
     rate: float | None = None,
     warmup_s: float | None = None,
 ) -> tuple[FreshnessResult, dict[str, Any]]:
@@ -315,14 +316,19 @@ def _freshness(
         f"{args.freshness_seconds:.0f} s at {rate:,.0f} changes/s ({args.freshness_driver})",
         highlight=False,
     )
-    result = measure_freshness(
-        settings,
-        ports=ports,
-        rate=rate,
-        seconds=args.freshness_seconds,
-        warmup_s=warmup_s,
-        driver=args.freshness_driver,
-    )
+    cluster, session = connect(settings.store)
+    try:
+        result = measure_freshness(
+            settings,
+            ports=ports,
+            rate=rate,
+            seconds=args.freshness_seconds,
+            warmup_s=warmup_s,
+            driver=args.freshness_driver,
+            store=(session, keyspace),
+        )
+    finally:
+        cluster.shutdown()
     f, c, d = result.freshness, result.capture, result.delivery
     console.print(
         f"  {result.achieved_rate:,.0f} changes/s: p50/p90/p99 freshness {f.p50 * 1000:,.0f}/"
@@ -376,6 +382,7 @@ def _rate_search(
     first: FreshnessResult,
     console: Console,
     group: str,
+    keyspace: str,
 ) -> tuple[list[RateStep], str]:
     steps = [
         RateStep(
@@ -398,7 +405,7 @@ def _rate_search(
                 f"Search stopped by its time budget ({args.search_budget:.0f} s, `--search-budget`).",
             )
         result, _ = _freshness(
-            settings, args, _ports(processes), log, since, console, rate, args.search_warmup
+            settings, args, _ports(processes), log, since, console, keyspace, rate, args.search_warmup
         )
         steps.append(
             RateStep(
@@ -564,13 +571,15 @@ def freshness_only(settings: Settings, args: argparse.Namespace, console: Consol
             settings, args, processes, state["group"], state["keyspace"], log, console
         )
         try:
-            result, record = _freshness(settings, args, _ports(processes), log, since, console)
+            result, record = _freshness(
+                settings, args, _ports(processes), log, since, console, state["keyspace"]
+            )
             records.append(record)
             # A miss at the asked rate: search down for the rate this machine sustains today.
             if processes == cores and args.rate_search and result.freshness.p99 >= 1.0:
                 console.rule("highest rate with freshness p99 under 1 s (down from the asked rate)")
                 steps, stop_reason = _rate_search(
-                    settings, args, cores, log, since, result, console, state["group"]
+                    settings, args, cores, log, since, result, console, state["group"], state["keyspace"]
                 )
         finally:
             _stop(process)
@@ -667,7 +676,7 @@ def main() -> None:
             wait_settled(
                 settings, [BASE_PORT], group, log, time.time() - 3600, console, timeout_s=args.settle_timeout
             )
-        _, record = _freshness(settings, args, [BASE_PORT], log, time.time(), console)
+        _, record = _freshness(settings, args, [BASE_PORT], log, time.time(), console, first_keyspace)
         fresh.append(record)
     finally:
         _stop(process)
@@ -676,11 +685,13 @@ def main() -> None:
         log = RESULTS / f"replicator-{cores}p-fresh.log"
         process, since = _start_settled(settings, args, cores, group, first_keyspace, log, console)
         try:
-            result, record = _freshness(settings, args, _ports(cores), log, since, console)
+            result, record = _freshness(settings, args, _ports(cores), log, since, console, first_keyspace)
             fresh.append(record)
             if args.rate_search:
                 console.rule("highest rate with freshness p99 under 1 s")
-                steps, stop_reason = _rate_search(settings, args, cores, log, since, result, console, group)
+                steps, stop_reason = _rate_search(
+                    settings, args, cores, log, since, result, console, group, first_keyspace
+                )
         finally:
             _stop(process)
         console.rule(f"scv consume, {cores} processes: the backlog again, into another keyspace")

@@ -236,6 +236,40 @@ def _cpu(results: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _store_work(results: Sequence[Mapping[str, Any]]) -> str:
+    """Partitions read and write requests per applied change, by table (bench/store_work.py)."""
+    counted = [r for r in results if r.get("store_work")]
+    if not counted:
+        return "Not counted: the store keeps no per-table request counts (ScyllaDB has no system_views)."
+    tables = sorted(
+        {t for r in counted for t in r["store_work"]},
+        key=lambda t: -max(sum(r["store_work"].get(t, {}).values()) for r in counted),
+    )
+    rows = []
+    for table in tables:
+        cells = [table]
+        for r in counted:
+            work = r["store_work"].get(table)
+            cells.append(f"{work['reads']:.3f} / {work['writes']:.3f}" if work else "-")
+        rows.append(cells)
+    totals = ["**all tables**"]
+    for r in counted:
+        work = r["store_work"].values()
+        totals.append(f"**{sum(w['reads'] for w in work):.3f} / {sum(w['writes'] for w in work):.3f}**")
+    rows.append(totals)
+    header = ("table", *(f"{r['processes']} process(es), {_rate(r['requested_rate'])}/s" for r in counted))
+    return "\n\n".join(
+        [
+            "Each cell: partitions read / write requests per applied change, as the store's coordinator "
+            "counted them (an `IN` read of 20 partitions counts 20; an unlogged batch counts once per table "
+            "it writes). "
+            "Reads are what placing a change costs the store before anything is written: index entries, "
+            "parents and lookup-key owners the process cache cannot vouch for.",
+            md_table(header, rows),
+        ]
+    )
+
+
 def _reads(report: Report) -> str:
     reads = report.get("reads")
     if not reads:
@@ -289,7 +323,13 @@ def render_freshness_runs(runs: Sequence[Mapping[str, Any]]) -> str:
         f"Run {run['at'][:16].replace('T', ' ')} ({run.get('start', '')}):\n{_events(run['freshness'])}"
         for run in runs
     )
-    return f"{table}\n\n{details}"
+    work = "\n\n".join(
+        f"Store work per applied change, run {run['at'][:16].replace('T', ' ')}:\n\n"
+        + _store_work(run["freshness"])
+        for run in runs
+        if any(r.get("store_work") for r in run["freshness"])
+    )
+    return "\n\n".join(part for part in (table, details, work) if part)
 
 
 def render_report(report: Report) -> str:
@@ -321,6 +361,8 @@ def render_report(report: Report) -> str:
         _events(fresh),
         "## Cores used and waited for during each freshness window (2.0 = the whole machine)",
         _cpu(fresh),
+        "## Store work per applied change during each freshness window",
+        _store_work(fresh),
     ]
     runs = report.get("freshness_runs") or []
     if runs:

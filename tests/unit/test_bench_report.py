@@ -271,3 +271,28 @@ def test_cpu_section_of_a_run_without_waits_shows_use_alone() -> None:
     markdown = render_report(REPORT)
     assert "| replicator | 0.30 | 0.30 |" in markdown
     assert "PSI" not in markdown
+
+
+def test_store_work_section_gives_reads_and_writes_per_change_by_table_with_their_sum() -> None:
+    counted = [
+        _fresh(1, 30.0)
+        | {
+            "store_work": {
+                "entity_index": {"reads": 0.626, "writes": 0.036},
+                "key_owners": {"reads": 0.195, "writes": 0.011},
+            }
+        },
+        _fresh(2, 30.0) | {"store_work": {"entity_index": {"reads": 0.5, "writes": 0.04}}},
+    ]
+    markdown = render_report(REPORT | {"freshness": counted})
+    section = markdown.split("## Store work per applied change")[1]
+    # Tables by their largest work first; a table a run did not touch shows a dash.
+    assert section.index("| entity_index |") < section.index("| key_owners |")
+    assert "| entity_index | 0.626 / 0.036 | 0.500 / 0.040 |" in section
+    assert "| key_owners | 0.195 / 0.011 | - |" in section
+    assert "| **all tables** | **0.821 / 0.047** | **0.500 / 0.040** |" in section
+
+
+def test_store_work_section_of_a_store_without_counts_says_so() -> None:
+    markdown = render_report(REPORT)
+    assert "Not counted: the store keeps no per-table request counts" in markdown
