@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from consumer.index_cache import IndexCache
@@ -74,7 +74,7 @@ from store.mutations import (
 )
 from store.truncations import TruncationLog
 
-__all__ = ["Applier"]
+__all__ = ["Applier", "Settled"]
 
 # Rows moved per write round: bounds the rows held in memory when one parent has very many.
 _MOVE_CHUNK = 2000
@@ -87,6 +87,16 @@ _Relocation = tuple[IndexEntry, str, str]
 
 def _row_key(entry: IndexEntry) -> RowKey:
     return RowKey(entry.customer_id, entry.kind, entry.ref.source, entry.ref.table, entry.ref.entity_id)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What one settling round of the waiting room did."""
+
+    moved: int
+    # (source, table) -> entities still waiting, as far as the scan read (it stops at ``limit``).
+    waiting: dict[tuple[str, str], int]
+    limit: int
 
 
 class ViewWrites(Protocol):
@@ -323,14 +333,21 @@ class Applier:
             self._move_children([Move(e.ref, e.customer_id, e.owner_ts, e.home_id) for e in moved])
             keys = {KeyRef(e.ref.source, e.ref.table, name, value) for e in moved for name, value in e.keys}
 
-    def settle_parked(self, tables: Iterable[tuple[str, str]], limit: int = 1000) -> int:
+    def settle_parked(self, tables: Iterable[tuple[str, str]], limit: int = 1000) -> Settled:
         """Re-resolve entities still waiting for their customer (a parent or key owner that arrived
-        while their own placement was in flight on another process); returns how many moved."""
-        waiting: list[EntityRef] = [
-            EntityRef(source, table, entity_id)
-            for source, table in tables
-            for entity_id in self._index.parked(source, table, limit)
-        ]
+        while their own placement was in flight on another process).
+
+        One scan of the waiting room per table (up to ``limit`` entities) serves both the settling and
+        the count of what still waits: every scan reads through the tombstones of the entities parked
+        and placed since the store last compacted them (all the children of a backfill whose parents
+        came later), so a second scan to count them doubled that cost."""
+        tables = list(tables)
+        waiting: list[EntityRef] = []
+        found_per_table: dict[tuple[str, str], int] = {}
+        for source, table in tables:
+            ids = self._index.parked(source, table, limit)
+            found_per_table[(source, table)] = len(ids)
+            waiting.extend(EntityRef(source, table, entity_id) for entity_id in ids)
         entries = self._index.get_many(waiting)
         parents = {e.parent for e in entries.values() if e is not None and isinstance(e.parent, EntityRef)}
         keys = {e.parent for e in entries.values() if e is not None and isinstance(e.parent, KeyRef)}
@@ -350,7 +367,10 @@ class Applier:
                 relocations.append((entry, target.customer_id, target.home))
         moved = self._relocate(relocations)
         self._move_children(self._follow(moved))
-        return len(moved)
+        still = dict(found_per_table)
+        for entry in moved:
+            still[(entry.ref.source, entry.ref.table)] -= 1
+        return Settled(len(moved), still, limit)
 
     def _follow(self, moved: Sequence[IndexEntry]) -> list[Move]:
         """What moves with the moved entities: their primary-key children (returned, for the caller's

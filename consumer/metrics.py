@@ -108,7 +108,8 @@ CONSUMER_LAG_SECONDS = Gauge(
 )
 ENTITIES_PARKED = Gauge(
     "scv_entities_parked",
-    "Entities waiting for the row that names their customer (a parent or lookup key owner not seen yet).",
+    "Entities waiting for the row that names their customer (a parent or lookup key owner not seen yet); "
+    "counted by the periodic settling scan, which reads at most 1,000 per table.",
     ["source", "table"],
 )
 REGISTERED_TABLES = Gauge("scv_registered_tables", "Tables the replicator currently applies.")

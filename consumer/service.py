@@ -66,7 +66,7 @@ from consumer.wire import ApicurioContent, AvroDecoder
 from scv.config.settings import ConsumerSettings, KafkaSettings, RegistrySettings, Settings, StoreSettings
 from scv.contracts.discovery import replicator_client_id
 from scv.kafka.admin import KafkaAdmin, KafkaUnavailable
-from store.exceptions import StoreUnavailable
+from store.exceptions import StoreRejected, StoreUnavailable
 from store.holds import HoldStore
 from store.index import EntityIndex
 from store.registrations import RegistrationStore
@@ -386,11 +386,35 @@ class Replicator:
                 self._cache_stale = True
         if now - self._parked_at >= config.parked_settle_s:
             self._parked_at = now
-            tables = self._catalog.via_tables()
-            self._retry(lambda: self._applier.settle_parked(tables), "store")
-            for source, table in tables:
-                count = self._retry(lambda s=source, t=table: self._index.parked_count(s, t), "store")  # type: ignore[misc]
-                ENTITIES_PARKED.labels(source, table).set(count)
+            self._settle_parked()
+
+    def _settle_parked(self) -> None:
+        """One settling round of the waiting room, which never holds up the batches.
+
+        The round is a fallback for a rare race (an entity's parent applied by another process while
+        its own placement was in flight), so a failed round is logged and tried again at the next
+        period instead of retried in the loop: its scans read through the tombstones of every entity
+        parked and placed since the store last compacted them, and past the store's
+        ``tombstone_failure_threshold`` (100,000 on Cassandra) the read fails every time. Retried in
+        the loop like a batch, that stopped the whole pipeline after a large backfill."""
+        tables = self._catalog.via_tables()
+        try:
+            settled = self._applier.settle_parked(tables)
+        except (StoreUnavailable, StoreRejected) as exc:
+            ERRORS.labels(kind="parked_settle").inc()
+            log.error(
+                "parked_settle_failed",
+                error=str(exc),
+                retry_in_s=self._config.parked_settle_s,
+                hint=(
+                    "batches go on; if the store reports too many tombstones in parked_entities, they "
+                    "are purged at compaction once gc_grace_seconds has passed (`nodetool compact "
+                    f"{self._store.keyspace} parked_entities` after it)"
+                ),
+            )
+            return
+        for (source, table), count in settled.waiting.items():
+            ENTITIES_PARKED.labels(source, table).set(count)
 
     def _on_kafka_error(self, error: KafkaError) -> None:
         """librdkafka's error callback: most errors are transient and retried by the client itself

@@ -125,9 +125,6 @@ class EntityIndex:
             f"FROM {ks}.customer_view WHERE customer_id = ?"
         )
         self._redirects = session.prepare(f"SELECT customer_id, survivor_id FROM {ks}.customer_redirects")
-        self._parked_count = session.prepare(
-            f"SELECT count(*) FROM {ks}.parked_entities WHERE source = ? AND table_name = ?"
-        )
         self._parked = session.prepare(
             f"SELECT entity_id FROM {ks}.parked_entities WHERE source = ? AND table_name = ? LIMIT ?"
         )
@@ -269,11 +266,6 @@ class EntityIndex:
             for rows in self._concurrently(self._redirects, [()])
             for row in rows
         }
-
-    def parked_count(self, source: str, table: str) -> int:
-        """Entities of the table waiting for the row that names their customer."""
-        rows = self._concurrently(self._parked_count, [(source, table)])[0]
-        return int(rows[0].count) if rows else 0
 
     def parked(self, source: str, table: str, limit: int) -> list[str]:
         rows = self._concurrently(self._parked, [(source, table, limit)])[0]

@@ -102,9 +102,6 @@ class FakeStore:
         ]
         return sorted(r.entity_id for r in waiting)[:limit]
 
-    def parked_count(self, source: str, table: str) -> int:
-        return len(self.parked(source, table, 1_000_000))
-
     def table_entries(self, tables: Iterable[tuple[str, str]]) -> Iterator[IndexEntry]:
         wanted = set(tables)
         for ref, (_, entry) in sorted(self.index.items(), key=lambda item: str(item[0])):

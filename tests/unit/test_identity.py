@@ -235,6 +235,8 @@ def test_settle_places_an_entity_whose_owner_arrived_without_seeing_it(store: Fa
     store.owners.update(other.owners)
     store.rows.update(other.rows)
     assert store.customer_of(ref(INTERACTIONS, "1")).startswith("~parked/")  # type: ignore[union-attr]
-    assert run.settle_parked([("care", "public.interactions")]) == 1
+    settled = run.settle_parked([("care", "public.interactions")])
+    assert settled.moved == 1
+    assert settled.waiting == {("care", "public.interactions"): 0}
     assert store.customer_of(ref(INTERACTIONS, "1")) == "7"
     assert store.parked("care", "public.interactions", 10) == []

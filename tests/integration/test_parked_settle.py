@@ -1,0 +1,105 @@
+"""A waiting room the store can no longer scan does not stop the pipeline.
+
+A large backfill parks every child row whose parent comes later (cards consumed before their
+accounts) and places it when the parent arrives: each leaves a tombstone in parked_entities until
+the store compacts it away. Past Cassandra's tombstone_failure_threshold (100,000) the periodic
+settling scan of that table fails every time; retried in the loop like a batch, it held up every
+change of every source. Here the tombstones are written directly (what a backfill of 101,000
+children leaves), and the replicator must go on applying while it reports the failed rounds.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import psycopg
+from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent
+from cassandra.query import BatchStatement, BatchType
+
+from scv.contracts.registration import SourceMapping, TableMapping
+from store.registrations import RegistrationStore
+from tests.integration.conftest import (
+    Isolated,
+    ReaderFactory,
+    SourceDatabase,
+    SourceFactory,
+    attributes,
+    scrape,
+    start_replicator,
+    view_of,
+    wait_for,
+    wait_metrics_up,
+)
+
+SCHEMA = """
+CREATE TABLE public.accounts (account_id text PRIMARY KEY, customer_id text NOT NULL);
+CREATE TABLE public.cards (card_id text PRIMARY KEY, account_id text NOT NULL);
+"""
+TABLES = (
+    "  public.accounts: {kind: account, customer_key: customer_id}\n"
+    "  public.cards: {kind: card, customer_key: {via: public.accounts, column: account_id}}\n"
+)
+TOMBSTONES = 101_000  # over Cassandra's default tombstone_failure_threshold (100,000)
+
+
+def _bury_the_waiting_room(session: Session, keyspace: str, source: str) -> None:
+    delete = session.prepare(
+        f"DELETE FROM {keyspace}.parked_entities USING TIMESTAMP 1 WHERE source = ? "
+        "AND table_name = 'public.cards' AND entity_id = ?"
+    )
+    batches = []
+    for start in range(0, TOMBSTONES, 100):
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for n in range(start, start + 100):
+            batch.add(delete, (source, f"placed-{n:07d}"))
+        batches.append((batch, None))
+    for ok, result in execute_concurrent(session, batches, concurrency=16, raise_on_first_error=False):
+        assert ok, result
+
+
+def _settle_failures(port: int) -> float:
+    found = re.search(r'^scv_errors_total\{kind="parked_settle"\} (\S+)$', scrape(port), re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_waiting_room_the_store_cannot_scan_does_not_hold_up_the_changes(
+    source_database: SourceFactory,
+    store_session: Session,
+    isolated: Isolated,
+    reader_for: ReaderFactory,
+    tmp_path: Path,
+) -> None:
+    bank: SourceDatabase = source_database(SCHEMA, TABLES)
+    accounts = TableMapping(bank.name, "public.accounts", "account", customer_key="customer_id")
+    cards = TableMapping(
+        bank.name, "public.cards", "card", via_table="public.accounts", via_column="account_id"
+    )
+    RegistrationStore(store_session, isolated.keyspace).put(
+        bank.name, SourceMapping.build(bank.name, bank.name, [accounts, cards]).to_json()
+    )
+    _bury_the_waiting_room(store_session, isolated.keyspace, bank.name)
+
+    port = 9486
+    worker = start_replicator(tmp_path, port, isolated.group, isolated.env(SCV_CONSUMER__PARKED_SETTLE_S="1"))
+    view = reader_for(isolated.keyspace)
+    try:
+        wait_metrics_up(port)
+        for round_ in range(3):
+            customer = f"buried-{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(bank.dsn, autocommit=True) as conn:
+                conn.execute("INSERT INTO accounts VALUES (%s, %s)", (f"a-{customer}", customer))
+                conn.execute("INSERT INTO cards VALUES (%s, %s)", (f"c-{customer}", f"a-{customer}"))
+            wait_for(
+                lambda c=customer: attributes(view_of(view, c), "card"),  # type: ignore[misc]
+                what=f"round {round_}: the card applied while the settling scan fails",
+            )
+        # Every round failed on the store, and each was counted, not retried in the loop.
+        assert _settle_failures(port) >= 2, worker.log_tail()
+        assert "parked_settle_failed" in worker.log_tail(400)
+        assert "READ_TOO_MANY_TOMBSTONES" in worker.log_path.read_text()
+        assert worker.process.poll() is None, worker.log_tail()
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
