@@ -94,9 +94,8 @@ class Settled:
     """What one settling round of the waiting room did."""
 
     moved: int
-    # (source, table) -> entities still waiting, as far as the scan read (it stops at ``limit``).
+    # (source, table) -> entities still waiting, as far as the scan read (it stops at its limit).
     waiting: dict[tuple[str, str], int]
-    limit: int
 
 
 class ViewWrites(Protocol):
@@ -370,7 +369,7 @@ class Applier:
         still = dict(found_per_table)
         for entry in moved:
             still[(entry.ref.source, entry.ref.table)] -= 1
-        return Settled(len(moved), still, limit)
+        return Settled(len(moved), still)
 
     def _follow(self, moved: Sequence[IndexEntry]) -> list[Move]:
         """What moves with the moved entities: their primary-key children (returned, for the caller's

@@ -48,7 +48,7 @@ def _settle_failures() -> float:
 
 
 def test_a_settling_round_sets_the_parked_gauge_from_its_own_scan() -> None:
-    applier = FakeApplier(Settled(moved=2, waiting={CARDS: 3, RETURNS: 0}, limit=1000))
+    applier = FakeApplier(Settled(moved=2, waiting={CARDS: 3, RETURNS: 0}))
     _replicator(applier)._settle_parked()
     assert applier.calls == [[CARDS, RETURNS]]
     assert _parked(*CARDS) == 3
