@@ -73,8 +73,8 @@ class FreshnessResult:
     # window in which some task waited (None without PSI): what CPU contention cost each component.
     cpu_wait: dict[str, float] = field(default_factory=dict)
     cpu_pressure: float | None = None
-    # Partitions the store read and wrote per applied change, by table (bench/store_work.py); empty
-    # when the store does not count them (ScyllaDB) or no keyspace was given.
+    # Partitions the store read, and its write requests, per applied change by table
+    # (bench/store_work.py); empty when the store does not count them (ScyllaDB) or no keyspace was given.
     store_work: dict[str, TableWork] = field(default_factory=dict)
     window: tuple[float, float] = (0.0, 0.0)  # epoch seconds: start and end of the measured minute
     # Second by second from the start of the warm-up to the end (bench/timeline.py): when a tail was.

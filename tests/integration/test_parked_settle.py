@@ -10,7 +10,6 @@ children leaves), and the replicator must go on applying while it reports the fa
 
 from __future__ import annotations
 
-import re
 import uuid
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from tests.integration.conftest import (
     SourceDatabase,
     SourceFactory,
     attributes,
-    scrape,
+    metric,
     start_replicator,
     view_of,
     wait_for,
@@ -60,11 +59,6 @@ def _bury_the_waiting_room(session: Session, keyspace: str, source: str) -> None
         assert ok, result
 
 
-def _settle_failures(port: int) -> float:
-    found = re.search(r'^scv_errors_total\{kind="parked_settle"\} (\S+)$', scrape(port), re.M)
-    return float(found.group(1)) if found else 0.0
-
-
 def test_a_waiting_room_the_store_cannot_scan_does_not_hold_up_the_changes(
     source_database: SourceFactory,
     store_session: Session,
@@ -88,7 +82,10 @@ def test_a_waiting_room_the_store_cannot_scan_does_not_hold_up_the_changes(
     try:
         wait_metrics_up(port)
         # The settling round fails on the store every period (1 s here), and is counted each time.
-        wait_for(lambda: _settle_failures(port) >= 2, what="two failed settling rounds")
+        wait_for(
+            lambda: metric(port, 'scv_errors_total{kind="parked_settle"}') >= 2,
+            what="two failed settling rounds",
+        )
         for round_ in range(3):
             customer = f"buried-{uuid.uuid4().hex[:8]}"
             with psycopg.connect(bank.dsn, autocommit=True) as conn:
