@@ -112,13 +112,17 @@ class EntityIndex:
             f"SELECT {_ENTRY_COLUMNS} FROM {ks}.entity_index "
             "WHERE source = ? AND table_name = ? AND bucket = ?"
         )
+        # ``key_value IN ?``: up to IN_CHUNK values of one key per request. One request per value
+        # cost the replicator ~0.19 ms and the store 0.12-0.27 ms of CPU per value on the local
+        # stack, against ~0.02 and 0.06-0.09 ms in chunks (3 x 2,020 reads of the demo's fiscal
+        # codes), and every change placed through a lookup key reads one.
         self._key_owners = session.prepare(
-            f"SELECT entity_id FROM {ks}.key_owners "
-            "WHERE source = ? AND table_name = ? AND key_name = ? AND key_value = ?"
+            f"SELECT key_value, entity_id FROM {ks}.key_owners "
+            "WHERE source = ? AND table_name = ? AND key_name = ? AND key_value IN ?"
         )
         self._key_children = session.prepare(
-            f"SELECT child_source, child_table, child_id FROM {ks}.key_children "
-            "WHERE source = ? AND table_name = ? AND key_name = ? AND key_value = ?"
+            f"SELECT key_value, child_source, child_table, child_id FROM {ks}.key_children "
+            "WHERE source = ? AND table_name = ? AND key_name = ? AND key_value IN ?"
         )
         self._partition = session.prepare(
             f"SELECT kind, source, table_name, entity_id, attributes, source_ts_us, home_id, ended_at "
@@ -234,19 +238,38 @@ class EntityIndex:
 
     def key_owners_many(self, keys: Iterable[KeyRef]) -> dict[KeyRef, list[str]]:
         """Entity ids holding each lookup key value (sorted; empty when nobody holds it)."""
-        args = [(k.source, k.table, k.key, k.value) for k in dict.fromkeys(keys)]
-        return {
-            KeyRef(*arg): sorted(row.entity_id for row in rows)
-            for arg, rows in zip(args, self._concurrently(self._key_owners, args), strict=True)
-        }
+        found: dict[KeyRef, list[str]] = {}
+        for key, rows in self._by_key_value(self._key_owners, keys):
+            found.setdefault(key, []).extend(row.entity_id for row in rows)
+        return {key: sorted(ids) for key, ids in found.items()}
 
     def key_children_many(self, keys: Iterable[KeyRef]) -> dict[KeyRef, list[EntityRef]]:
         """Entities placed through each lookup key value."""
-        args = [(k.source, k.table, k.key, k.value) for k in dict.fromkeys(keys)]
-        return {
-            KeyRef(*arg): [EntityRef(r.child_source, r.child_table, r.child_id) for r in rows]
-            for arg, rows in zip(args, self._concurrently(self._key_children, args), strict=True)
-        }
+        found: dict[KeyRef, list[EntityRef]] = {}
+        for key, rows in self._by_key_value(self._key_children, keys):
+            found.setdefault(key, []).extend(
+                EntityRef(r.child_source, r.child_table, r.child_id) for r in rows
+            )
+        return found
+
+    def _by_key_value(self, statement: Any, keys: Iterable[KeyRef]) -> Iterator[tuple[KeyRef, list[Any]]]:
+        """Each key (every one asked, rows or not) with its rows, read up to IN_CHUNK values of one
+        key per request; ``statement`` selects ``key_value`` first."""
+        by_key: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        for key in dict.fromkeys(keys):
+            by_key[(key.source, key.table, key.key)].append(key.value)
+        args = [
+            (source, table, name, values[start : start + IN_CHUNK])
+            for (source, table, name), values in by_key.items()
+            for start in range(0, len(values), IN_CHUNK)
+        ]
+        results = self._concurrently(statement, args)
+        for (source, table, name, values), rows in zip(args, results, strict=True):
+            of_value: dict[str, list[Any]] = {value: [] for value in values}
+            for row in rows:
+                of_value[row.key_value].append(row)
+            for value, found in of_value.items():
+                yield KeyRef(source, table, name, value), found
 
     def partition_rows(self, customer_ids: Iterable[str]) -> dict[str, list[PartitionRow]]:
         """Every row of each customer's partition (a merge moves them; one read per partition)."""
