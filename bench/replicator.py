@@ -68,7 +68,8 @@ from bench.peer.exceptions import PeerError
 from bench.peer.run import PeerOptions, run_peer
 from bench.peer.section import ScvFigures, not_run, peer_section
 from bench.report import render_freshness_runs, render_report
-from bench.timeline import replicator_events
+from bench.timeline import Event, replicator_events, store_flushes
+from compose.native.paths import StackPaths
 from connectors.exceptions import SourceError
 from demo.exceptions import DemoError
 from scv.config.settings import Settings, get_settings
@@ -338,10 +339,16 @@ def _freshness(
     )
     record = asdict(result) | {
         "slow_seconds": result.slow_seconds,
-        "events": [asdict(e) for e in replicator_events(log, started_at)],
+        "events": [asdict(e) for e in _events_since(settings, log, started_at)],
         "start": args.fresh_start,
     }
     return result, record
+
+
+def _events_since(settings: Settings, log: Path, since: float) -> list[Event]:
+    """The replicators' group and cache events and the local store's memtable flushes, by time."""
+    flushes = store_flushes(StackPaths.of(settings.stack).log("cassandra"), since)
+    return sorted([*replicator_events(log, since), *flushes], key=lambda e: e.at)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
