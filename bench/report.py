@@ -357,7 +357,7 @@ def render_report(report: Report) -> str:
         _peer(report),
         "## What the replicators did during each freshness run",
         "Group and cache events from the replicators' logs, the local store's memtable flushes "
-        "(`store_flush`, from Cassandra's log: each one starts a compaction), and the seconds whose own "
+        "(`store_flush`, from Cassandra's log: a compaction may follow each), and the seconds whose own "
         "p99 reached 1 s, relative to the start of the measured minute (the warm-up load runs before it):",
         _events(fresh),
         "## Cores used and waited for during each freshness window (2.0 = the whole machine)",

@@ -238,23 +238,21 @@ class EntityIndex:
 
     def key_owners_many(self, keys: Iterable[KeyRef]) -> dict[KeyRef, list[str]]:
         """Entity ids holding each lookup key value (sorted; empty when nobody holds it)."""
-        found: dict[KeyRef, list[str]] = {}
-        for key, rows in self._by_key_value(self._key_owners, keys):
-            found.setdefault(key, []).extend(row.entity_id for row in rows)
-        return {key: sorted(ids) for key, ids in found.items()}
+        return {
+            key: sorted(row.entity_id for row in rows)
+            for key, rows in self._by_key_value(self._key_owners, keys)
+        }
 
     def key_children_many(self, keys: Iterable[KeyRef]) -> dict[KeyRef, list[EntityRef]]:
         """Entities placed through each lookup key value."""
-        found: dict[KeyRef, list[EntityRef]] = {}
-        for key, rows in self._by_key_value(self._key_children, keys):
-            found.setdefault(key, []).extend(
-                EntityRef(r.child_source, r.child_table, r.child_id) for r in rows
-            )
-        return found
+        return {
+            key: [EntityRef(r.child_source, r.child_table, r.child_id) for r in rows]
+            for key, rows in self._by_key_value(self._key_children, keys)
+        }
 
     def _by_key_value(self, statement: Any, keys: Iterable[KeyRef]) -> Iterator[tuple[KeyRef, list[Any]]]:
-        """Each key (every one asked, rows or not) with its rows, read up to IN_CHUNK values of one
-        key per request; ``statement`` selects ``key_value`` first."""
+        """Each key asked, once, with its rows (none when nobody holds its value), read up to
+        IN_CHUNK values of one key per request; ``statement`` selects ``key_value``."""
         by_key: dict[tuple[str, str, str], list[str]] = defaultdict(list)
         for key in dict.fromkeys(keys):
             by_key[(key.source, key.table, key.key)].append(key.value)
