@@ -246,6 +246,11 @@ def _prepare_connect(ctx: Context) -> Launch:
     conf.mkdir(parents=True, exist_ok=True)
     ctx.paths.secrets.mkdir(parents=True, exist_ok=True)
     ctx.paths.secrets.chmod(0o700)
+    # The folder the worker's file/dir config providers are allowed to read: Kafka refuses to start
+    # when an allowed path does not exist, and on a fresh machine no source has written a secret yet.
+    worker_secrets = ctx.settings.connect.worker_secrets_dir
+    if worker_secrets is not None:
+        worker_secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
     plugin_path = [ctx.bundles["debezium-postgres"], ctx.bundles["apicurio-converter"]]
     (conf / "connect-distributed.properties").write_text(
         configs.connect_properties(ctx.settings, plugin_path)

@@ -161,3 +161,20 @@ def test_jmx_agent_runs_with_a_copy_of_the_services_rules(tmp_path: Path) -> Non
     rules = tmp_path / "data" / "connect" / "jmx-exporter.yml"
     assert flag == f"-javaagent:{tmp_path / 'jmx' / 'jmx_prometheus_javaagent.jar'}=127.0.0.1:9405:{rules}"
     assert rules.read_text() == (COMPOSE_DIR / "config" / "jmx" / "connect.yml").read_text()
+
+
+def test_connect_starts_with_its_secrets_folder_on_a_fresh_machine(tmp_path: Path) -> None:
+    # Kafka Connect exits at start when a path its config providers may read does not exist.
+    from compose.native.services import Context, _prepare_connect
+
+    settings = _settings(tmp_path)
+    names = ("debezium-postgres", "apicurio-converter", "jmx-exporter", "kafka")
+    bundles = {name: tmp_path / name for name in names}
+    ctx = Context(settings, StackPaths.of(settings.stack), load_versions(), bundles)
+    _prepare_connect(ctx)
+    secrets = settings.connect.worker_secrets_dir
+    assert secrets is not None
+    assert secrets.is_dir()
+    assert secrets.stat().st_mode & 0o777 == 0o700
+    props = _props((tmp_path / "data" / "connect" / "config" / "connect-distributed.properties").read_text())
+    assert props["config.providers.file.param.allowed.paths"] == str(secrets)
