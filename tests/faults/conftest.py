@@ -33,6 +33,7 @@ import psycopg
 import pytest
 import yaml
 from cassandra.cluster import Session
+from confluent_kafka.admin import AdminClient
 
 from compose.native.exceptions import StackUpFailed
 from compose.native.stack import ServiceStatus, Stack
@@ -315,14 +316,54 @@ def captured(suite: Suite, timeout_s: float = 120) -> None:
         wait_for(confirmed, timeout_s=timeout_s, what="Debezium to capture every committed change", every_s=1)
 
 
-def caught_up(suite: Suite, timeout_s: float = 240) -> None:
+def caught_up(suite: Suite, replicator: Replicator, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
     with KafkaAdmin(suite.settings.kafka.bootstrap_servers) as kafka:
-        wait_for(
-            lambda: kafka.group_lag(suite.group, suite.topics()) == 0,
-            timeout_s=timeout_s,
-            what="the replicator to catch up",
-            every_s=1.0,
-        )
+        while kafka.group_lag(suite.group, suite.topics()) != 0:
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"timed out after {timeout_s:.0f}s waiting for the replicator to catch up\n"
+                    f"{_why_behind(suite, replicator, kafka)}"
+                )
+            time.sleep(1.0)
+
+
+def _why_behind(suite: Suite, replicator: Replicator, kafka: KafkaAdmin) -> str:
+    """What a replicator that does not catch up was doing: the partitions behind, who owns them, the
+    workers' state and the log's last events (a failure in CI must be explainable from its output)."""
+    topics = suite.topics()
+    marks = kafka.watermarks(topics)
+    committed = kafka.committed(suite.group, topics)
+    behind = {
+        key: (committed.get(key), high)
+        for key, (low, high) in sorted(marks.items())
+        if high - (committed.get(key) or low) > 0
+    }
+    owners: dict[tuple[str, int], str] = {}
+    admin = AdminClient({"bootstrap.servers": suite.settings.kafka.bootstrap_servers})
+    described = admin.describe_consumer_groups([suite.group])[suite.group].result(timeout=10)
+    for member in described.members:
+        for tp in member.assignment.topic_partitions if member.assignment else []:
+            owners[(tp.topic, tp.partition)] = str(member.client_id)
+    rows = [
+        f"  {topic}[{number}] committed {done} of {high}, owner {owners.get((topic, number), 'none')}"
+        for (topic, number), (done, high) in behind.items()
+    ]
+    events = [
+        line[:300]
+        for line in replicator.log.read_text(errors="replace").splitlines()
+        if '"level": "debug"' not in line and "kafka_client_error" not in line
+    ]
+    return "\n".join(
+        [
+            f"group {suite.group}: state {getattr(described.state, 'name', described.state)}, "
+            f"{len(described.members)} members; live workers {replicator.worker_pids()}; "
+            f"{len(behind)} partitions behind:",
+            *rows[:40],
+            "replicator log, last events:",
+            *events[-40:],
+        ]
+    )
 
 
 def scv_verify(suite: Suite) -> dict[str, Any]:
@@ -350,7 +391,7 @@ def phase(name: str) -> Iterator[None]:
     print(f"fault suite: {name} took {time.monotonic() - started:.1f}s")
 
 
-def assert_no_drift(suite: Suite, workload: Workload) -> dict[str, Any]:
+def assert_no_drift(suite: Suite, workload: Workload, replicator: Replicator) -> dict[str, Any]:
     """The case's verdict: once the workload stops and everything is applied, `scv verify --all` over
     every registered source finds the view equal to its systems of record."""
     workload.finish()
@@ -358,7 +399,7 @@ def assert_no_drift(suite: Suite, workload: Workload) -> dict[str, Any]:
     with phase("Debezium capturing every committed change"):
         captured(suite)
     with phase("the replicator catching up"):
-        caught_up(suite)
+        caught_up(suite, replicator)
     with phase("scv verify --all"):
         report = scv_verify(suite)
     findings = report["findings"]

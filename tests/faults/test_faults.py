@@ -89,7 +89,7 @@ def test_workers_killed_repeatedly_at_random_points_lose_nothing(
             what=f"killed worker {victim} replaced",
         )
     assert not set(killed) & set(replicator.worker_pids())
-    assert_no_drift(suite, workload)
+    assert_no_drift(suite, workload, replicator)
     _assert_nothing_parked(suite, workload)
 
 
@@ -98,7 +98,7 @@ def test_store_restart_under_load_loses_nothing(
 ) -> None:
     during = _bounce(stack, "cassandra", replicator=replicator, down_s=10, workload=workload)
     assert during > 0, "no change was made while the store was down"
-    assert_no_drift(suite, workload)
+    assert_no_drift(suite, workload, replicator)
     _assert_nothing_parked(suite, workload)
 
 
@@ -107,7 +107,7 @@ def test_broker_restart_under_load_loses_nothing(
 ) -> None:
     during = _bounce(stack, "kafka", replicator=replicator, down_s=10, workload=workload)
     assert during > 0, "no change was made while the broker was down"
-    assert_no_drift(suite, workload)
+    assert_no_drift(suite, workload, replicator)
     _assert_nothing_parked(suite, workload)
 
 
@@ -117,7 +117,7 @@ def test_connect_restart_resumes_debezium_from_its_offsets(
     during = _bounce(stack, "connect", replicator=replicator, down_s=5, workload=workload)
     assert during > 0, "no change was made while Kafka Connect was down"
     wait_for(lambda: _connectors_running(suite), timeout_s=120, what="the demo connectors running again")
-    assert_no_drift(suite, workload)
+    assert_no_drift(suite, workload, replicator)
     _assert_nothing_parked(suite, workload)
 
 
@@ -132,7 +132,7 @@ def test_postgres_restart_under_load_loses_nothing(
         lambda: workload.changes > changes, timeout_s=60, what="the workload's changes after the restart"
     )
     wait_for(lambda: _connectors_running(suite), timeout_s=120, what="the demo connectors running again")
-    assert_no_drift(suite, workload)
+    assert_no_drift(suite, workload, replicator)
     _assert_nothing_parked(suite, workload)
 
 
@@ -155,7 +155,7 @@ def test_registry_unreachable_for_a_while_loses_nothing(
         assert replicator.crashes() == crashes + 2, replicator.log_tail()
     finally:
         stack_up(stack)
-    assert_no_drift(suite, workload)
+    assert_no_drift(suite, workload, replicator)
     # An outage is retried, never parked as if the records were bad.
     _assert_nothing_parked(suite, workload)
 
@@ -172,7 +172,7 @@ def test_a_burst_of_poison_records_is_parked_and_the_rest_flows(
     for n in range(burst):
         producer.produce(topic, key=f"junk-{n}".encode(), value=junk)
     assert producer.flush(30) == 0
-    assert_no_drift(suite, workload)
+    assert_no_drift(suite, workload, replicator)
     parked = wait_for(lambda: _parked_by_the_case(suite, workload) or None)
     assert len(parked) == burst, [p.summary() for p in parked[:5]]
     assert {p.topic for p in parked} == {topic}
@@ -196,7 +196,7 @@ def test_schema_change_under_load_loses_nothing(
             time.sleep(0.5)
         # Customers the workload onboarded meanwhile (ids above the seed's).
         conn.execute("UPDATE customers SET nickname = 'n' || customer_id WHERE nickname IS NULL")
-    assert_no_drift(suite, workload)
+    assert_no_drift(suite, workload, replicator)
     _assert_nothing_parked(suite, workload)
 
 
@@ -217,7 +217,7 @@ def test_one_hot_customer_with_ten_thousand_entities(
             "FROM generate_series(1, 10500) g",
             (row[0],),
         )
-    assert_no_drift(suite, workload)
+    assert_no_drift(suite, workload, replicator)
     _assert_nothing_parked(suite, workload)
     biggest = max(
         r.count
@@ -239,7 +239,7 @@ def test_a_source_added_and_removed_under_load(
 ) -> None:
     name = extra_source()
     # `verify --all` also reports rows of sources no longer registered: none are left.
-    assert_no_drift(suite, workload)
+    assert_no_drift(suite, workload, replicator)
     leftovers = store_session.execute(
         f"SELECT count(*) FROM {suite.settings.store.keyspace}.source_registrations WHERE name = %s", (name,)
     ).one()
