@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+import structlog
 from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
@@ -42,6 +43,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 __all__ = ["GroupInfo", "GroupMember", "KafkaAdmin", "KafkaUnavailable", "Partition"]
 
 Partition = tuple[str, int]
+
+log = structlog.get_logger(__name__)
 
 _TIMEOUT_S = 10.0
 
@@ -265,8 +268,10 @@ class KafkaAdmin:
         for group_id, future in futures.items():
             try:
                 described = self._answer(future, f"describing consumer group {group_id}")
-            except KafkaException:
-                # A group deleted between the listing and the describe: it has nothing to report.
+            except KafkaException as exc:
+                # Mostly a group deleted between the listing and the describe: it has nothing to
+                # report. Said all the same: any other error drops the group's lag from this round.
+                log.warning("kafka.group_describe_failed", group=group_id, error=str(exc))
                 continue
             members = tuple(
                 GroupMember(client_id=str(m.client_id), host=str(m.host).lstrip("/"))
