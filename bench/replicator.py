@@ -69,6 +69,8 @@ from bench.peer.run import PeerOptions, run_peer
 from bench.peer.section import ScvFigures, not_run, peer_section
 from bench.report import render_freshness_runs, render_report
 from bench.timeline import Event, replicator_events, store_flushes
+from compose.native.exceptions import StackBusy
+from compose.native.exclusive import exclusive_use
 from compose.native.paths import StackPaths
 from connectors.exceptions import SourceError
 from demo.exceptions import DemoError
@@ -82,6 +84,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 STATE = RESULTS / "state.json"  # the kept group and keyspace, for --freshness-only
 BASE_PORT = 9450
+STACK_WAIT_S = 1800  # how long the run waits for a test session (or another run) to release the stack
 
 
 @dataclass
@@ -615,6 +618,15 @@ def main() -> None:
     args = _parser().parse_args()
     console = Console()
     settings = get_settings()
+    # A test session on the same stack restarts services and loads the host: the run waits for it.
+    try:
+        with exclusive_use(StackPaths.of(settings.stack), "a benchmark", STACK_WAIT_S, console.print):
+            _run(args, settings, console)
+    except StackBusy as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def _run(args: argparse.Namespace, settings: Settings, console: Console) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     _migrate_default(settings)
     if args.freshness_only:

@@ -10,6 +10,7 @@ pass CI without having tested anything.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -25,7 +26,9 @@ import pytest
 from cassandra.cluster import Session
 from rich.console import Console
 
-from compose.native.exceptions import StackError, StackUpFailed
+from compose.native.exceptions import StackBusy, StackError, StackUpFailed
+from compose.native.exclusive import exclusive_use
+from compose.native.paths import StackPaths
 from compose.native.stack import Stack
 from scv.config.settings import Settings, get_settings
 from store.migrate import migrate
@@ -55,12 +58,35 @@ def store_session(stack: Settings) -> Iterator[Session]:
     cluster.shutdown()
 
 
+# How long a test session waits for another run (a test session, a benchmark) to release the stack.
+STACK_WAIT_S = 1800
+
+
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Settings]:
-    """The local stack, up and healthy; at the end of the session, what the session's tests left on
-    it (topics, consumer groups, connectors, slots) is removed (tests/leftovers.py says why)."""
+def stack(pytestconfig: pytest.Config) -> Iterator[Settings]:
+    """The local stack, up, healthy and this session's alone (compose/native/exclusive.py); at the end
+    of the session, what the session's tests left on it (topics, consumer groups, connectors, slots)
+    is removed (tests/leftovers.py says why)."""
     settings = get_settings()
-    runner = Stack(settings, console=Console(stderr=True))
+    console = Console(stderr=True)
+    try:
+        with exclusive_use(
+            StackPaths.of(settings.stack), "a test session", STACK_WAIT_S, lambda m: _say(pytestconfig, m)
+        ):
+            yield from _stack_up(settings, console)
+    except StackBusy as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def _say(config: pytest.Config, message: str) -> None:
+    """Past pytest's capture: whoever runs the suite sees why it has not started yet."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        print(message, flush=True)
+
+
+def _stack_up(settings: Settings, console: Console) -> Iterator[Settings]:
+    runner = Stack(settings, console=console)
     try:
         statuses = runner.up()
     except StackUpFailed as exc:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["HealthCheckFailed", "InstallError", "ServiceStartError", "StackError", "StackUpFailed"]
+__all__ = [
+    "HealthCheckFailed",
+    "InstallError",
+    "ServiceStartError",
+    "StackBusy",
+    "StackError",
+    "StackUpFailed",
+]
 
 
 class StackError(Exception):
@@ -32,3 +39,7 @@ class StackUpFailed(StackError):
     def __init__(self, failures: list[ServiceStartError]) -> None:
         super().__init__("; ".join(str(f) for f in failures))
         self.failures = failures
+
+
+class StackBusy(StackError):
+    """Another run held the stack for its exclusive use longer than this one would wait."""
