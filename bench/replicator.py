@@ -84,7 +84,6 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 STATE = RESULTS / "state.json"  # the kept group and keyspace, for --freshness-only
 BASE_PORT = 9450
-STACK_WAIT_S = 1800  # how long the run waits for a test session (or another run) to release the stack
 
 
 @dataclass
@@ -620,7 +619,7 @@ def main() -> None:
     settings = get_settings()
     # A test session on the same stack restarts services and loads the host: the run waits for it.
     try:
-        with exclusive_use(StackPaths.of(settings.stack), "a benchmark", STACK_WAIT_S, console.print):
+        with exclusive_use(StackPaths.of(settings.stack), "a benchmark", on_wait=console.print):
             _run(args, settings, console)
     except StackBusy as exc:
         raise SystemExit(str(exc)) from None

@@ -58,10 +58,6 @@ def store_session(stack: Settings) -> Iterator[Session]:
     cluster.shutdown()
 
 
-# How long a test session waits for another run (a test session, a benchmark) to release the stack.
-STACK_WAIT_S = 1800
-
-
 @pytest.fixture(scope="session")
 def stack(pytestconfig: pytest.Config) -> Iterator[Settings]:
     """The local stack, up, healthy and this session's alone (compose/native/exclusive.py); at the end
@@ -71,7 +67,7 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Settings]:
     console = Console(stderr=True)
     try:
         with exclusive_use(
-            StackPaths.of(settings.stack), "a test session", STACK_WAIT_S, lambda m: _say(pytestconfig, m)
+            StackPaths.of(settings.stack), "a test session", on_wait=lambda m: _say(pytestconfig, m)
         ):
             yield from _stack_up(settings, console)
     except StackBusy as exc:

@@ -1,7 +1,7 @@
 """Exclusive use of the local stack, for the runs that cannot share it: a test session (its fault
 suite restarts services) and a benchmark (its figures assume a quiet host).
 
-    with exclusive_use(paths, "test session", wait_s=1800, on_wait=print):
+    with exclusive_use(paths, "a test session", on_wait=print):
         ...   # nobody else holds the stack until this block ends
 
 Two such runs on one stack at once fail each other in ways that look like product bugs (a replicator
@@ -22,18 +22,20 @@ from collections.abc import Callable, Iterator
 from compose.native.exceptions import StackBusy
 from compose.native.paths import StackPaths
 
-__all__ = ["exclusive_use"]
+__all__ = ["WAIT_S", "exclusive_use"]
 
+# How long a run waits for another to release the stack: a whole test session or benchmark run.
+WAIT_S = 1800.0
 _POLL_S = 2.0
 
 
 @contextlib.contextmanager
 def exclusive_use(
-    paths: StackPaths, who: str, wait_s: float, on_wait: Callable[[str], None] | None = None
+    paths: StackPaths, who: str, wait_s: float = WAIT_S, on_wait: Callable[[str], None] | None = None
 ) -> Iterator[None]:
     """Hold the stack for ``who`` while the block runs; wait up to ``wait_s`` for another holder."""
     paths.data_dir.mkdir(parents=True, exist_ok=True)
-    lock = paths.data_dir / "exclusive.lock"
+    lock = paths.exclusive_lock
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + wait_s

@@ -5,6 +5,7 @@ data_dir/
   run/SERVICE.pid      pid files of what `up` started (and only that)
   SERVICE/             each service's state (PostgreSQL cluster, Kafka log dirs, ...)
   secrets/             files Kafka Connect resolves with ${file:...} (mode 0700)
+  exclusive.lock       held by the run using the stack alone (compose/native/exclusive.py)
 cache_dir/             installed artifacts (Maven bundles), each with a completion marker
 """
 
@@ -38,6 +39,10 @@ class StackPaths:
     @property
     def secrets(self) -> Path:
         return self.data_dir / "secrets"
+
+    @property
+    def exclusive_lock(self) -> Path:
+        return self.data_dir / "exclusive.lock"
 
     @property
     def artifacts(self) -> Path:

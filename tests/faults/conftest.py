@@ -337,7 +337,7 @@ def _why_behind(suite: Suite, replicator: Replicator, kafka: KafkaAdmin) -> str:
     behind = {
         key: (committed.get(key), high)
         for key, (low, high) in sorted(marks.items())
-        if high - (committed.get(key) or low) > 0
+        if high - (low if committed.get(key) is None else committed[key]) > 0
     }
     owners: dict[tuple[str, int], str] = {}
     admin = AdminClient({"bootstrap.servers": suite.settings.kafka.bootstrap_servers})

@@ -313,8 +313,8 @@ def test_stopping_the_replicator_under_load_grows_external_lag_and_fires_the_lag
                     what="lag past the threshold",
                 )
             except pytest.fail.Exception as exc:
-                # Seen once in a whole run (the group's series absent for 60 s): say what the
-                # exporter had of the group and what it logged, so the next failure explains itself.
+                # Seen in whole runs, cause not found (the group's series absent for 60 s, or at 0):
+                # say what the exporter had of the group and what it logged.
                 pytest.fail(f"{exc}\n{_exporter_view_of(stack, group)}")
             wait_for(lambda: (v := lag_s()) and v > first + 4, timeout_s=30, what="lag keeps growing")
             alert = wait_for(

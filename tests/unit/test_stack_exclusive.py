@@ -45,7 +45,7 @@ def test_a_waiting_run_goes_on_once_the_holder_ends(tmp_path: Path) -> None:
     threading.Timer(0.5, release.set).start()
     with exclusive_use(_paths(tmp_path), "a benchmark", wait_s=30, on_wait=said.append):
         assert release.is_set()
-        lock = (tmp_path / "data" / "exclusive.lock").read_text()
+        lock = _paths(tmp_path).exclusive_lock.read_text()
         assert lock == f"a benchmark (pid {os.getpid()})"
     holder.join(10)
     assert len(said) == 1
