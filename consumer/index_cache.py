@@ -14,9 +14,10 @@ the replicator has already seen. Why a cached entry can stand in for a read:
   records by primary key), with two exceptions: a parent's process moves the entity when it hangs
   off a parent (cards of an account), and a truncate of its table deletes it.
 - So only changes of *direct-key* entities (the customer key is one of their own columns) are
-  trusted, and only updates and deletes: a truncate empties the source table, so an entity's next
-  change after one is a create or a snapshot read, and those always read the index, which refills
-  the entry. Parents and entities resolved through parents are always read (planner.trusted_refs).
+  trusted, and only updates: a truncate empties the source table, so an entity's next change after
+  one is a create or a snapshot read, and those always read the index, which refills the entry.
+  Parents and entities resolved through parents are always read, and so is every delete, whose
+  image cannot say whether the entity hangs off a parent (planner.trusted_refs).
 - The cache is emptied whenever this process's partition assignment changes (another process may
   have written the entities meanwhile) and whenever the registrations change. ``warm`` then loads the
   direct-key tables' entries once, before the next batch, so a restarted replicator does not pay a

@@ -210,14 +210,21 @@ def keys_to_resolve(changes: Sequence[Located]) -> set[KeyRef]:
 
 def trusted_refs(changes: Sequence[Located]) -> set[EntityRef]:
     """Entities whose cached index entry may stand in for a read (consumer/index_cache.py says why):
-    direct-key entities whose every change in the batch is an update or a delete."""
+    direct-key entities whose every change in the batch is an update.
+
+    Never a delete: its placement has no parent (the before-image may hold only the key), so a card
+    or an interaction would pass for direct-key, yet another process moves those (its parent's or key
+    owner's); and a merge applied by another process moves direct-key entities too. A delete planned
+    on such a stale entry removed, or ended, the row where it no longer was, and the moved row stayed
+    in the view for good. An update on a stale entry heals (the next move or merge sweep rewrites
+    it); a delete does not, and deletes are few, so each reads the store."""
     trusted: set[EntityRef] = set()
     untrusted: set[EntityRef] = set()
     for change in changes:
         placement = change.placement
         if placement is None:
             continue
-        if change.event.op in ("u", "d") and placement.parent is None:
+        if change.event.op == "u" and placement.parent is None:
             trusted.add(placement.ref)
         else:
             untrusted.add(placement.ref)

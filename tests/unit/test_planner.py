@@ -280,12 +280,14 @@ def test_refs_to_read_skips_creates_of_childless_direct_tables() -> None:
     assert refs == {ref(ACCOUNTS, "1"), ref(CARDS, "9")}
 
 
-def test_only_updates_and_deletes_of_direct_key_entities_are_trusted_to_the_cache() -> None:
+def test_only_updates_of_direct_key_entities_are_trusted_to_the_cache() -> None:
     update = located(ACCOUNTS, event(ACCOUNTS, "u", {"account_id": 1}, {"account_id": 1, "customer_id": 7}))
-    delete = located(CONSENTS, event(CONSENTS, "d", {"consent_id": 3}))
     snapshot = located(ACCOUNTS, event(ACCOUNTS, "r", {"account_id": 2}, {"account_id": 2, "customer_id": 7}))
     card = located(CARDS, event(CARDS, "u", {"card_id": 9}, {"card_id": 9, "account_id": 1}))
-    assert trusted_refs([update, delete, snapshot, card]) == {ref(ACCOUNTS, "1"), ref(CONSENTS, "3")}
+    # A delete's key-only image cannot tell a card from an account: another process may have moved
+    # either (tests/unit/test_applier_cache.py), so deletes always read the store.
+    deletes = [located(t, event(t, "d", {f"{t.kind}_id": 3})) for t in (CONSENTS, CARDS)]
+    assert trusted_refs([update, snapshot, card, *deletes]) == {ref(ACCOUNTS, "1")}
 
 
 def test_an_entity_created_in_the_batch_is_not_trusted_even_if_also_updated() -> None:

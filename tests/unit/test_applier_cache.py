@@ -1,0 +1,99 @@
+"""Two replicator processes share one store, each with its own index cache: a delete must find the row
+where the other process moved it, not where its own cache last saw it.
+
+The processes are two appliers over one in-memory store (tests/unit/fake_store.py); the same race on
+the real stack is what tests/integration/test_identity.py's keep test caught now and then.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+
+from consumer.applier import Applier
+from consumer.envelope import ChangeEvent, Op
+from consumer.index_cache import IndexCache
+from consumer.mapping import orphan_customer_id, place
+from consumer.planner import Located
+from scv.contracts.registration import DeletePolicy, SourceMapping, TableMapping
+from store.index import EntityIndex
+from store.mutations import EntityRef
+from store.truncations import TruncationLog
+from store.writer import ViewWriter
+from tests.unit.fake_store import FakeStore, FakeTruncationLog
+
+
+def mapping(on_delete: DeletePolicy) -> SourceMapping:
+    return SourceMapping.build(
+        "core",
+        "core",
+        [
+            TableMapping("core", "public.accounts", "account", customer_key="customer_id"),
+            TableMapping(
+                "core",
+                "public.cards",
+                "card",
+                via_table="public.accounts",
+                via_column="account_id",
+                on_delete=on_delete,
+            ),
+        ],
+    )
+
+
+def change(
+    table: TableMapping, op: Op, key: dict[str, Any], after: dict[str, Any] | None, ts: int
+) -> Located:
+    event = ChangeEvent(
+        source="core",
+        table=table.table,
+        op=op,
+        key=key,
+        before=None,
+        after=after,
+        unavailable=frozenset(),
+        write_ts=ts,
+        snapshot=None,
+        lsn=None,
+    )
+    return Located(event, table, place(event, table))
+
+
+def process(store: FakeStore, truncations: FakeTruncationLog) -> Applier:
+    """One replicator process: its own cache, the group's store."""
+    return Applier(
+        cast(ViewWriter, store),
+        cast(EntityIndex, store),
+        IndexCache(1000),
+        truncations=cast(TruncationLog, truncations),
+    )
+
+
+@pytest.mark.parametrize("on_delete", ["remove", "keep"])
+def test_a_delete_follows_a_row_that_another_process_moved(on_delete: DeletePolicy) -> None:
+    tables = mapping(on_delete).tables
+    accounts, cards = tables["public.accounts"], tables["public.cards"]
+    store, truncations = FakeStore(), FakeTruncationLog()
+    cards_process, accounts_process = process(store, truncations), process(store, truncations)
+    card = EntityRef("core", "public.cards", "9")
+    account = EntityRef("core", "public.accounts", "1")
+
+    # The card is consumed before its account: it waits, and its process caches it there.
+    cards_process.apply([change(cards, "c", {"card_id": 9}, {"card_id": 9, "account_id": 1}, 1_000)])
+    assert store.customer_of(card) == orphan_customer_id(account)
+    # The account's process adopts it: the card moves to customer 7, unknown to the card's process.
+    accounts_process.apply(
+        [change(accounts, "c", {"account_id": 1}, {"account_id": 1, "customer_id": 7}, 900)]
+    )
+    assert store.view_of("7") == {"1", "9"}
+
+    cards_process.apply([change(cards, "d", {"card_id": 9}, None, 2_000)])
+
+    if on_delete == "remove":
+        assert store.view_of("7") == {"1"}
+        assert store.entry(card) is None
+    else:
+        ended = store.rows_of("7")["9"]
+        assert ended.ended_at_us is not None
+        assert ended.attributes == {"card_id": 9, "account_id": 1}
