@@ -101,8 +101,11 @@ def run_pgbench_workload(
     database_prefix: str = "",
     clients: int = 4,
     on_progress: Callable[[str], None] | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> PgbenchStats:
-    """Run ``rate`` operations/s for ``duration_s`` (whole seconds, as pgbench counts them)."""
+    """Run ``rate`` operations/s for ``duration_s`` (whole seconds, as pgbench counts them);
+    ``on_started`` is called once every pgbench process runs (the server functions are installed
+    before, which takes a moment a caller timing the load must not count)."""
     if not rate > 0 or duration_s < 1:
         raise ValueError(f"rate must be positive and duration at least 1 s, got {rate}/s for {duration_s} s")
     max_customer = install_server_ops(settings, database_prefix)
@@ -137,6 +140,8 @@ def run_pgbench_workload(
                 argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
         log.info("pgbench_workload_started", rate=rate, duration_s=duration_s, max_customer=max_customer)
+        if on_started is not None:
+            on_started()
         # pgbench reports progress on stderr every 5 s; read as it comes, so a long run shows it live.
         errors: dict[str, list[str]] = {source: [] for source in runs}
         readers = [

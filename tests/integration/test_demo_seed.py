@@ -211,7 +211,11 @@ def test_pgbench_drives_the_same_mix_server_side(
     stack: Settings, seeded: SeedReport, crm: psycopg.Connection[TupleRow]
 ) -> None:
     before = _table_activity(stack)
-    stats = run_pgbench_workload(stack, rate=300, duration_s=4, database_prefix=PREFIX)
+    running: list[Settings] = []
+    stats = run_pgbench_workload(
+        stack, rate=300, duration_s=4, database_prefix=PREFIX, on_started=lambda: running.append(stack)
+    )
+    assert running == [stack]  # told once, so a caller can time a window inside the load
     # pgbench paces a Poisson process at the mean rate: ~1,200 operations, none failed.
     assert 900 <= stats.changes <= 1500
     assert set(stats.transactions) == {"crm", "core", "care"}
