@@ -212,19 +212,20 @@ def trusted_refs(changes: Sequence[Located]) -> set[EntityRef]:
     """Entities whose cached index entry may stand in for a read (consumer/index_cache.py says why):
     direct-key entities whose every change in the batch is an update.
 
-    Never a delete: its placement has no parent (the before-image may hold only the key), so a card
-    or an interaction would pass for direct-key, yet another process moves those (its parent's or key
-    owner's); and a merge applied by another process moves direct-key entities too. A delete planned
-    on such a stale entry removed, or ended, the row where it no longer was, and the moved row stayed
-    in the view for good. An update on a stale entry heals (the next move or merge sweep rewrites
-    it); a delete does not, and deletes are few, so each reads the store."""
+    The table says what is direct-key, not the placement: a delete's placement has no parent (the
+    before-image may hold only the key), nor has a via row leaving the view (its parent column set to
+    NULL), yet another process moves cards and interactions (their parent's or key owner's). Planned
+    on such a stale entry, the delete removed or ended the row where it no longer was, and the moved
+    row stayed in the view for good. Never a delete either: a merge applied by another process moves
+    direct-key entities too, and while an update on a stale entry heals (the merge's sweep rewrites
+    it), a delete does not; deletes are few, so each reads the store."""
     trusted: set[EntityRef] = set()
     untrusted: set[EntityRef] = set()
     for change in changes:
         placement = change.placement
         if placement is None:
             continue
-        if change.event.op == "u" and placement.parent is None:
+        if change.event.op == "u" and not change.table.is_via:
             trusted.add(placement.ref)
         else:
             untrusted.add(placement.ref)

@@ -1,5 +1,6 @@
-"""Two replicator processes share one store, each with its own index cache: a delete must find the row
-where the other process moved it, not where its own cache last saw it.
+"""Two replicator processes share one store, each with its own index cache: a change that removes a
+row (a delete, a via row leaving the view) must find it where the other process moved it, not where
+its own cache last saw it.
 
 The processes are two appliers over one in-memory store (tests/unit/fake_store.py); the same race on
 the real stack is what tests/integration/test_identity.py's keep test caught now and then.
@@ -24,7 +25,7 @@ from store.writer import ViewWriter
 from tests.unit.fake_store import FakeStore, FakeTruncationLog
 
 
-def mapping(on_delete: DeletePolicy) -> SourceMapping:
+def mapping(on_delete: DeletePolicy = "remove") -> SourceMapping:
     return SourceMapping.build(
         "core",
         "core",
@@ -37,6 +38,7 @@ def mapping(on_delete: DeletePolicy) -> SourceMapping:
                 via_table="public.accounts",
                 via_column="account_id",
                 on_delete=on_delete,
+                null_customer_key="skip",
             ),
         ],
     )
@@ -97,3 +99,21 @@ def test_a_delete_follows_a_row_that_another_process_moved(on_delete: DeletePoli
         ended = store.rows_of("7")["9"]
         assert ended.ended_at_us is not None
         assert ended.attributes == {"card_id": 9, "account_id": 1}
+
+
+def test_a_via_row_leaving_the_view_follows_a_row_that_another_process_moved() -> None:
+    tables = mapping().tables
+    accounts, cards = tables["public.accounts"], tables["public.cards"]
+    store, truncations = FakeStore(), FakeTruncationLog()
+    cards_process, accounts_process = process(store, truncations), process(store, truncations)
+    cards_process.apply([change(cards, "c", {"card_id": 9}, {"card_id": 9, "account_id": 1}, 1_000)])
+    accounts_process.apply(
+        [change(accounts, "c", {"account_id": 1}, {"account_id": 1, "customer_id": 7}, 900)]
+    )
+
+    # The card is detached from its account (NULL parent, declared outside the view): an update
+    # whose placement has no parent, as a direct-key row's would.
+    cards_process.apply([change(cards, "u", {"card_id": 9}, {"card_id": 9, "account_id": None}, 2_000)])
+
+    assert store.view_of("7") == {"1"}
+    assert store.entry(EntityRef("core", "public.cards", "9")) is None
