@@ -138,12 +138,16 @@ def _start(processes: int, group: str, keyspace: str, log: Path) -> subprocess.P
         "SCV_LOG_LEVEL": "INFO",
     }
     with log.open("ab") as out:
+        # A session of its own, as the replicator's container has its own cgroup in compose: Linux
+        # schedules each session as one group (autogroup, as every service of the native stack), so
+        # the replicator gets a group's share of the cores instead of sharing the benchmark's.
         return subprocess.Popen(
             [sys.executable, "-m", "scv", "consume", "--processes", str(processes)],
             cwd=REPO,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 

@@ -136,27 +136,42 @@ def run_pgbench_workload(
                 "--time", str(round(duration_s)), "--progress", "5",
                 "--define", f"max_customer={max_customer}", "--file", str(script), name,
             ]  # fmt: skip
+            # A session of its own, so a CPU scheduling group of its own (Linux autogroups): the load
+            # stands for the systems of record's users, and must not take its CPU from the group of
+            # the process that started it (the benchmark's, which holds the replicator under test).
             runs[source] = subprocess.Popen(
-                argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                argv,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
             )
         log.info("pgbench_workload_started", rate=rate, duration_s=duration_s, max_customer=max_customer)
-        if on_started is not None:
-            on_started()
-        # pgbench reports progress on stderr every 5 s; read as it comes, so a long run shows it live.
-        errors: dict[str, list[str]] = {source: [] for source in runs}
-        readers = [
-            threading.Thread(target=_read_stderr, args=(source, process, errors[source], on_progress))
-            for source, process in runs.items()
-        ]
-        for reader in readers:
-            reader.start()
-        outputs: dict[str, tuple[int, str]] = {}
-        for source, process in runs.items():
-            assert process.stdout is not None
-            out = process.stdout.read()
-            outputs[source] = (process.wait(), out)
-        for reader in readers:
-            reader.join()
+        try:
+            if on_started is not None:
+                on_started()
+            # pgbench reports progress on stderr every 5 s; read as it comes, so a long run shows it live.
+            errors: dict[str, list[str]] = {source: [] for source in runs}
+            readers = [
+                threading.Thread(target=_read_stderr, args=(source, process, errors[source], on_progress))
+                for source, process in runs.items()
+            ]
+            for reader in readers:
+                reader.start()
+            outputs: dict[str, tuple[int, str]] = {}
+            for source, process in runs.items():
+                assert process.stdout is not None
+                out = process.stdout.read()
+                outputs[source] = (process.wait(), out)
+            for reader in readers:
+                reader.join()
+        finally:
+            # Outside the terminal's process group, an interrupted caller's pgbench would run on.
+            for process in runs.values():
+                if process.poll() is None:
+                    process.terminate()
+                    process.wait(10)
     elapsed = time.monotonic() - started
     transactions: dict[str, int] = {}
     rates: dict[str, float] = {}

@@ -198,7 +198,10 @@ def peer_worker(
     ]
     (workdir / "tmp").mkdir()
     with log.open("ab") as out:
-        process = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+        # Its own session, so its own CPU scheduling group, as the replicator's (bench/replicator.py).
+        process = subprocess.Popen(
+            argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     worker = PeerWorker(process, f"http://{host}:{rest_port}", log)
     try:
         _wait_ready(worker)
