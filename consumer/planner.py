@@ -212,13 +212,13 @@ def trusted_refs(changes: Sequence[Located]) -> set[EntityRef]:
     """Entities whose cached index entry may stand in for a read (consumer/index_cache.py says why):
     direct-key entities whose every change in the batch is an update.
 
-    The table says what is direct-key, not the placement: a delete's placement has no parent (the
-    before-image may hold only the key), nor has a via row leaving the view (its parent column set to
-    NULL), yet another process moves cards and interactions (their parent's or key owner's). Planned
-    on such a stale entry, the delete removed or ended the row where it no longer was, and the moved
-    row stayed in the view for good. Never a delete either: a merge applied by another process moves
-    direct-key entities too, and while an update on a stale entry heals (the merge's sweep rewrites
-    it), a delete does not; deletes are few, so each reads the store."""
+    The table says what is direct-key, not the placement: neither a delete (its before-image may hold
+    only the key) nor a via row leaving the view (its parent column set to NULL) has a parent in its
+    placement, yet another process moves cards and interactions (their parent's, or their key
+    owner's). Planned on such a stale entry, the removal missed the row where it had moved, and that
+    row stayed in the view for good. Deletes of direct-key entities read the store too: a merge
+    applied by another process moves those, and while an update planned on a stale entry heals (the
+    merge's sweep rewrites it), a delete does not. Deletes are few."""
     trusted: set[EntityRef] = set()
     untrusted: set[EntityRef] = set()
     for change in changes:
