@@ -366,16 +366,17 @@ def _why_behind(suite: Suite, replicator: Replicator, kafka: KafkaAdmin) -> str:
     )
 
 
-def scv_verify(suite: Suite) -> dict[str, Any]:
-    """`scv verify --all --json` over the suite's view, as an operator would run it."""
+def scv_verify(suite: Suite, *, repair: bool = False) -> dict[str, Any]:
+    """`scv verify --all --json` (``--repair`` too) over the suite's view, as an operator would run it."""
+    command = [sys.executable, "-m", "scv", "verify", "--all", "--group", suite.group, "--json"]
     done = subprocess.run(
-        [sys.executable, "-m", "scv", "verify", "--all", "--group", suite.group, "--json"],
+        command + (["--repair"] if repair else []),
         cwd=REPO,
         env=suite.env(),
         check=False,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=420 if repair else 300,  # a repair waits up to 300 s for the re-read rows to land
     )
     assert done.returncode in (0, 1), f"scv verify failed (exit {done.returncode}):\n{done.stderr[-3000:]}"
     report: dict[str, Any] = json.loads(done.stdout)
@@ -408,7 +409,15 @@ def assert_no_drift(suite: Suite, workload: Workload, replicator: Replicator) ->
         f"{f['customer_id']}: {f['detail']}"
         for f in findings[:20]
     )
-    assert not report["drift"], f"drift after the fault ({len(findings)} findings):\n{described}"
+    if report["drift"]:
+        # The case fails, but repaired first: the sources are shared by every case, so one stray row
+        # left in the view failed each case after it too (seen in a CI run: 10 failures for 1 row).
+        repaired = scv_verify(suite, repair=True)
+        pytest.fail(
+            f"drift after the fault ({len(findings)} findings):\n{described}\n"
+            f"`scv verify --all --repair` for the next cases: "
+            f"{'repaired' if not repaired['drift'] else 'NOT repaired, later cases will see it'}"
+        )
     # Verify compared what it had to: every table of every demo source, each with rows.
     checked = {(t["source"], t["table"]): t["rows_checked"] for t in report["tables"]}
     expected = {(spec.name, table) for spec in suite.specs for table in spec.tables}
