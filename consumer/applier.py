@@ -13,7 +13,9 @@ Order inside one call, and why:
 3. settle what the writes changed, each step after the writes so a concurrent change already
    resolves through the new state: children of entities whose customer changed follow them (a few
    concurrent rounds per tree level); rows placed through a lookup key value whose owner changed are
-   re-resolved; merges move the rows of the absorbed customer to the survivor (and back on an undo);
+   re-resolved; merges move the rows of the absorbed customer to the survivor (and back on an undo).
+   A write that parks or unparks goes in up to three rounds (``_write``: the listing before the rows,
+   its removal after them), so a process killed mid-write leaves no unlisted copy in a waiting room;
 4. apply truncates: record a removing truncate's time in the store first, then delete the table's
    indexed entities;
 5. read the truncate times again and delete what this call wrote older than a truncate it did not
@@ -36,6 +38,8 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
+
+import structlog
 
 from consumer.index_cache import IndexCache
 from consumer.mapping import is_waiting_room, orphan_customer_id
@@ -75,6 +79,8 @@ from store.mutations import (
 from store.truncations import TruncationLog
 
 __all__ = ["Applier", "Settled"]
+
+log = structlog.get_logger(__name__)
 
 # Rows moved per write round: bounds the rows held in memory when one parent has very many.
 _MOVE_CHUNK = 2000
@@ -140,7 +146,7 @@ class Applier:
         plan = plan_batch(changes, Known(known, owners, self._redirects, self._truncated))
         planned = time.perf_counter()
         BATCH_PHASE.labels("index_read").observe(planned - started)
-        self._writer.apply(plan.mutations)
+        self._write(plan.mutations)
         written = time.perf_counter()
         WRITE_LATENCY.observe(written - planned)
         BATCH_PHASE.labels("write").observe(written - planned)
@@ -195,7 +201,24 @@ class Applier:
                     undo.append(DeleteKey(mutation.key, mutation.owner, self._truncated[owner]))
         for source, table in newer:
             self._cache.forget_table(source, table)
-        self._writer.apply(undo)
+        self._write(undo)
+
+    def _write(self, mutations: Sequence[Mutation]) -> None:
+        """Write ``mutations``: the waiting room's listing before its rows, and after their removal.
+
+        A write can be cut between its requests (a killed process), so its rows, index entries and
+        listings land or not independently. ``Park`` goes in a round before the rest and ``Unpark`` in
+        a round after it: whatever a cut leaves in a waiting room is still listed, and the settling
+        round removes it (``settle_parked``). Only writes that park or unpark pay the extra rounds."""
+        parks = [m for m in mutations if isinstance(m, Park)]
+        unparks = [m for m in mutations if isinstance(m, Unpark)]
+        if not parks and not unparks:
+            self._writer.apply(mutations)
+            return
+        rest = [m for m in mutations if not isinstance(m, Park | Unpark)]
+        for part in (parks, rest, unparks):
+            if part:
+                self._writer.apply(part)
 
     def warm_cache(self, tables: Sequence[tuple[str, str]]) -> int:
         """Empty the cache, then load the index entries of these (direct-key) tables into it."""
@@ -227,7 +250,7 @@ class Applier:
             mutation: Mutation = DeleteRedirect(customer, change.write_ts)
         else:
             mutation = PutRedirect(customer, change.survivor_id, change.write_ts)
-        self._writer.apply([mutation])
+        self._write([mutation])
         before, self._redirects = self._redirects, self._redirects.with_change(change)
         self._sweep({customer, before.resolve(customer), self._redirects.resolve(customer)})
 
@@ -255,7 +278,7 @@ class Applier:
             home = found.row.home_id or partition
             relocations.append((entry, self._redirects.resolve(home), home))
         if strays:
-            self._writer.apply(strays)
+            self._write(strays)
         self._relocate(relocations)
 
     # -- settling placements ---------------------------------------------------------------------
@@ -353,6 +376,10 @@ class Applier:
         owners = self._owners(keys)
         found = self._index.get_many([*parents, *(o for o in owners.values() if o is not None)])
         relocations: list[_Relocation] = []
+        # Listed, yet placed: a copy a cut write left in the waiting room (see _write).
+        strays = [
+            e for e in entries.values() if e is not None and e.parent and not is_waiting_room(e.customer_id)
+        ]
         for entry in entries.values():
             if entry is None or not is_waiting_room(entry.customer_id):
                 continue
@@ -366,10 +393,28 @@ class Applier:
                 relocations.append((entry, target.customer_id, target.home))
         moved = self._relocate(relocations)
         self._move_children(self._follow(moved))
+        self._remove_strays(strays)
         still = dict(found_per_table)
-        for entry in moved:
+        for entry in [*moved, *strays]:
             still[(entry.ref.source, entry.ref.table)] -= 1
         return Settled(len(moved), still)
+
+    def _remove_strays(self, strays: Sequence[IndexEntry]) -> None:
+        """Delete each placed entity's copy in its parent's waiting room, and its listing.
+
+        At the entry's ``owner_ts``: the move that placed it was written there (above the copy's own
+        timestamp) or, for a change replayed after a cut parking write, at the copy's timestamp, which a
+        delete wins in a tie. A later parking of the entity is newer still, so it is not undone."""
+        if not strays:
+            return
+        mutations: list[Mutation] = []
+        for entry in strays:
+            assert entry.parent is not None
+            waiting = orphan_customer_id(entry.parent)
+            mutations.append(DeleteRow(replace(_row_key(entry), customer_id=waiting), entry.owner_ts))
+            mutations.append(Unpark(entry.ref, entry.owner_ts))
+        self._write(mutations)
+        log.warning("parked_strays_removed", entities=len(strays), first=str(strays[0].ref))
 
     def _follow(self, moved: Sequence[IndexEntry]) -> list[Move]:
         """What moves with the moved entities: their primary-key children (returned, for the caller's
@@ -403,7 +448,7 @@ class Applier:
                 elif is_waiting_room(entry.customer_id) and not is_waiting_room(customer):
                     mutations.append(Unpark(entry.ref, ts))
                 moved.append(moved_entry)
-            self._writer.apply(mutations)
+            self._write(mutations)
         self._cache.learn({entry.ref: entry for entry in moved})
         return moved
 
@@ -428,8 +473,8 @@ class Applier:
                 if is_waiting_room(entry.customer_id):
                     mutations.append(Unpark(entry.ref, truncate.write_ts))
             if len(mutations) >= 2000:
-                self._writer.apply(mutations)
+                self._write(mutations)
                 mutations = []
-        self._writer.apply(mutations)
+        self._write(mutations)
         # Rows of other tables placed through the truncated rows' key values now wait for a new owner.
         self._resolve_keys(released)

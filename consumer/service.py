@@ -391,10 +391,12 @@ class Replicator:
     def _settle_parked(self) -> None:
         """One settling round of the waiting room, which never holds up the batches.
 
-        The round is a fallback for a rare race (an entity's parent applied by another process while
-        its own placement was in flight), so a failed round is logged and tried again at the next
-        period instead of retried in the loop: its scans read through the tombstones of every entity
-        parked and placed since the store last compacted them, and past the store's
+        The round is a fallback for two rare events: an entity's parent applied by another process
+        while its own placement was in flight, and a write cut by a killed process that left a copy
+        in the waiting room (consumer/applier.py ``_write``). So a failed round is logged and tried
+        again at the next period instead of retried in the loop: its scans read through the
+        tombstones of every entity parked and placed since the store last compacted them, and past
+        the store's
         ``tombstone_failure_threshold`` (100,000 on Cassandra) the read fails every time. Retried in
         the loop like a batch, that stopped the whole pipeline after a large backfill."""
         tables = self._catalog.via_tables()

@@ -1,0 +1,137 @@
+"""A write cut between its requests (a worker SIGKILLed mid-round) leaves nothing in a waiting room that
+the next settling round does not remove.
+
+A round's requests land or not independently, so the tests cut one: the mutations the cut keeps are
+applied to the in-memory store (tests/unit/fake_store.py) and the "process" dies. The same fault on the
+real stack is the fault suite's SIGKILL case (tests/faults/test_faults.py), which found such a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+import pytest
+
+from consumer.applier import Applier
+from consumer.envelope import ChangeEvent, Op
+from consumer.index_cache import IndexCache
+from consumer.mapping import orphan_customer_id, place
+from consumer.planner import Located
+from scv.contracts.registration import SourceMapping, TableMapping
+from store.index import EntityIndex
+from store.mutations import DeleteRow, EntityRef, Mutation, Park, PutIndex
+from store.truncations import TruncationLog
+from store.writer import ViewWriter
+from tests.unit.fake_store import FakeStore, FakeTruncationLog
+
+TABLES = SourceMapping.build(
+    "core",
+    "core",
+    [
+        TableMapping("core", "public.accounts", "account", customer_key="customer_id"),
+        TableMapping("core", "public.cards", "card", via_table="public.accounts", via_column="account_id"),
+    ],
+).tables
+ACCOUNTS, CARDS = TABLES["public.accounts"], TABLES["public.cards"]
+CARD = EntityRef("core", "public.cards", "9")
+ACCOUNT = EntityRef("core", "public.accounts", "1")
+WAITING = orphan_customer_id(ACCOUNT)
+
+
+class Killed(Exception):
+    """The process died in the middle of a write round."""
+
+
+class CutWriter:
+    """The store's writer in a process killed during its first round holding a mutation ``at``
+    matches: of that round, what ``lost`` matches does not land, the rest does, and nothing follows.
+    ``lost`` names the requests a cut could lose, so a listing written in the same round as the row it
+    guards is lost with it; one written in an earlier round has landed already."""
+
+    def __init__(
+        self, store: FakeStore, at: Callable[[Mutation], bool], lost: Callable[[Mutation], bool]
+    ) -> None:
+        self._store = store
+        self._at = at
+        self._lost = lost
+
+    def apply(self, mutations: Iterable[Mutation]) -> int:
+        mutations = list(mutations)
+        if any(self._at(m) for m in mutations):
+            self._store.apply([m for m in mutations if not self._lost(m)])
+            raise Killed
+        return self._store.apply(mutations)
+
+
+def change(table: TableMapping, op: Op, key: dict[str, Any], after: dict[str, Any], ts: int) -> Located:
+    event = ChangeEvent(
+        source="core",
+        table=table.table,
+        op=op,
+        key=key,
+        before=None,
+        after=after,
+        unavailable=frozenset(),
+        write_ts=ts,
+        snapshot=None,
+        lsn=None,
+    )
+    return Located(event, table, place(event, table))
+
+
+def process(store: FakeStore, writer: object | None = None) -> Applier:
+    return Applier(
+        cast(ViewWriter, writer or store),
+        cast(EntityIndex, store),
+        IndexCache(1000),
+        truncations=cast(TruncationLog, FakeTruncationLog()),
+    )
+
+
+CARD_CREATED = change(CARDS, "c", {"card_id": 9}, {"card_id": 9, "account_id": 1}, 1_000)
+ACCOUNT_CREATED = change(ACCOUNTS, "c", {"account_id": 1}, {"account_id": 1, "customer_id": 7}, 900)
+
+
+def test_an_adoption_cut_after_the_new_row_and_index_is_cleaned_by_the_next_settling_round() -> None:
+    store = FakeStore()
+    process(store).apply([CARD_CREATED])  # the card waits for its account
+    # The account's process adopts the card, and dies with the adoption half written: the card's row
+    # and index entry are at customer 7, its copy in the waiting room is not deleted.
+    cut = CutWriter(store, at=lambda m: isinstance(m, DeleteRow), lost=lambda m: isinstance(m, DeleteRow))
+    dying = process(store, cut)
+    with pytest.raises(Killed):
+        dying.apply([ACCOUNT_CREATED])
+    assert store.view_of(WAITING) == {"9"}
+    assert store.view_of("7") == {"1", "9"}
+
+    settled = process(store).settle_parked([("core", "public.cards")])
+
+    assert store.view_of(WAITING) == set()
+    assert store.view_of("7") == {"1", "9"}
+    assert store.parked("core", "public.cards", 10) == []
+    assert settled.waiting == {("core", "public.cards"): 0}
+
+
+def test_a_parking_cut_before_its_index_entry_is_cleaned_once_the_replay_places_the_card() -> None:
+    store = FakeStore()
+    # The card's process parks it and dies: its row and link land in the waiting room, not its entry.
+    cut = CutWriter(
+        store, at=lambda m: isinstance(m, PutIndex), lost=lambda m: isinstance(m, PutIndex | Park)
+    )
+    dying = process(store, cut)
+    with pytest.raises(Killed):
+        dying.apply([CARD_CREATED])
+    process(store).apply([ACCOUNT_CREATED])  # the adoption finds no entry to move
+    assert store.view_of(WAITING) == {"9"}
+    # Its replacement replays the card: the account is known now, so it lands at customer 7.
+    replacement = process(store)
+    replacement.apply([CARD_CREATED])
+    assert store.customer_of(CARD) == "7"
+    assert store.view_of(WAITING) == {"9"}
+
+    replacement.settle_parked([("core", "public.cards")])
+
+    assert store.view_of(WAITING) == set()
+    assert store.view_of("7") == {"1", "9"}
+    assert store.parked("core", "public.cards", 10) == []
