@@ -207,12 +207,19 @@ class FakeTruncationLog:
 
 
 def applier(
-    store: FakeStore, redirects: Redirects | None = None, truncations: FakeTruncationLog | None = None
+    store: FakeStore,
+    redirects: Redirects | None = None,
+    truncations: FakeTruncationLog | None = None,
+    *,
+    writer: object | None = None,
+    cache: int = 0,
 ) -> Applier:
+    """One replicator process over ``store``: its writer (``store`` itself unless given) and its own
+    index cache of ``cache`` entries (0: off)."""
     return Applier(
-        cast(ViewWriter, store),
+        cast(ViewWriter, writer or store),
         cast(EntityIndex, store),
-        IndexCache(0),
+        IndexCache(cache),
         redirects,
         cast(TruncationLog, truncations or FakeTruncationLog()),
     )

@@ -8,21 +8,17 @@ the real stack is what tests/integration/test_identity.py's keep test caught now
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from consumer.applier import Applier
-from consumer.envelope import ChangeEvent, Op
-from consumer.index_cache import IndexCache
-from consumer.mapping import orphan_customer_id, place
+from consumer.envelope import Op
+from consumer.mapping import orphan_customer_id
 from consumer.planner import Located
 from scv.contracts.registration import DeletePolicy, SourceMapping, TableMapping
-from store.index import EntityIndex
 from store.mutations import EntityRef
-from store.truncations import TruncationLog
-from store.writer import ViewWriter
-from tests.unit.fake_store import FakeStore, FakeTruncationLog
+from tests.unit.changes import event, located
+from tests.unit.fake_store import FakeStore, FakeTruncationLog, applier
 
 
 def mapping(on_delete: DeletePolicy = "remove") -> SourceMapping:
@@ -47,29 +43,7 @@ def mapping(on_delete: DeletePolicy = "remove") -> SourceMapping:
 def change(
     table: TableMapping, op: Op, key: dict[str, Any], after: dict[str, Any] | None, ts: int
 ) -> Located:
-    event = ChangeEvent(
-        source="core",
-        table=table.table,
-        op=op,
-        key=key,
-        before=None,
-        after=after,
-        unavailable=frozenset(),
-        write_ts=ts,
-        snapshot=None,
-        lsn=None,
-    )
-    return Located(event, table, place(event, table))
-
-
-def process(store: FakeStore, truncations: FakeTruncationLog) -> Applier:
-    """One replicator process: its own cache, the group's store."""
-    return Applier(
-        cast(ViewWriter, store),
-        cast(EntityIndex, store),
-        IndexCache(1000),
-        truncations=cast(TruncationLog, truncations),
-    )
+    return located(table, event(table, op, key, after, ts))
 
 
 @pytest.mark.parametrize("on_delete", ["remove", "keep"])
@@ -77,7 +51,10 @@ def test_a_delete_follows_a_row_that_another_process_moved(on_delete: DeletePoli
     tables = mapping(on_delete).tables
     accounts, cards = tables["public.accounts"], tables["public.cards"]
     store, truncations = FakeStore(), FakeTruncationLog()
-    cards_process, accounts_process = process(store, truncations), process(store, truncations)
+    cards_process, accounts_process = (
+        applier(store, truncations=truncations, cache=1000),
+        applier(store, truncations=truncations, cache=1000),
+    )
     card = EntityRef("core", "public.cards", "9")
     account = EntityRef("core", "public.accounts", "1")
 
@@ -105,7 +82,10 @@ def test_a_via_row_leaving_the_view_follows_a_row_that_another_process_moved() -
     tables = mapping().tables
     accounts, cards = tables["public.accounts"], tables["public.cards"]
     store, truncations = FakeStore(), FakeTruncationLog()
-    cards_process, accounts_process = process(store, truncations), process(store, truncations)
+    cards_process, accounts_process = (
+        applier(store, truncations=truncations, cache=1000),
+        applier(store, truncations=truncations, cache=1000),
+    )
     cards_process.apply([change(cards, "c", {"card_id": 9}, {"card_id": 9, "account_id": 1}, 1_000)])
     accounts_process.apply(
         [change(accounts, "c", {"account_id": 1}, {"account_id": 1, "customer_id": 7}, 900)]

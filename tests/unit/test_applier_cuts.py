@@ -9,21 +9,17 @@ real stack is the fault suite's SIGKILL case (tests/faults/test_faults.py), whic
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from consumer.applier import Applier
-from consumer.envelope import ChangeEvent, Op
-from consumer.index_cache import IndexCache
-from consumer.mapping import orphan_customer_id, place
+from consumer.envelope import Op
+from consumer.mapping import orphan_customer_id
 from consumer.planner import Located
 from scv.contracts.registration import SourceMapping, TableMapping
-from store.index import EntityIndex
 from store.mutations import DeleteRow, EntityRef, Mutation, Park, PutIndex
-from store.truncations import TruncationLog
-from store.writer import ViewWriter
-from tests.unit.fake_store import FakeStore, FakeTruncationLog
+from tests.unit.changes import event, located
+from tests.unit.fake_store import FakeStore, applier
 
 TABLES = SourceMapping.build(
     "core",
@@ -64,29 +60,10 @@ class CutWriter:
         return self._store.apply(mutations)
 
 
-def change(table: TableMapping, op: Op, key: dict[str, Any], after: dict[str, Any], ts: int) -> Located:
-    event = ChangeEvent(
-        source="core",
-        table=table.table,
-        op=op,
-        key=key,
-        before=None,
-        after=after,
-        unavailable=frozenset(),
-        write_ts=ts,
-        snapshot=None,
-        lsn=None,
-    )
-    return Located(event, table, place(event, table))
-
-
-def process(store: FakeStore, writer: object | None = None) -> Applier:
-    return Applier(
-        cast(ViewWriter, writer or store),
-        cast(EntityIndex, store),
-        IndexCache(1000),
-        truncations=cast(TruncationLog, FakeTruncationLog()),
-    )
+def change(
+    table: TableMapping, op: Op, key: dict[str, Any], after: dict[str, Any] | None, ts: int
+) -> Located:
+    return located(table, event(table, op, key, after, ts))
 
 
 CARD_CREATED = change(CARDS, "c", {"card_id": 9}, {"card_id": 9, "account_id": 1}, 1_000)
@@ -95,17 +72,17 @@ ACCOUNT_CREATED = change(ACCOUNTS, "c", {"account_id": 1}, {"account_id": 1, "cu
 
 def test_an_adoption_cut_after_the_new_row_and_index_is_cleaned_by_the_next_settling_round() -> None:
     store = FakeStore()
-    process(store).apply([CARD_CREATED])  # the card waits for its account
+    applier(store, cache=1000).apply([CARD_CREATED])  # the card waits for its account
     # The account's process adopts the card, and dies with the adoption half written: the card's row
     # and index entry are at customer 7, its copy in the waiting room is not deleted.
     cut = CutWriter(store, at=lambda m: isinstance(m, DeleteRow), lost=lambda m: isinstance(m, DeleteRow))
-    dying = process(store, cut)
+    dying = applier(store, writer=cut, cache=1000)
     with pytest.raises(Killed):
         dying.apply([ACCOUNT_CREATED])
     assert store.view_of(WAITING) == {"9"}
     assert store.view_of("7") == {"1", "9"}
 
-    settled = process(store).settle_parked([("core", "public.cards")])
+    settled = applier(store, cache=1000).settle_parked([("core", "public.cards")])
 
     assert store.view_of(WAITING) == set()
     assert store.view_of("7") == {"1", "9"}
@@ -119,13 +96,13 @@ def test_a_parking_cut_before_its_index_entry_is_cleaned_once_the_replay_places_
     cut = CutWriter(
         store, at=lambda m: isinstance(m, PutIndex), lost=lambda m: isinstance(m, PutIndex | Park)
     )
-    dying = process(store, cut)
+    dying = applier(store, writer=cut, cache=1000)
     with pytest.raises(Killed):
         dying.apply([CARD_CREATED])
-    process(store).apply([ACCOUNT_CREATED])  # the adoption finds no entry to move
+    applier(store, cache=1000).apply([ACCOUNT_CREATED])  # the adoption finds no entry to move
     assert store.view_of(WAITING) == {"9"}
     # Its replacement replays the card: the account is known now, so it lands at customer 7.
-    replacement = process(store)
+    replacement = applier(store, cache=1000)
     replacement.apply([CARD_CREATED])
     assert store.customer_of(CARD) == "7"
     assert store.view_of(WAITING) == {"9"}

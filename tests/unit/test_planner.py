@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from consumer.envelope import ChangeEvent, Op
 from consumer.exceptions import PlacementError
 from consumer.mapping import entity_id_of, orphan_customer_id, place
-from consumer.planner import Located, Move, Truncate, collapse, plan_batch, refs_to_read, trusted_refs
+from consumer.planner import Move, Truncate, collapse, plan_batch, refs_to_read, trusted_refs
 from scv.contracts.registration import SourceMapping, TableMapping
 from store.mutations import (
     DeleteIndex,
@@ -22,6 +19,7 @@ from store.mutations import (
     RowKey,
     UnlinkChild,
 )
+from tests.unit.changes import event, located
 
 MAPPING = SourceMapping.build(
     "core",
@@ -37,32 +35,6 @@ ACCOUNTS = MAPPING.tables["public.accounts"]
 CARDS = MAPPING.tables["public.cards"]
 ORDERS = MAPPING.tables["public.orders"]
 CONSENTS = MAPPING.tables["public.consents"]
-
-
-def event(
-    table: TableMapping,
-    op: Op,
-    key: dict[str, Any] | None,
-    after: dict[str, Any] | None = None,
-    ts: int = 1_000,
-    unavailable: frozenset[str] = frozenset(),
-) -> ChangeEvent:
-    return ChangeEvent(
-        source="core",
-        table=table.table,
-        op=op,
-        key=key,
-        before=None,
-        after=after,
-        unavailable=unavailable,
-        write_ts=ts,
-        snapshot=None,
-        lsn=None,
-    )
-
-
-def located(table: TableMapping, ev: ChangeEvent) -> Located:
-    return Located(ev, table, None if ev.op == "t" else place(ev, table))
 
 
 def ref(table: TableMapping, entity_id: str) -> EntityRef:
