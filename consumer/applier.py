@@ -15,7 +15,11 @@ Order inside one call, and why:
    concurrent rounds per tree level); rows placed through a lookup key value whose owner changed are
    re-resolved; merges move the rows of the absorbed customer to the survivor (and back on an undo).
    A write that parks or unparks goes in up to three rounds (``_write``: the listing before the rows,
-   its removal after them), so a process killed mid-write leaves no unlisted copy in a waiting room;
+   its removal after them), so a process killed mid-write leaves no unlisted copy in a waiting room.
+   A batch that moves or re-keys an entity already placed, or merges a customer, first records what
+   this step will do (store/intents.py) and clears it after: the replay of a batch whose process died
+   in between sees the entity moved already and plans no settling, so another process finishes the
+   recorded work (``finish_intents``), and deletes the copies a cut write left where rows moved from;
 4. apply truncates: record a removing truncate's time in the store first, then delete the table's
    indexed entities;
 5. read the truncate times again and delete what this call wrote older than a truncate it did not
@@ -34,6 +38,10 @@ copy, and successive moves of one row keep strictly increasing timestamps (its i
 
 from __future__ import annotations
 
+import itertools
+import os
+import secrets
+import socket
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -49,6 +57,7 @@ from consumer.planner import (
     Located,
     Move,
     Outcome,
+    Plan,
     RedirectChange,
     Redirects,
     Truncate,
@@ -58,6 +67,7 @@ from consumer.planner import (
     trusted_refs,
 )
 from store.index import EntityIndex
+from store.intents import SettleIntents, SettleWork
 from store.mutations import (
     DeleteIndex,
     DeleteKey,
@@ -118,8 +128,14 @@ class Applier:
         cache: IndexCache,
         redirects: Redirects | None = None,
         truncations: TruncationLog | None = None,
+        intents: SettleIntents | None = None,
     ) -> None:
         self._writer = writer
+        # None only in unit tests that do not exercise a process dying between writing and settling.
+        self._intents = intents
+        # Unique to this process, so another process knows the intents it leaves are not its own.
+        self.worker = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self._intent_seq = itertools.count()
         self._index = index
         self._cache = cache
         self._redirects = redirects or Redirects()
@@ -146,6 +162,7 @@ class Applier:
         plan = plan_batch(changes, Known(known, owners, self._redirects, self._truncated))
         planned = time.perf_counter()
         BATCH_PHASE.labels("index_read").observe(planned - started)
+        intent = self._record_intent(plan)
         self._write(plan.mutations)
         written = time.perf_counter()
         WRITE_LATENCY.observe(written - planned)
@@ -156,6 +173,8 @@ class Applier:
             for change in plan.redirects:
                 self._redirect(change)
             BATCH_PHASE.labels("moves").observe(time.perf_counter() - written)
+        if intent is not None and self._intents is not None:
+            self._intents.done(self.worker, *intent)
         if plan.truncates:
             truncating = time.perf_counter()
             for truncate in plan.truncates:
@@ -219,6 +238,83 @@ class Applier:
         for part in (parks, rest, unparks):
             if part:
                 self._writer.apply(part)
+
+    # -- settling a dead process left unfinished ----------------------------------------------------
+
+    def _record_intent(self, plan: Plan) -> tuple[int, int] | None:
+        """Record the settling work ``plan`` needs, when a replay could not re-derive it: only changes
+        of entities already placed (moved, re-keyed, deleted with key values) and merges need one. A
+        first appearance's settling adopts entities listed as parked, which the settling round finds.
+        Returns (seq, write timestamp) for ``done``."""
+        if self._intents is None or not (plan.vacated or plan.redirects):
+            return None
+        merged = {p for c in plan.redirects for p in (c.customer_id, self._redirects.resolve(c.customer_id))}
+        merged |= {c.survivor_id for c in plan.redirects if c.survivor_id is not None}
+        work = SettleWork(
+            vacated=frozenset(plan.vacated),
+            entities=frozenset(move.parent for move in plan.moves),
+            keys=frozenset(resolve.key for resolve in plan.key_resolves),
+            merged=frozenset(merged),
+        )
+        seq, ts = next(self._intent_seq), time.time_ns() // 1000
+        self._intents.record(self.worker, seq, work, ts)
+        return seq, ts
+
+    def finish_intents(self, grace_s: float) -> int:
+        """Finish the settling work other processes recorded more than ``grace_s`` ago and did not
+        clear (they died between writing a batch and settling it); returns how many were finished.
+
+        Safe alongside a slow process still doing the same work: every step re-derives its moves from
+        the store's current state and writes them at timestamps derived from it."""
+        if self._intents is None:
+            return 0
+        cutoff = time.time_ns() // 1000 - int(grace_s * 1_000_000)
+        pending = self._intents.pending(written_before_us=cutoff, excluding=[self.worker])
+        # The merges as this process last read them (the replicator re-reads them just before).
+        for intent in pending:
+            self._settle(intent.work)
+            self._intents.done(intent.worker, intent.seq, intent.written_us)
+            log.warning(
+                "settle_intent_finished",
+                worker=intent.worker,
+                seq=intent.seq,
+                vacated=len(intent.work.vacated),
+                entities=len(intent.work.entities),
+                keys=len(intent.work.keys),
+                merged=len(intent.work.merged),
+            )
+        return len(pending)
+
+    def _settle(self, work: SettleWork) -> None:
+        """Redo a settling step from the store's current state (its moves are idempotent)."""
+        if work.merged:
+            self._sweep({p for c in work.merged for p in (c, self._redirects.resolve(c))})
+        entries = self._index.get_many(work.entities)
+        self._move_children(self._follow([e for e in entries.values() if e is not None]))
+        self._resolve_keys(set(work.keys))
+        self._remove_disowned(work.vacated | work.merged)
+
+    def _remove_disowned(self, partitions: Iterable[str]) -> None:
+        """Delete the rows of these partitions whose entity the index places elsewhere: copies a move
+        cut between its requests left behind.
+
+        At the index entry's ``owner_ts``, the timestamp of the move that placed the entity elsewhere
+        and of the delete that move would have written here; a move back here since is newer, so its
+        row is not touched. A row without an entry is left alone: it may be an entity's first
+        placement whose entry is in flight."""
+        wanted = [p for p in dict.fromkeys(partitions) if not is_waiting_room(p)]
+        if not wanted:
+            return
+        found = [row for rows in self._index.partition_rows(wanted).values() for row in rows]
+        entries = self._index.get_many(row.key.ref for row in found)
+        strays: list[Mutation] = []
+        for row in found:
+            entry = entries.get(row.key.ref)
+            if entry is not None and _row_key(entry) != row.key:
+                strays.append(DeleteRow(row.key, entry.owner_ts))
+        if strays:
+            self._write(strays)
+            log.warning("moved_copies_removed", rows=len(strays), first=str(strays[0]))
 
     def warm_cache(self, tables: Sequence[tuple[str, str]]) -> int:
         """Empty the cache, then load the index entries of these (direct-key) tables into it."""

@@ -178,6 +178,9 @@ class Plan:
     redirects: list[RedirectChange] = field(default_factory=list)
     truncates: list[Truncate] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    # Customer partitions rows leave when the settling step runs (the moved or re-keyed entity's
+    # partition before the batch): the applier records them before writing (store/intents.py).
+    vacated: set[str] = field(default_factory=set)
     # The index as it stands once the mutations are written: every entry the batch read or set.
     index: dict[EntityRef, IndexEntry | None] = field(default_factory=dict)
 
@@ -251,6 +254,11 @@ class _Batch:
             self._resolving.add(key)
             self.plan.key_resolves.append(KeyResolve(key, ts))
 
+    def vacate(self, partition: str) -> None:
+        # A waiting room's copies are listed as parked, and the settling round removes them.
+        if not is_waiting_room(partition):
+            self.plan.vacated.add(partition)
+
     def owner_changed(self, key: KeyRef, owner: EntityRef, holds: bool) -> None:
         """Keep the batch's view of a key's owner: the smallest entity id holding it."""
         current = self.key_owners.get(key)
@@ -322,6 +330,7 @@ def _plan_delete(placement: Placement, ts: int, keep: bool, batch: _Batch) -> Ou
             mutations.append(_unlink(current.parent, ref, ts))
         for name, value in current.keys:
             key = KeyRef(ref.source, ref.table, name, value)
+            batch.vacate(current.customer_id)
             mutations.append(DeleteKey(key, ref, ts))
             batch.owner_changed(key, ref, holds=False)
             batch.resolve_key(key, ts)
@@ -372,6 +381,7 @@ def _plan_upsert(event: ChangeEvent, table: TableMapping, placement: Placement, 
             batch.redirects = batch.redirects.with_change(change)
     if current is not None and (current.customer_id, current.kind) != (customer, table.kind):
         mutations.append(DeleteRow(_row_key(current), ts))
+        batch.vacate(current.customer_id)
     moved = current is None or current.customer_id != customer
     if table.children and moved:
         plan.moves.append(Move(ref, customer, ts, home))
@@ -414,6 +424,9 @@ def _plan_keys(
             if moved and after is not None:
                 batch.resolve_key(KeyRef(ref.source, ref.table, name, after), ts)
             continue
+        if current is not None:
+            # Rows placed through the value it held may move to another owner's customer.
+            batch.vacate(current.customer_id)
         if before is not None:
             gone = KeyRef(ref.source, ref.table, name, before)
             mutations.append(DeleteKey(gone, ref, ts))

@@ -39,6 +39,8 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import structlog
+from cassandra import InvalidRequest
+from cassandra.cluster import Session
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -69,6 +71,7 @@ from scv.kafka.admin import KafkaAdmin, KafkaUnavailable
 from store.exceptions import StoreRejected, StoreUnavailable
 from store.holds import HoldStore
 from store.index import EntityIndex
+from store.intents import SettleIntents
 from store.registrations import RegistrationStore
 from store.session import connect
 from store.truncations import TruncationLog
@@ -136,20 +139,7 @@ class Replicator:
             log.warning("shutdown_before_store_connected")
             return
         try:
-            keyspace = self._store.keyspace
-            self._catalog = MappingCatalog(RegistrationStore(session, keyspace))
-            self._index = EntityIndex(session, keyspace, self._config.write_concurrency)
-            self._view_events = ViewEvents(self._config.view_events_topic)
-            self._applier = Applier(
-                self._view_events.tap(
-                    ViewWriter(
-                        session, keyspace, self._config.write_concurrency, self._config.batch_partitions
-                    )
-                ),
-                self._index,
-                IndexCache(self._config.index_cache_entries),
-                truncations=TruncationLog(session, keyspace),
-            )
+            self._open_store(session)
             self._isolator = Isolator(self._applier.apply, lambda action: self._retry(action, "store"))
             self._storm = PoisonStormGuard(
                 self._config.poison_storm_dead_letters, self._config.poison_storm_window_s
@@ -185,7 +175,7 @@ class Replicator:
             self._lag.start(self._config.lag_report_s)
             self._holds = Holds(
                 self._consumer,
-                HoldStore(session, keyspace),
+                HoldStore(session, self._store.keyspace),
                 self._catalog,
                 on_source_resumed=self._storm.forget,
             )
@@ -205,6 +195,31 @@ class Replicator:
             log.warning("shutdown_before_started")
         finally:
             cluster.shutdown()
+
+    def _open_store(self, session: Session) -> None:
+        """Prepare every statement the replicator runs; a table the store lacks is a schema behind
+        this release, which only `scv store migrate` fixes (restarting would fail the same way)."""
+        keyspace = self._store.keyspace
+        try:
+            self._catalog = MappingCatalog(RegistrationStore(session, keyspace))
+            self._index = EntityIndex(session, keyspace, self._config.write_concurrency)
+            self._view_events = ViewEvents(self._config.view_events_topic)
+            self._applier = Applier(
+                self._view_events.tap(
+                    ViewWriter(
+                        session, keyspace, self._config.write_concurrency, self._config.batch_partitions
+                    )
+                ),
+                self._index,
+                IndexCache(self._config.index_cache_entries),
+                truncations=TruncationLog(session, keyspace),
+                intents=SettleIntents(session, keyspace),
+            )
+        except InvalidRequest as exc:
+            raise ReplicatorError(
+                f"the store's schema in keyspace {keyspace} is behind this replicator ({exc}); "
+                "run `scv store migrate`, then start the replicator again"
+            ) from exc
 
     def _ensure_dead_letter_topic(self) -> None:
         # The dead-letter topic accepts what the source topics accept, plus its own headers.
@@ -386,7 +401,17 @@ class Replicator:
                 self._cache_stale = True
         if now - self._parked_at >= config.parked_settle_s:
             self._parked_at = now
+            self._finish_intents()
             self._settle_parked()
+
+    def _finish_intents(self) -> None:
+        """Finish the settling work of processes that died between writing a batch and settling it
+        (store/intents.py). Like the waiting room's round, a failure waits for the next period."""
+        try:
+            self._applier.finish_intents(self._config.settle_intent_grace_s)
+        except (StoreUnavailable, StoreRejected) as exc:
+            ERRORS.labels(kind="settle_intents").inc()
+            log.error("settle_intents_failed", error=str(exc), retry_in_s=self._config.parked_settle_s)
 
     def _settle_parked(self) -> None:
         """One settling round of the waiting room, which never holds up the batches.

@@ -267,6 +267,10 @@ class ConsumerSettings(BaseModel):
     # entities still parked (their parent or key owner may have arrived on another process).
     redirects_poll_s: float = Field(default=5.0, gt=0)
     parked_settle_s: float = Field(default=15.0, gt=0)
+    # The same round finishes the settling work other processes recorded and did not clear this long
+    # after (store/intents.py): they died between writing a batch and settling it. Longer than a
+    # batch's settling takes, so a live process is rarely doubled (which is harmless, only wasted).
+    settle_intent_grace_s: float = Field(default=30.0, ge=0)
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
     # A source whose records are dead-lettered this many times within the window is paused

@@ -17,6 +17,7 @@ from consumer.applier import Applier
 from consumer.index_cache import IndexCache
 from consumer.planner import Redirects
 from store.index import EntityIndex, PartitionRow, StoredRow
+from store.intents import PendingIntent, SettleIntents, SettleWork
 from store.mutations import (
     DeleteIndex,
     DeleteKey,
@@ -206,6 +207,31 @@ class FakeTruncationLog:
         return {key: ts for key, ts in self.truncated.items() if key[0] in wanted}
 
 
+class FakeSettleIntents:
+    """The store's settle_intents, in memory: (worker, seq) -> (work, write timestamp)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, int], tuple[SettleWork, int]] = {}
+        self.recorded = 0
+
+    def record(self, worker: str, seq: int, work: SettleWork, ts: int) -> None:
+        # Through its JSON, as the store keeps it.
+        self.rows[(worker, seq)] = (SettleWork.from_json(work.to_json()), ts)
+        self.recorded += 1
+
+    def done(self, worker: str, seq: int, ts: int) -> None:
+        if (worker, seq) in self.rows and self.rows[(worker, seq)][1] <= ts:
+            del self.rows[(worker, seq)]
+
+    def pending(self, written_before_us: int, excluding: Iterable[str] = ()) -> list[PendingIntent]:
+        skip = set(excluding)
+        return [
+            PendingIntent(worker, seq, work, ts)
+            for (worker, seq), (work, ts) in sorted(self.rows.items())
+            if worker not in skip and ts < written_before_us
+        ]
+
+
 def applier(
     store: FakeStore,
     redirects: Redirects | None = None,
@@ -213,16 +239,18 @@ def applier(
     *,
     writer: object | None = None,
     cache: int = 0,
+    intents: FakeSettleIntents | None = None,
 ) -> Applier:
-    """One replicator process over ``store``: its writer (``store`` itself unless given) and its own
-    index cache of ``cache`` entries (0: off)."""
+    """One replicator process over ``store``: its writer (``store`` itself unless given), its own
+    index cache of ``cache`` entries (0: off), and the group's settle intents when given."""
     return Applier(
         cast(ViewWriter, writer or store),
         cast(EntityIndex, store),
         IndexCache(cache),
         redirects,
         cast(TruncationLog, truncations or FakeTruncationLog()),
+        cast(SettleIntents, intents),
     )
 
 
-__all__ = ["FakeStore", "FakeTruncationLog", "applier", "replace"]
+__all__ = ["FakeSettleIntents", "FakeStore", "FakeTruncationLog", "applier", "replace"]

@@ -17,7 +17,7 @@ from consumer.mapping import orphan_customer_id
 from consumer.planner import Located
 from scv.contracts.registration import DeletePolicy, SourceMapping, TableMapping
 from store.mutations import EntityRef
-from tests.unit.changes import event, located
+from tests.changes import event, located
 from tests.unit.fake_store import FakeStore, FakeTruncationLog, applier
 
 

@@ -8,7 +8,6 @@ real stack is the fault suite's SIGKILL case (tests/faults/test_faults.py), whic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
@@ -17,8 +16,9 @@ from consumer.envelope import Op
 from consumer.mapping import orphan_customer_id
 from consumer.planner import Located
 from scv.contracts.registration import SourceMapping, TableMapping
-from store.mutations import DeleteRow, EntityRef, Mutation, Park, PutIndex
-from tests.unit.changes import event, located
+from store.mutations import DeleteRow, EntityRef, Park, PutIndex
+from tests.changes import event, located
+from tests.kills import CutWriter, Killed
 from tests.unit.fake_store import FakeStore, applier
 
 TABLES = SourceMapping.build(
@@ -33,31 +33,6 @@ ACCOUNTS, CARDS = TABLES["public.accounts"], TABLES["public.cards"]
 CARD = EntityRef("core", "public.cards", "9")
 ACCOUNT = EntityRef("core", "public.accounts", "1")
 WAITING = orphan_customer_id(ACCOUNT)
-
-
-class Killed(Exception):
-    """The process died in the middle of a write round."""
-
-
-class CutWriter:
-    """The store's writer in a process killed during its first round holding a mutation ``at``
-    matches: of that round, what ``lost`` matches does not land, the rest does, and nothing follows.
-    ``lost`` names the requests a cut could lose, so a listing written in the same round as the row it
-    guards is lost with it; one written in an earlier round has landed already."""
-
-    def __init__(
-        self, store: FakeStore, at: Callable[[Mutation], bool], lost: Callable[[Mutation], bool]
-    ) -> None:
-        self._store = store
-        self._at = at
-        self._lost = lost
-
-    def apply(self, mutations: Iterable[Mutation]) -> int:
-        mutations = list(mutations)
-        if any(self._at(m) for m in mutations):
-            self._store.apply([m for m in mutations if not self._lost(m)])
-            raise Killed
-        return self._store.apply(mutations)
 
 
 def change(

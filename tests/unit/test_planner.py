@@ -19,7 +19,7 @@ from store.mutations import (
     RowKey,
     UnlinkChild,
 )
-from tests.unit.changes import event, located
+from tests.changes import event, located
 
 MAPPING = SourceMapping.build(
     "core",

@@ -1,4 +1,5 @@
-"""Change events of the demo's ``core`` source, placed as the replicator places them, for unit tests."""
+"""Change events of the demo's ``core`` source, placed as the replicator places them, for tests that
+drive the applier directly (unit tests over the in-memory store, integration tests over the real one)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,116 @@
+"""Settling work a replicator process started and has not finished, kept in the store so that another
+process finishes it if this one dies.
+
+    intents = SettleIntents(session, "scv")
+    intents.record(worker, seq, work, ts)      # before the writes that make the work necessary
+    intents.done(worker, seq, ts)              # once the work is done (same timestamp: a delete wins)
+    intents.pending(written_before_us=...)     # left by processes that died in between
+
+A change that moves an entity already placed (or re-keys it, or merges a customer) is applied in two
+steps: its own rows, then what follows from them (the entity's children, the rows placed through its
+key values, the merged customer's rows). A process killed between the two leaves the view half moved,
+and the replay of its batch sees the entity already moved, so nothing would redo the second step. The
+intent names what the second step re-derives from the store's state, so finishing it is idempotent
+and safe alongside the process still doing it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from cassandra.cluster import Session
+
+from store.exceptions import StoreUnavailable
+from store.mutations import EntityRef, KeyRef
+from store.session import TRANSIENT_ERRORS
+
+__all__ = ["PendingIntent", "SettleIntents", "SettleWork"]
+
+
+@dataclass(frozen=True)
+class SettleWork:
+    """What the settling step of one apply call re-derives, should its process die before the end."""
+
+    # Partitions rows moved out of: a write cut between its requests can leave a copy there.
+    vacated: frozenset[str] = field(default_factory=frozenset)
+    # Entities whose children and key-placed rows follow them to wherever they are now.
+    entities: frozenset[EntityRef] = field(default_factory=frozenset)
+    # Key values whose rows re-resolve to their current owner.
+    keys: frozenset[KeyRef] = field(default_factory=frozenset)
+    # Customers a merge (or its undo) concerns: their partitions are swept.
+    merged: frozenset[str] = field(default_factory=frozenset)
+
+    def __bool__(self) -> bool:
+        return bool(self.vacated or self.entities or self.keys or self.merged)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "vacated": sorted(self.vacated),
+                "entities": sorted([r.source, r.table, r.entity_id] for r in self.entities),
+                "keys": sorted([k.source, k.table, k.key, k.value] for k in self.keys),
+                "merged": sorted(self.merged),
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> SettleWork:
+        data = json.loads(text)
+        return cls(
+            frozenset(data.get("vacated", ())),
+            frozenset(EntityRef(*ref) for ref in data.get("entities", ())),
+            frozenset(KeyRef(*key) for key in data.get("keys", ())),
+            frozenset(data.get("merged", ())),
+        )
+
+
+@dataclass(frozen=True)
+class PendingIntent:
+    worker: str
+    seq: int
+    work: SettleWork
+    written_us: int
+
+
+class SettleIntents:
+    def __init__(self, session: Session, keyspace: str) -> None:
+        self._session = session
+        self._put = session.prepare(
+            f"INSERT INTO {keyspace}.settle_intents (worker, seq, work) VALUES (?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._delete = session.prepare(
+            f"DELETE FROM {keyspace}.settle_intents USING TIMESTAMP ? WHERE worker = ? AND seq = ?"
+        )
+        # A full scan: one partition per process ever started, each holding its unfinished intents
+        # (at most a batch's worth; usually none).
+        self._scan = session.prepare(
+            f"SELECT worker, seq, work, WRITETIME(work) AS written FROM {keyspace}.settle_intents"
+        )
+
+    def record(self, worker: str, seq: int, work: SettleWork, ts: int) -> None:
+        try:
+            self._session.execute(self._put, (worker, seq, work.to_json(), ts))
+        except TRANSIENT_ERRORS as exc:
+            raise StoreUnavailable(f"recording settling work: {exc}") from exc
+
+    def done(self, worker: str, seq: int, ts: int) -> None:
+        try:
+            self._session.execute(self._delete, (ts, worker, seq))
+        except TRANSIENT_ERRORS as exc:
+            raise StoreUnavailable(f"clearing settling work: {exc}") from exc
+
+    def pending(self, written_before_us: int, excluding: Iterable[str] = ()) -> list[PendingIntent]:
+        """Intents written before ``written_before_us`` by other workers than ``excluding``."""
+        skip = set(excluding)
+        try:
+            rows = list(self._session.execute(self._scan))
+        except TRANSIENT_ERRORS as exc:
+            raise StoreUnavailable(f"reading unfinished settling work: {exc}") from exc
+        return [
+            PendingIntent(row.worker, int(row.seq), SettleWork.from_json(row.work), int(row.written))
+            for row in rows
+            if row.worker not in skip and row.written is not None and int(row.written) < written_before_us
+        ]
