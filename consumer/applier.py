@@ -17,9 +17,13 @@ Order inside one call, and why:
    A write that parks or unparks goes in up to three rounds (``_write``: the listing before the rows,
    its removal after them), so a process killed mid-write leaves no unlisted copy in a waiting room.
    A batch that moves or re-keys an entity already placed, or merges a customer, first records what
-   this step will do (store/intents.py) and clears it after: the replay of a batch whose process died
-   in between sees the entity moved already and plans no settling, so another process finishes the
-   recorded work (``finish_intents``), and deletes the copies a cut write left where rows moved from;
+   this step does (store/intents.py), and the settling round does it again once the record is
+   ``settle_intent_grace_s`` old (``finish_intents``), then deletes the record. That second pass, by
+   this process or any other, moves what the first could not see or finish: a child another process
+   wrote from the parent's old entry while this step ran (it read the children before that write
+   landed); the rest of the step when this process died, or a write of it timed out, after the rows
+   (the replay or retry sees the entity moved already and plans no settling); and the copies such a
+   cut write left where rows moved from;
 4. apply truncates: record a removing truncate's time in the store first, then delete the table's
    indexed entities;
 5. read the truncate times again and delete what this call wrote older than a truncate it did not
@@ -133,7 +137,7 @@ class Applier:
         self._writer = writer
         # None only in unit tests that do not exercise a process dying between writing and settling.
         self._intents = intents
-        # Unique to this process, so another process knows the intents it leaves are not its own.
+        # Names the intents this process records (a process that restarts is a new worker).
         self.worker = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self._intent_seq = itertools.count()
         self._index = index
@@ -162,7 +166,7 @@ class Applier:
         plan = plan_batch(changes, Known(known, owners, self._redirects, self._truncated))
         planned = time.perf_counter()
         BATCH_PHASE.labels("index_read").observe(planned - started)
-        intent = self._record_intent(plan)
+        self._record_intent(plan)
         self._write(plan.mutations)
         written = time.perf_counter()
         WRITE_LATENCY.observe(written - planned)
@@ -173,8 +177,6 @@ class Applier:
             for change in plan.redirects:
                 self._redirect(change)
             BATCH_PHASE.labels("moves").observe(time.perf_counter() - written)
-        if intent is not None and self._intents is not None:
-            self._intents.done(self.worker, *intent)
         if plan.truncates:
             truncating = time.perf_counter()
             for truncate in plan.truncates:
@@ -241,13 +243,13 @@ class Applier:
 
     # -- settling a dead process left unfinished ----------------------------------------------------
 
-    def _record_intent(self, plan: Plan) -> tuple[int, int] | None:
-        """Record the settling work ``plan`` needs, when a replay could not re-derive it: only changes
-        of entities already placed (moved, re-keyed, deleted with key values) and merges need one. A
-        first appearance's settling adopts entities listed as parked, which the settling round finds.
-        Returns (seq, write timestamp) for ``done``."""
+    def _record_intent(self, plan: Plan) -> None:
+        """Record the settling work ``plan`` needs when neither a replay nor a retry could re-derive
+        it: changes of entities already placed (moved, re-keyed, deleted with key values) and merges.
+        A first appearance's settling adopts entities listed as parked, which the settling round of
+        the waiting room finds."""
         if self._intents is None or not (plan.vacated or plan.redirects):
-            return None
+            return
         merged = {p for c in plan.redirects for p in (c.customer_id, self._redirects.resolve(c.customer_id))}
         merged |= {c.survivor_id for c in plan.redirects if c.survivor_id is not None}
         work = SettleWork(
@@ -256,27 +258,26 @@ class Applier:
             keys=frozenset(resolve.key for resolve in plan.key_resolves),
             merged=frozenset(merged),
         )
-        seq, ts = next(self._intent_seq), time.time_ns() // 1000
-        self._intents.record(self.worker, seq, work, ts)
-        return seq, ts
+        self._intents.record(self.worker, next(self._intent_seq), work, time.time_ns() // 1000)
 
     def finish_intents(self, grace_s: float) -> int:
-        """Finish the settling work other processes recorded more than ``grace_s`` ago and did not
-        clear (they died between writing a batch and settling it); returns how many were finished.
+        """Settle again what every process (this one included) recorded more than ``grace_s`` ago,
+        then delete the records; returns how many were finished.
 
         Safe alongside a slow process still doing the same work: every step re-derives its moves from
         the store's current state and writes them at timestamps derived from it."""
         if self._intents is None:
             return 0
         cutoff = time.time_ns() // 1000 - int(grace_s * 1_000_000)
-        pending = self._intents.pending(written_before_us=cutoff, excluding=[self.worker])
+        pending = self._intents.pending(written_before_us=cutoff)
         # The merges as this process last read them (the replicator re-reads them just before).
         for intent in pending:
             self._settle(intent.work)
             self._intents.done(intent.worker, intent.seq, intent.written_us)
-            log.warning(
+            log.info(
                 "settle_intent_finished",
                 worker=intent.worker,
+                own=intent.worker == self.worker,
                 seq=intent.seq,
                 vacated=len(intent.work.vacated),
                 entities=len(intent.work.entities),

@@ -405,8 +405,9 @@ class Replicator:
             self._settle_parked()
 
     def _finish_intents(self) -> None:
-        """Finish the settling work of processes that died between writing a batch and settling it
-        (store/intents.py). Like the waiting room's round, a failure waits for the next period."""
+        """Settle again what moves of placed entities recorded (store/intents.py): what a process
+        that died left, and children written concurrently from their parent's old entry. Like the
+        waiting room's round, a failure waits for the next period."""
         try:
             self._applier.finish_intents(self._config.settle_intent_grace_s)
         except (StoreUnavailable, StoreRejected) as exc:

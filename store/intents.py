@@ -1,23 +1,24 @@
-"""Settling work a replicator process started and has not finished, kept in the store so that another
-process finishes it if this one dies.
+"""Settling work a replicator process started, kept in the store so that it is done again later, by
+this process or another.
 
     intents = SettleIntents(session, "scv")
     intents.record(worker, seq, work, ts)      # before the writes that make the work necessary
-    intents.done(worker, seq, ts)              # once the work is done (same timestamp: a delete wins)
-    intents.pending(written_before_us=...)     # left by processes that died in between
+    intents.pending(written_before_us=...)     # what the settling round does again
+    intents.done(worker, seq, ts)              # once done again (same timestamp: a delete wins)
 
 A change that moves an entity already placed (or re-keys it, or merges a customer) is applied in two
 steps: its own rows, then what follows from them (the entity's children, the rows placed through its
-key values, the merged customer's rows). A process killed between the two leaves the view half moved,
-and the replay of its batch sees the entity already moved, so nothing would redo the second step. The
-intent names what the second step re-derives from the store's state, so finishing it is idempotent
-and safe alongside the process still doing it.
+key values, the merged customer's rows). A process killed between the two, or whose write timed out
+half applied, leaves the view half moved, and the replay or retry of its batch sees the entity moved
+already, so nothing would redo the second step; and a child another process wrote from the parent's
+old entry while the second step ran is not seen by it. The intent names what the second step
+re-derives from the store's current state, so doing it again is idempotent, and safe alongside a
+process still doing it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cassandra.cluster import Session
@@ -102,9 +103,8 @@ class SettleIntents:
         except TRANSIENT_ERRORS as exc:
             raise StoreUnavailable(f"clearing settling work: {exc}") from exc
 
-    def pending(self, written_before_us: int, excluding: Iterable[str] = ()) -> list[PendingIntent]:
-        """Intents written before ``written_before_us`` by other workers than ``excluding``."""
-        skip = set(excluding)
+    def pending(self, written_before_us: int) -> list[PendingIntent]:
+        """Intents written before ``written_before_us``."""
         try:
             rows = list(self._session.execute(self._scan))
         except TRANSIENT_ERRORS as exc:
@@ -112,5 +112,5 @@ class SettleIntents:
         return [
             PendingIntent(row.worker, int(row.seq), SettleWork.from_json(row.work), int(row.written))
             for row in rows
-            if row.worker not in skip and row.written is not None and int(row.written) < written_before_us
+            if row.written is not None and int(row.written) < written_before_us
         ]

@@ -267,9 +267,9 @@ class ConsumerSettings(BaseModel):
     # entities still parked (their parent or key owner may have arrived on another process).
     redirects_poll_s: float = Field(default=5.0, gt=0)
     parked_settle_s: float = Field(default=15.0, gt=0)
-    # The same round finishes the settling work other processes recorded and did not clear this long
-    # after (store/intents.py): they died between writing a batch and settling it. Longer than a
-    # batch's settling takes, so a live process is rarely doubled (which is harmless, only wasted).
+    # The same round settles again what a move of a placed entity recorded this long ago
+    # (store/intents.py): what a process that died, or a child written concurrently from the parent's
+    # old entry, left behind. Longer than a batch's write takes, so such a child has landed by then.
     settle_intent_grace_s: float = Field(default=30.0, ge=0)
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0

@@ -223,12 +223,11 @@ class FakeSettleIntents:
         if (worker, seq) in self.rows and self.rows[(worker, seq)][1] <= ts:
             del self.rows[(worker, seq)]
 
-    def pending(self, written_before_us: int, excluding: Iterable[str] = ()) -> list[PendingIntent]:
-        skip = set(excluding)
+    def pending(self, written_before_us: int) -> list[PendingIntent]:
         return [
             PendingIntent(worker, seq, work, ts)
             for (worker, seq), (work, ts) in sorted(self.rows.items())
-            if worker not in skip and ts < written_before_us
+            if ts < written_before_us
         ]
 
 

@@ -1,5 +1,6 @@
 """A process killed between writing a batch and settling it: another process finishes the settling
-from the intent the batch recorded (store/intents.py, consumer/applier.py ``finish_intents``).
+from the intent the batch recorded (store/intents.py, consumer/applier.py ``finish_intents``); and a
+child written from its parent's old entry while the parent moved follows it at the second pass.
 
 The replay of such a batch sees its entity moved (or re-keyed, or merged) already and plans no
 settling, so without the intent the moved account's cards, the rows placed through a released key
@@ -10,16 +11,25 @@ tests/integration/test_settle_intents.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
 import pytest
 
+from consumer.applier import Applier
+from consumer.index_cache import IndexCache
 from consumer.mapping import orphan_customer_id
 from consumer.planner import Located, Redirects
-from store.mutations import DeleteRow, EntityRef, KeyRef, PutKey, PutRedirect
+from store.index import EntityIndex
+from store.intents import SettleIntents
+from store.mutations import DeleteRow, EntityRef, IndexEntry, KeyRef, PutKey, PutRedirect
+from store.writer import ViewWriter
 from tests.kills import CutWriter, Killed
 from tests.unit.fake_store import FakeSettleIntents, FakeStore, applier
 from tests.unit.test_applier_cuts import ACCOUNTS, CARDS, change
 from tests.unit.test_identity import CODE, account, customer, interaction
 
+ACCOUNT = EntityRef("core", "public.accounts", "1")
 CARD = EntityRef("core", "public.cards", "9")
 INTERACTION = EntityRef("care", "public.interactions", "1")
 
@@ -122,16 +132,63 @@ def test_a_merge_cut_after_its_redirect_before_its_sweep_is_finished_by_another_
     assert store.view_of("7") == {"7", "8", "5"}
 
 
-def test_only_batches_that_move_placed_entities_record_an_intent_and_each_is_cleared(
+def test_only_batches_that_move_placed_entities_record_an_intent_kept_until_settled_again(
     store: FakeStore, intents: FakeSettleIntents
 ) -> None:
     run = applier(store, intents=intents)
     run.apply([OPENED, CARD_ISSUED])  # first appearances: whatever waits for them is listed as parked
-    run.apply([change(ACCOUNTS, "u", {"account_id": 1}, {"account_id": 1, "customer_id": 7, "x": 1}, 1_500)])
+    updated = {"account_id": 1, "customer_id": 7, "x": 1}
+    run.apply([change(ACCOUNTS, "u", {"account_id": 1}, updated, 1_500)])
     assert intents.recorded == 0
 
     run.apply([HOLDER_CHANGED])
+    assert store.view_of("8") == {"1", "9"}
+    assert len(intents.rows) == 1
 
-    assert intents.recorded == 1
+    assert run.finish_intents(grace_s=NO_GRACE) == 1  # its own, once old enough
     assert intents.rows == {}
+    assert store.view_of("8") == {"1", "9"}
+
+
+class RacingIndex:
+    """The index as one process reads it while another moves the account: its read of the account
+    returns the entry before the move, and the move (written and settled) lands right after."""
+
+    def __init__(self, store: FakeStore, move: Callable[[], object]) -> None:
+        self._store = store
+        self._move: Callable[[], object] | None = move
+
+    def get_many(self, refs: Iterable[EntityRef]) -> dict[EntityRef, IndexEntry | None]:
+        found = self._store.get_many(refs)
+        if self._move is not None and ACCOUNT in found:
+            move, self._move = self._move, None
+            move()
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_a_card_written_from_its_account_old_entry_while_the_account_moved_follows_it_later(
+    store: FakeStore, intents: FakeSettleIntents
+) -> None:
+    mover = applier(store, intents=intents)
+    mover.apply([OPENED])
+    # The card's process reads the account at customer 7; meanwhile the account's process moves it to
+    # 8 and moves its children, before the card's link exists; then the card is written at 7.
+    racing = RacingIndex(store, lambda: mover.apply([HOLDER_CHANGED]))
+    card_process = Applier(
+        cast(ViewWriter, store),
+        cast(EntityIndex, racing),
+        IndexCache(0),
+        intents=cast(SettleIntents, intents),
+    )
+    card_process.apply([CARD_ISSUED])
+    assert store.customer_of(ACCOUNT) == "8"
+    assert store.customer_of(CARD) == "7"
+
+    mover.finish_intents(grace_s=NO_GRACE)
+
+    assert store.customer_of(CARD) == "8"
+    assert store.view_of("7") == set()
     assert store.view_of("8") == {"1", "9"}
