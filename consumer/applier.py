@@ -241,7 +241,7 @@ class Applier:
             if part:
                 self._writer.apply(part)
 
-    # -- settling a dead process left unfinished ----------------------------------------------------
+    # -- settling again what a move recorded ------------------------------------------------------
 
     def _record_intent(self, plan: Plan) -> None:
         """Record the settling work ``plan`` needs when neither a replay nor a retry could re-derive
@@ -270,7 +270,8 @@ class Applier:
             return 0
         cutoff = time.time_ns() // 1000 - int(grace_s * 1_000_000)
         pending = self._intents.pending(written_before_us=cutoff)
-        # The merges as this process last read them (the replicator re-reads them just before).
+        # Sweeps follow the merges as this process last read them (the replicator re-reads them every
+        # redirects_poll_s, and sweeps what changed when it does).
         for intent in pending:
             self._settle(intent.work)
             self._intents.done(intent.worker, intent.seq, intent.written_us)

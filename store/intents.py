@@ -32,7 +32,7 @@ __all__ = ["PendingIntent", "SettleIntents", "SettleWork"]
 
 @dataclass(frozen=True)
 class SettleWork:
-    """What the settling step of one apply call re-derives, should its process die before the end."""
+    """What the settling step of one apply call re-derives from the store when it is done again."""
 
     # Partitions rows moved out of: a write cut between its requests can leave a copy there.
     vacated: frozenset[str] = field(default_factory=frozenset)
@@ -42,9 +42,6 @@ class SettleWork:
     keys: frozenset[KeyRef] = field(default_factory=frozenset)
     # Customers a merge (or its undo) concerns: their partitions are swept.
     merged: frozenset[str] = field(default_factory=frozenset)
-
-    def __bool__(self) -> bool:
-        return bool(self.vacated or self.entities or self.keys or self.merged)
 
     def to_json(self) -> str:
         return json.dumps(
