@@ -203,12 +203,20 @@ def refs_to_read(changes: Sequence[Located]) -> set[EntityRef]:
 
 
 def keys_to_resolve(changes: Sequence[Located]) -> set[KeyRef]:
-    """The lookup key values whose owner places a change of the batch."""
-    return {
-        change.placement.parent
-        for change in changes
-        if change.placement is not None and isinstance(change.placement.parent, KeyRef)
-    }
+    """The lookup key values whose owner the batch needs: those that place a change of the batch, and
+    those an upsert holds (it may take the value over from another holder, whose customer the rows
+    placed through the value then leave: the settling work recorded for them names it)."""
+    keys: set[KeyRef] = set()
+    for change in changes:
+        placement = change.placement
+        if placement is None:
+            continue
+        if isinstance(placement.parent, KeyRef):
+            keys.add(placement.parent)
+        if placement.keys and change.event.op != "d" and not placement.outside_view:
+            ref = placement.ref
+            keys.update(KeyRef(ref.source, ref.table, name, value) for name, value in placement.keys)
+    return keys
 
 
 def trusted_refs(changes: Sequence[Located]) -> set[EntityRef]:
@@ -434,6 +442,12 @@ def _plan_keys(
             batch.resolve_key(gone, ts)
         if after is not None:
             held = KeyRef(ref.source, ref.table, name, after)
+            holder = batch.key_owners.get(held)
+            if holder is not None and holder != ref and ref.entity_id < holder.entity_id:
+                # Taken over: the rows placed through the value leave the holder's customer.
+                taken_from = batch.entries.get(holder)
+                if taken_from is not None:
+                    batch.vacate(taken_from.customer_id)
             mutations.append(PutKey(held, ref, ts))
             batch.owner_changed(held, ref, holds=True)
             batch.resolve_key(held, ts)

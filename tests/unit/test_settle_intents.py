@@ -19,7 +19,7 @@ import pytest
 from consumer.applier import Applier
 from consumer.index_cache import IndexCache
 from consumer.mapping import orphan_customer_id
-from consumer.planner import Located, Redirects
+from consumer.planner import Located, Redirects, keys_to_resolve
 from store.index import EntityIndex
 from store.intents import SettleIntents
 from store.mutations import DeleteRow, EntityRef, IndexEntry, KeyRef, PutKey, PutRedirect
@@ -110,6 +110,25 @@ def test_a_released_key_value_cut_before_its_rows_re_resolve_is_finished_by_anot
     assert store.parked("care", "public.interactions", 10) == ["1"]
 
 
+def test_a_key_value_taken_over_by_a_new_holder_cut_before_its_rows_follow_is_finished_later(
+    store: FakeStore, intents: FakeSettleIntents
+) -> None:
+    applier(store, intents=intents).apply([customer(9, ts=100), interaction(1, ts=110)])
+    assert store.customer_of(INTERACTION) == "9"
+    # A new CRM customer holding the same fiscal code (a duplicate): "10" sorts before "9", so it
+    # becomes the value's owner, and the process dies before the interaction follows it.
+    duplicate = customer(10, ts=200)
+    cut = CutWriter(store, at=lambda m: isinstance(m, PutKey), lost=lambda m: False)
+    kill_during(store, intents, cut, duplicate)
+    applier(store, intents=intents).apply([duplicate])
+    assert store.customer_of(INTERACTION) == "9"
+
+    applier(store, intents=intents).finish_intents(grace_s=NO_GRACE)
+
+    assert store.customer_of(INTERACTION) == "10"
+    assert store.view_of("9") == {"9"}
+
+
 def test_a_merge_cut_after_its_redirect_before_its_sweep_is_finished_by_another_process(
     store: FakeStore, intents: FakeSettleIntents
 ) -> None:
@@ -192,3 +211,13 @@ def test_a_card_written_from_its_account_old_entry_while_the_account_moved_follo
     assert store.customer_of(CARD) == "8"
     assert store.view_of("7") == set()
     assert store.view_of("8") == {"1", "9"}
+
+
+def test_the_owners_read_before_planning_cover_the_values_upserts_hold() -> None:
+    held = KeyRef("crm", "public.customers", "fiscal_code", CODE)
+    other = KeyRef("crm", "public.customers", "fiscal_code", "VRDLGU75B02F205X")
+
+    placed_through = interaction(1, ts=2, code=other.value)
+    assert keys_to_resolve([customer(10, ts=1), placed_through]) == {held, other}
+    # A delete holds nothing: its before-image may carry only the primary key.
+    assert keys_to_resolve([customer(10, ts=1, op="d")]) == set()
