@@ -49,7 +49,9 @@ from demo.seed import seed_demo
 from demo.workload import run_workload
 from scv.config.settings import Settings
 from scv.kafka.admin import KafkaAdmin
+from store.intents import SettleIntents
 from store.migrate import migrate
+from store.session import open_session
 from tests.integration.conftest import REPO, wait_for
 
 SPECS = REPO / "connectors" / "sources"
@@ -190,6 +192,9 @@ def replicator(suite: Suite, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "SCV_CONSUMER__REGISTRATIONS_POLL_S": "0.5",
         # Killed workers come back within seconds, however often the suite kills them.
         "SCV_CONSUMER__WORKER_RESTART_MAX_S": "4",
+        # The settling work a killed worker left is done again within seconds, not half a minute.
+        "SCV_CONSUMER__SETTLE_INTENT_GRACE_S": "1",
+        "SCV_CONSUMER__PARKED_SETTLE_S": "3",
         "SCV_LOG_FORMAT": "json",
     }
     with log.open("wb") as out:
@@ -328,6 +333,20 @@ def caught_up(suite: Suite, replicator: Replicator, timeout_s: float = 240) -> N
             time.sleep(1.0)
 
 
+def settled(suite: Suite, replicator: Replicator, timeout_s: float = 60) -> None:
+    """No settling work left to do again (store/intents.py): what a killed worker left is done."""
+    deadline = time.monotonic() + timeout_s
+    with open_session(suite.settings.store) as session:
+        intents = SettleIntents(session, suite.settings.store.keyspace)
+        while pending := intents.pending(written_before_us=2**62):
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"{len(pending)} recorded settling works not done after {timeout_s:.0f}s (first: "
+                    f"{pending[0]}); the replicator's log:\n{replicator.log_tail()}"
+                )
+            time.sleep(0.5)
+
+
 def _why_behind(suite: Suite, replicator: Replicator, kafka: KafkaAdmin) -> str:
     """What a replicator that does not catch up was doing: the partitions behind, who owns them, the
     workers' state and the log's last events (a failure in CI must be explainable from its output)."""
@@ -401,6 +420,8 @@ def assert_no_drift(suite: Suite, workload: Workload, replicator: Replicator) ->
         captured(suite)
     with phase("the replicator catching up"):
         caught_up(suite, replicator)
+    with phase("the settling work the moves recorded done"):
+        settled(suite, replicator)
     with phase("scv verify --all"):
         report = scv_verify(suite)
     findings = report["findings"]
