@@ -23,7 +23,7 @@ Order inside one call, and why:
    wrote from the parent's old entry while this step ran (it read the children before that write
    landed); the rest of the step when this process died, or a write of it timed out, after the rows
    (the replay or retry sees the entity moved already and plans no settling); and the copies such a
-   cut write left where rows moved from;
+   cut write left where rows moved from or to;
 4. apply truncates: record a removing truncate's time in the store first, then delete the table's
    indexed entities;
 5. read the truncate times again and delete what this call wrote older than a truncate it did not
@@ -248,12 +248,12 @@ class Applier:
         it: changes of entities already placed (moved, re-keyed, deleted with key values) and merges.
         A first appearance's settling adopts entities listed as parked, which the settling round of
         the waiting room finds."""
-        if self._intents is None or not (plan.vacated or plan.redirects):
+        if self._intents is None or not (plan.partitions or plan.redirects):
             return
         merged = {p for c in plan.redirects for p in (c.customer_id, self._redirects.resolve(c.customer_id))}
         merged |= {c.survivor_id for c in plan.redirects if c.survivor_id is not None}
         work = SettleWork(
-            vacated=frozenset(plan.vacated),
+            partitions=frozenset(plan.partitions),
             entities=frozenset(move.parent for move in plan.moves),
             keys=frozenset(resolve.key for resolve in plan.key_resolves),
             merged=frozenset(merged),
@@ -280,7 +280,7 @@ class Applier:
                 worker=intent.worker,
                 own=intent.worker == self.worker,
                 seq=intent.seq,
-                vacated=len(intent.work.vacated),
+                partitions=len(intent.work.partitions),
                 entities=len(intent.work.entities),
                 keys=len(intent.work.keys),
                 merged=len(intent.work.merged),
@@ -294,7 +294,7 @@ class Applier:
         entries = self._index.get_many(work.entities)
         self._move_children(self._follow([e for e in entries.values() if e is not None]))
         self._resolve_keys(set(work.keys))
-        self._remove_disowned(work.vacated | work.merged)
+        self._remove_disowned(work.partitions | work.merged)
 
     def _remove_disowned(self, partitions: Iterable[str]) -> None:
         """Delete the rows of these partitions whose entity the index places elsewhere: copies a move
@@ -302,8 +302,10 @@ class Applier:
 
         At the index entry's ``owner_ts``, the timestamp of the move that placed the entity elsewhere
         and of the delete that move would have written here; a move back here since is newer, so its
-        row is not touched. A row without an entry is left alone: it may be an entity's first
-        placement whose entry is in flight."""
+        row is not touched. A row a cut move wrote here while its index entry was lost is as new as
+        the entry the redo of that move writes (same inputs, same timestamp), and a delete wins the
+        tie. A row without an entry is left alone: it may be an entity's first placement whose entry
+        is in flight."""
         wanted = [p for p in dict.fromkeys(partitions) if not is_waiting_room(p)]
         if not wanted:
             return

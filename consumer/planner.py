@@ -178,9 +178,10 @@ class Plan:
     redirects: list[RedirectChange] = field(default_factory=list)
     truncates: list[Truncate] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
-    # Customer partitions rows leave when the settling step runs (the moved or re-keyed entity's
-    # partition before the batch): the applier records them before writing (store/intents.py).
-    vacated: set[str] = field(default_factory=set)
+    # Customer partitions rows move out of or into, in the batch or its settling step (a moved
+    # entity's partitions before and after, a re-keyed one's, a key value's previous holder's): the
+    # applier records them before writing (store/intents.py).
+    partitions: set[str] = field(default_factory=set)
     # The index as it stands once the mutations are written: every entry the batch read or set.
     index: dict[EntityRef, IndexEntry | None] = field(default_factory=dict)
 
@@ -262,10 +263,9 @@ class _Batch:
             self._resolving.add(key)
             self.plan.key_resolves.append(KeyResolve(key, ts))
 
-    def vacate(self, partition: str) -> None:
+    def touch(self, *partitions: str) -> None:
         # A waiting room's copies are listed as parked, and the settling round removes them.
-        if not is_waiting_room(partition):
-            self.plan.vacated.add(partition)
+        self.plan.partitions.update(p for p in partitions if not is_waiting_room(p))
 
     def owner_changed(self, key: KeyRef, owner: EntityRef, holds: bool) -> None:
         """Keep the batch's view of a key's owner: the smallest entity id holding it."""
@@ -338,7 +338,7 @@ def _plan_delete(placement: Placement, ts: int, keep: bool, batch: _Batch) -> Ou
             mutations.append(_unlink(current.parent, ref, ts))
         for name, value in current.keys:
             key = KeyRef(ref.source, ref.table, name, value)
-            batch.vacate(current.customer_id)
+            batch.touch(current.customer_id)
             mutations.append(DeleteKey(key, ref, ts))
             batch.owner_changed(key, ref, holds=False)
             batch.resolve_key(key, ts)
@@ -389,7 +389,7 @@ def _plan_upsert(event: ChangeEvent, table: TableMapping, placement: Placement, 
             batch.redirects = batch.redirects.with_change(change)
     if current is not None and (current.customer_id, current.kind) != (customer, table.kind):
         mutations.append(DeleteRow(_row_key(current), ts))
-        batch.vacate(current.customer_id)
+        batch.touch(current.customer_id, customer)
     moved = current is None or current.customer_id != customer
     if table.children and moved:
         plan.moves.append(Move(ref, customer, ts, home))
@@ -434,7 +434,7 @@ def _plan_keys(
             continue
         if current is not None:
             # Rows placed through the value it held may move to another owner's customer.
-            batch.vacate(current.customer_id)
+            batch.touch(current.customer_id)
         if before is not None:
             gone = KeyRef(ref.source, ref.table, name, before)
             mutations.append(DeleteKey(gone, ref, ts))
@@ -447,7 +447,7 @@ def _plan_keys(
                 # Taken over: the rows placed through the value leave the holder's customer.
                 taken_from = batch.entries.get(holder)
                 if taken_from is not None:
-                    batch.vacate(taken_from.customer_id)
+                    batch.touch(taken_from.customer_id)
             mutations.append(PutKey(held, ref, ts))
             batch.owner_changed(held, ref, holds=True)
             batch.resolve_key(held, ts)

@@ -34,8 +34,9 @@ __all__ = ["PendingIntent", "SettleIntents", "SettleWork"]
 class SettleWork:
     """What the settling step of one apply call re-derives from the store when it is done again."""
 
-    # Partitions rows moved out of: a write cut between its requests can leave a copy there.
-    vacated: frozenset[str] = field(default_factory=frozenset)
+    # Partitions rows moved out of or into: a write cut between its requests can leave a copy in
+    # either (the delete lost, or the row written and its index entry lost).
+    partitions: frozenset[str] = field(default_factory=frozenset)
     # Entities whose children and key-placed rows follow them to wherever they are now.
     entities: frozenset[EntityRef] = field(default_factory=frozenset)
     # Key values whose rows re-resolve to their current owner.
@@ -46,7 +47,7 @@ class SettleWork:
     def to_json(self) -> str:
         return json.dumps(
             {
-                "vacated": sorted(self.vacated),
+                "partitions": sorted(self.partitions),
                 "entities": sorted([r.source, r.table, r.entity_id] for r in self.entities),
                 "keys": sorted([k.source, k.table, k.key, k.value] for k in self.keys),
                 "merged": sorted(self.merged),
@@ -58,7 +59,7 @@ class SettleWork:
     def from_json(cls, text: str) -> SettleWork:
         data = json.loads(text)
         return cls(
-            frozenset(data.get("vacated", ())),
+            frozenset(data.get("partitions", ())),
             frozenset(EntityRef(*ref) for ref in data.get("entities", ())),
             frozenset(KeyRef(*key) for key in data.get("keys", ())),
             frozenset(data.get("merged", ())),

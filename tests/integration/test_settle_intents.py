@@ -53,28 +53,28 @@ def test_intents_are_listed_once_old_enough_and_cleared_at_their_timestamp(
 ) -> None:
     intents = SettleIntents(store_session, isolated.keyspace)
     work = SettleWork(
-        vacated=frozenset({"7"}),
+        partitions=frozenset({"7"}),
         entities=frozenset({EntityRef("core", "public.accounts", "1")}),
         keys=frozenset({KeyRef("crm", "public.customers", "fiscal_code", "RSSMRA80A01H501U")}),
         merged=frozenset({"8", "9"}),
     )
     ts = _now_us()
     intents.record("worker-a", 0, work, ts)
-    intents.record("worker-b", 3, SettleWork(vacated=frozenset({"5"})), ts + 1)
+    intents.record("worker-b", 3, SettleWork(partitions=frozenset({"5"})), ts + 1)
 
     pending = intents.pending(written_before_us=ts + 10)
     assert sorted((p.worker, p.seq, p.work.to_json(), p.written_us) for p in pending) == [
         ("worker-a", 0, work.to_json(), ts),
-        ("worker-b", 3, SettleWork(vacated=frozenset({"5"})).to_json(), ts + 1),
+        ("worker-b", 3, SettleWork(partitions=frozenset({"5"})).to_json(), ts + 1),
     ]
     assert [p.worker for p in intents.pending(written_before_us=ts + 1)] == ["worker-a"]
 
     # Cleared at an older timestamp than a rewrite: the rewrite stays (a delete wins only a tie).
-    intents.record("worker-b", 3, SettleWork(vacated=frozenset({"6"})), ts + 5)
+    intents.record("worker-b", 3, SettleWork(partitions=frozenset({"6"})), ts + 5)
     intents.done("worker-b", 3, ts + 1)
     intents.done("worker-a", 0, ts)
     left = intents.pending(written_before_us=ts + 10)
-    assert [(p.worker, p.work.vacated) for p in left] == [("worker-b", frozenset({"6"}))]
+    assert [(p.worker, p.work.partitions) for p in left] == [("worker-b", frozenset({"6"}))]
 
 
 def _half_moved(store_session: Session, keyspace: str) -> EntityIndex:
