@@ -161,7 +161,7 @@ class Applier:
             self._truncations_read |= sources
         known, to_read = self._cache.split(refs_to_read(changes), trusted_refs(changes))
         owners = self._owners(keys_to_resolve(changes))
-        to_read |= {owner for owner in owners.values() if owner is not None}
+        to_read |= {owner for owner in owners.values() if owner is not None and owner not in known}
         known.update(self._index.get_many(to_read))
         plan = plan_batch(changes, Known(known, owners, self._redirects, self._truncated))
         planned = time.perf_counter()
