@@ -11,8 +11,9 @@ How (the data-diff way, adapted to a view partitioned by customer rather than or
    are missing from the view, extra in it (a delete that never arrived, a source database restored
    from an older backup), held twice, or different;
 3. what differs may be a change in flight: the verifier waits until the replicator's group has
-   caught up with the source's topics and checks those rows again; only what still differs is
-   reported;
+   caught up with the source's topics, and has done the settling work its moves recorded (a move a
+   killed worker left half done is finished up to half a minute later: store/intents.py), and checks
+   those rows again; only what still differs is reported;
 4. rows of sources that are no longer registered are reported too (``removed_source``).
 Memory holds the bucket sums and the rows of differing buckets, never a whole table.
 """
@@ -23,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import psycopg
 import structlog
@@ -42,8 +43,28 @@ from scv.contracts.registration import SourceMapping
 from scv.kafka.admin import KafkaAdmin
 from scv.verify.scope import TableScope, table_scope
 from scv.verify.sides import BucketSums, SourceRow, SourceSide, ViewRow, ViewSide
+from store.intents import PendingIntent, SettleIntents
 
-__all__ = ["Finding", "Progress", "TableResult", "VerifyOptions", "VerifyReport", "recheck", "verify"]
+__all__ = [
+    "Finding",
+    "Progress",
+    "TableResult",
+    "VerifyOptions",
+    "VerifyReport",
+    "recheck",
+    "verify",
+    "wait_intents_done",
+]
+
+# Every intent was written before this (year 2262, in microseconds).
+_FOREVER_US = 2**63 - 1
+
+
+class PendingSettling(Protocol):
+    """The replicator's recorded settling work, as verify asks for it (store/intents.py)."""
+
+    def pending(self, written_before_us: int) -> list[PendingIntent]: ...
+
 
 log = structlog.get_logger(__name__)
 
@@ -123,7 +144,8 @@ class VerifyOptions:
     # The replicator's consumer group (how far it has caught up); None: the settings' group.
     group: str | None = None
     buckets: int = 4096
-    # How long to wait for the replicator to catch up before re-checking what differs.
+    # How long to wait for the replicator to catch up (and do its recorded settling work) before
+    # re-checking what differs.
     settle_timeout_s: float = 120.0
 
 
@@ -287,24 +309,43 @@ def _wait_caught_up(settings: Settings, group: str, topics: list[str], timeout_s
     return False
 
 
+def wait_intents_done(intents: PendingSettling, timeout_s: float, poll_s: float = 0.5) -> bool:
+    """Wait until no settling work recorded by the replicator is pending (store/intents.py): a move a
+    killed worker left half done is finished by the next settling round, up to
+    ``settle_intent_grace_s + parked_settle_s`` later. True when none is left within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while intents.pending(written_before_us=_FOREVER_US):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
+
+
 def _settle(
     settings: Settings,
+    session: Session,
     options: VerifyOptions,
     sources: dict[str, _Source],
     view: ViewSide,
     candidates: list[tuple[Finding, list[ViewRow]]],
     progress: Progress,
 ) -> list[Finding]:
-    """Step 3: re-check what differs once the replicator has applied what was in flight."""
+    """Step 3: re-check what differs once the replicator has applied what was in flight, and done the
+    settling work its moves recorded."""
     if not candidates:
         return []
     group = options.group or settings.consumer.group_id
     topics = sorted(
         {SourceNames(f.source).topic(f.table) for f, _copies in candidates if f.problem != "removed_source"}
     )
+    started = time.monotonic()
     progress.phase(f"waiting for {group} to catch up before re-checking {len(candidates)} rows")
     if not _wait_caught_up(settings, group, topics, options.settle_timeout_s):
         log.warning("verify.replicator_behind", group=group, timeout_s=options.settle_timeout_s)
+    progress.phase("waiting for the replicator's recorded settling work (moves) to be done")
+    left_s = max(0.0, options.settle_timeout_s - (time.monotonic() - started))
+    if not wait_intents_done(SettleIntents(session, settings.store.keyspace), left_s):
+        log.warning("verify.settling_pending", timeout_s=options.settle_timeout_s)
     progress.phase("re-checking", len(candidates))
     confirmed = []
     for finding, copies in candidates:
@@ -346,7 +387,7 @@ def recheck(
             for f in rows
             if f.source in sources and f.table in sources[f.source].scopes
         ]
-        return _settle(settings, options, sources, view, candidates, progress)
+        return _settle(settings, session, options, sources, view, candidates, progress)
 
 
 def verify(settings: Settings, session: Session, options: VerifyOptions, progress: Progress) -> VerifyReport:
@@ -361,7 +402,7 @@ def verify(settings: Settings, session: Session, options: VerifyOptions, progres
             candidates = _sampled(sources, view, options.sample, report, progress)
         else:
             candidates, others = _full(sources, scopes, view, options, report, progress)
-        report.findings.extend(_settle(settings, options, sources, view, candidates, progress))
+        report.findings.extend(_settle(settings, session, options, sources, view, candidates, progress))
         if options.source is None and options.table is None:
             report.findings.extend(_removed_sources(others))
     return report
