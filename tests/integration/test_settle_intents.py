@@ -9,39 +9,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cassandra.cluster import Session
 
 from consumer.applier import Applier, ViewWrites
-from consumer.envelope import Op
 from consumer.index_cache import IndexCache
-from consumer.planner import Located
-from scv.contracts.registration import SourceMapping, TableMapping
+from scv.contracts.registration import SourceMapping
 from store.index import EntityIndex
 from store.intents import SettleIntents, SettleWork
 from store.mutations import DeleteRow, EntityRef, KeyRef
 from store.registrations import RegistrationStore
 from store.truncations import TruncationLog
 from store.writer import ViewWriter
-from tests.changes import event, located
+from tests.changes import ACCOUNTS, CARDS, change
 from tests.integration.conftest import Isolated, start_replicator, wait_for
 from tests.kills import CutWriter, Killed
-
-TABLES = SourceMapping.build(
-    "core",
-    "core",
-    [
-        TableMapping("core", "public.accounts", "account", customer_key="customer_id"),
-        TableMapping("core", "public.cards", "card", via_table="public.accounts", via_column="account_id"),
-    ],
-).tables
-ACCOUNTS, CARDS = TABLES["public.accounts"], TABLES["public.cards"]
-
-
-def change(table: TableMapping, op: Op, key: dict[str, Any], after: dict[str, Any], ts: int) -> Located:
-    return located(table, event(table, op, key, after, ts))
 
 
 def _now_us() -> int:

@@ -8,39 +8,17 @@ real stack is the fault suite's SIGKILL case (tests/faults/test_faults.py), whic
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from consumer.envelope import Op
 from consumer.mapping import orphan_customer_id
-from consumer.planner import Located
-from scv.contracts.registration import SourceMapping, TableMapping
 from store.mutations import DeleteRow, EntityRef, Park, PutIndex
-from tests.changes import event, located
+from tests.changes import ACCOUNTS, CARDS, change
 from tests.kills import CutWriter, Killed
 from tests.unit.fake_store import FakeStore, applier
 
-TABLES = SourceMapping.build(
-    "core",
-    "core",
-    [
-        TableMapping("core", "public.accounts", "account", customer_key="customer_id"),
-        TableMapping("core", "public.cards", "card", via_table="public.accounts", via_column="account_id"),
-    ],
-).tables
-ACCOUNTS, CARDS = TABLES["public.accounts"], TABLES["public.cards"]
 CARD = EntityRef("core", "public.cards", "9")
 ACCOUNT = EntityRef("core", "public.accounts", "1")
 WAITING = orphan_customer_id(ACCOUNT)
-
-
-def change(
-    table: TableMapping, op: Op, key: dict[str, Any], after: dict[str, Any] | None, ts: int
-) -> Located:
-    return located(table, event(table, op, key, after, ts))
-
-
 CARD_CREATED = change(CARDS, "c", {"card_id": 9}, {"card_id": 9, "account_id": 1}, 1_000)
 ACCOUNT_CREATED = change(ACCOUNTS, "c", {"account_id": 1}, {"account_id": 1, "customer_id": 7}, 900)
 

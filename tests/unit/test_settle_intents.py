@@ -24,9 +24,9 @@ from store.index import EntityIndex
 from store.intents import SettleIntents
 from store.mutations import DeleteRow, EntityRef, IndexEntry, KeyRef, PutKey, PutRedirect
 from store.writer import ViewWriter
+from tests.changes import ACCOUNTS, CARDS, change
 from tests.kills import CutWriter, Killed
 from tests.unit.fake_store import FakeSettleIntents, FakeStore, applier
-from tests.unit.test_applier_cuts import ACCOUNTS, CARDS, change
 from tests.unit.test_identity import CODE, account, customer, interaction
 
 ACCOUNT = EntityRef("core", "public.accounts", "1")
