@@ -185,12 +185,21 @@ def _events(results: Sequence[Mapping[str, Any]]) -> str:
         lines = [f"- {r['processes']} process(es), {r.get('start', '')}:"]
         lines += [f"  - {e['at'] - start:+.0f} s {e['name']} ({e['detail']})" for e in events]
         if slow:
-            shown = ", ".join(f"{s['at'] - start:+.0f} s: {ms(s['p99'])} ms" for s in slow[:12])
+            shown = ", ".join(f"{s['at'] - start:+.0f} s: {ms(s['p99'])} ms{_doing(s)}" for s in slow[:12])
             lines.append(f"  - seconds with p99 >= 1 s (relative to the measured window): {shown}")
         else:
             lines.append("  - no second with p99 >= 1 s from the warm-up's start to the window's end")
         parts.append("\n".join(lines))
     return "\n".join(parts)
+
+
+def _doing(second: Mapping[str, Any]) -> str:
+    """What the loops did in a second: " (write 0.62 s, gc 0.30 s; CPU pressure 85%)"."""
+    parts = [f"{part} {seconds:.2f} s" for part, seconds in list((second.get("spent") or {}).items())[:3]]
+    pressure = second.get("pressure")
+    if pressure is not None and not math.isnan(pressure):
+        parts.append(f"CPU pressure {pressure:.0%}")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _cpu(results: Sequence[Mapping[str, Any]]) -> str:
@@ -358,7 +367,10 @@ def render_report(report: Report) -> str:
         "## What the replicators did during each freshness run",
         "Group and cache events from the replicators' logs, the local store's memtable flushes "
         "(`store_flush`, from Cassandra's log: a compaction may follow each), and the seconds whose own "
-        "p99 reached 1 s, relative to the start of the measured minute (the warm-up load runs before it):",
+        "p99 reached 1 s, relative to the start of the measured minute (the warm-up load runs before it). "
+        "Beside each such second, where the replicators' loops spent it (batch phases and cyclic-GC "
+        "pauses, summed over the processes, the three largest) and the share of it in which a runnable "
+        "task waited for a core:",
         _events(fresh),
         "## Cores used and waited for during each freshness window (2.0 = the whole machine)",
         _cpu(fresh),

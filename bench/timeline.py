@@ -20,7 +20,7 @@ import math
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +34,7 @@ __all__ = [
     "histogram_quantile",
     "replicator_events",
     "slow_seconds",
+    "spent_between",
     "store_flushes",
 ]
 
@@ -70,6 +71,11 @@ class Second:
     p99: float  # freshness p99 of the changes applied in this second (nan: none)
     delivery_p99: float
     applied: float
+    # Seconds the replicators' loops spent in this second, by batch phase (decode, index_read, write,
+    # ...) and in cyclic-GC pauses ("gc"), summed over the processes: what a slow second was doing.
+    spent: dict[str, float] = field(default_factory=dict)
+    # Share of the second in which a runnable task waited for a core (PSI "some"; nan: no PSI).
+    pressure: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -79,21 +85,54 @@ class Event:
     detail: str
 
 
-def _scrape(ports: list[int], metrics: tuple[str, ...]) -> dict[str, Buckets]:
+# Histograms whose ``_sum`` says where a replicator's loop spent its time, and the label naming the part.
+_SPENT = {"scv_batch_phase_seconds_sum": "phase", "scv_gc_pause_seconds_sum": None}
+
+
+@dataclass
+class _Scrape:
+    buckets: dict[str, Buckets]
+    spent: dict[str, float]  # "write", "index_read", ..., "gc": seconds since each process started
+
+
+def _spent_part(line: str) -> tuple[str, float] | None:
+    """("write", 12.5) from ``scv_batch_phase_seconds_sum{phase="write"} 12.5``; ("gc", s) for GC."""
+    for metric, label in _SPENT.items():
+        if line.startswith(f"{metric}{{"):
+            part = line.split(f'{label}="', 1)[1].split('"', 1)[0] if label else "gc"
+            return part, float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _scrape(ports: list[int], metrics: tuple[str, ...]) -> _Scrape:
     found: dict[str, Buckets] = {m: {} for m in metrics}
+    spent: dict[str, float] = {}
     for port in ports:
         try:
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
         except httpx.HTTPError:
             continue  # a process (re)starting: its second counts what the others applied
         for line in text.splitlines():
+            if (part := _spent_part(line)) is not None:
+                spent[part[0]] = spent.get(part[0], 0.0) + part[1]
+                continue
             for metric in metrics:
                 if line.startswith(f"{metric}_bucket{{"):
                     le = line.split('le="', 1)[1].split('"', 1)[0]
                     bound = math.inf if le == "+Inf" else float(le)
                     buckets = found[metric]
                     buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
-    return found
+    return _Scrape(found, spent)
+
+
+def _pressure_us() -> float:
+    """Microseconds in which a runnable task waited for a core, since boot (nan without PSI)."""
+    try:
+        text = Path("/proc/pressure/cpu").read_text()
+    except OSError:
+        return math.nan
+    some = next((line for line in text.splitlines() if line.startswith("some ")), "")
+    return next((float(f.removeprefix("total=")) for f in some.split() if f.startswith("total=")), math.nan)
 
 
 def histogram_quantile(q: float, before: Buckets, after: Buckets) -> float:
@@ -115,20 +154,21 @@ def histogram_quantile(q: float, before: Buckets, after: Buckets) -> float:
 
 
 class FreshnessTimeline:
-    """Scrapes the replicators' freshness and delivery histograms every ``every_s`` in a thread."""
+    """Scrapes the replicators' freshness and delivery histograms, where their loops spent their
+    time, and the host's CPU pressure, every ``every_s`` in a thread."""
 
     _METRICS = ("scv_freshness_seconds", "scv_delivery_seconds")
 
     def __init__(self, ports: list[int], every_s: float = 1.0) -> None:
         self._ports = ports
         self._every_s = every_s
-        self._scrapes: list[tuple[float, dict[str, Buckets]]] = []
+        self._scrapes: list[tuple[float, _Scrape, float]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _poll(self) -> None:
         while True:
-            self._scrapes.append((time.time(), _scrape(self._ports, self._METRICS)))
+            self._scrapes.append((time.time(), _scrape(self._ports, self._METRICS), _pressure_us()))
             if self._stop.wait(self._every_s):
                 return
 
@@ -146,17 +186,30 @@ class FreshnessTimeline:
 
     def seconds(self) -> list[Second]:
         out: list[Second] = []
-        for (_, before), (at, after) in zip(self._scrapes, self._scrapes[1:], strict=False):
-            fresh_b, fresh_a = before["scv_freshness_seconds"], after["scv_freshness_seconds"]
+        for (was, before, pressure_b), (at, after, pressure_a) in zip(
+            self._scrapes, self._scrapes[1:], strict=False
+        ):
+            fresh = before.buckets["scv_freshness_seconds"], after.buckets["scv_freshness_seconds"]
+            delivery = before.buckets["scv_delivery_seconds"], after.buckets["scv_delivery_seconds"]
             out.append(
                 Second(
                     at,
-                    histogram_quantile(0.99, fresh_b, fresh_a),
-                    histogram_quantile(0.99, before["scv_delivery_seconds"], after["scv_delivery_seconds"]),
-                    fresh_a.get(math.inf, 0.0) - fresh_b.get(math.inf, 0.0),
+                    histogram_quantile(0.99, *fresh),
+                    histogram_quantile(0.99, *delivery),
+                    fresh[1].get(math.inf, 0.0) - fresh[0].get(math.inf, 0.0),
+                    spent_between(before.spent, after.spent),
+                    min(1.0, (pressure_a - pressure_b) / 1e6 / max(at - was, 1e-9)),
                 )
             )
         return out
+
+
+def spent_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Seconds spent per part between two scrapes, largest first. A part whose sum went down (a
+    process restarted between them) counts from zero."""
+    spent = {part: total - before.get(part, 0.0) for part, total in after.items()}
+    spent = {part: after[part] if seconds < 0 else seconds for part, seconds in spent.items()}
+    return dict(sorted(((p, s) for p, s in spent.items() if s > 0), key=lambda item: -item[1]))
 
 
 def slow_seconds(seconds: list[Second], bound_s: float = 1.0) -> list[Second]:

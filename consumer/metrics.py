@@ -88,7 +88,7 @@ DELIVERY_LATENCY = Histogram(
 BATCH_PHASE = Histogram(
     "scv_batch_phase_seconds",
     "Time one batch spends in each step of the commit protocol (decode, index_read, write, moves, "
-    "truncates, dead_letter, commit).",
+    "truncates, dead_letter, commit), and the loop in each settling round between batches (settle).",
     ["phase"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )

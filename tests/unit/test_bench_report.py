@@ -14,7 +14,7 @@ import pytest
 from bench.freshness import RateStep, next_rate
 from bench.peer import missing_artifacts
 from bench.report import md_table, ms, per_1000, render_report
-from bench.timeline import Second, replicator_events, slow_seconds
+from bench.timeline import Second, _spent_part, replicator_events, slow_seconds, spent_between
 
 
 def test_next_rate_steps_up_after_a_step_that_kept_p99_under_the_bound() -> None:
@@ -131,7 +131,16 @@ def _fresh(processes: int, p99: float) -> dict[str, Any]:
         "delivery": _quantiles(0.1, 0.3),
         "cpu": {"replicator": 0.3, "cassandra": 0.35},
         "window": [1000.0, 1060.0],
-        "timeline": [{"at": 1010.0, "p99": 2.0, "delivery_p99": 1.5, "applied": 900.0}],
+        "timeline": [
+            {
+                "at": 1010.0,
+                "p99": 2.0,
+                "delivery_p99": 1.5,
+                "applied": 900.0,
+                "spent": {"write": 0.62, "gc": 0.3, "index_read": 0.21, "decode": 0.02},
+                "pressure": 0.85,
+            }
+        ],
         "slow_seconds": 1,
         "events": [{"at": 990.0, "name": "index_cache_warmed", "detail": "entries=300000"}],
         "start": "settled",
@@ -225,7 +234,7 @@ def test_report_marks_a_freshness_run_whose_p99_missed_one_second() -> None:
 def test_report_places_events_and_slow_seconds_relative_to_the_measured_window() -> None:
     markdown = render_report(REPORT)
     assert "-10 s index_cache_warmed (entries=300000)" in markdown
-    assert "+10 s: 2,000 ms" in markdown
+    assert "+10 s: 2,000 ms (write 0.62 s, gc 0.30 s, index_read 0.21 s, CPU pressure 85%)" in markdown
 
 
 def test_report_without_peer_says_why_it_did_not_run() -> None:
@@ -296,3 +305,22 @@ def test_store_work_section_gives_reads_and_writes_per_change_by_table_with_thei
 def test_store_work_section_of_a_store_without_counts_says_so() -> None:
     markdown = render_report(REPORT)
     assert "Not counted: the store keeps no per-table request counts" in markdown
+
+
+def test_time_spent_between_two_scrapes_is_the_sums_difference_largest_first() -> None:
+    before = {"write": 10.0, "index_read": 4.0, "gc": 1.0}
+    after = {"write": 10.6, "index_read": 4.1, "gc": 1.3, "decode": 0.05}
+    spent = spent_between(before, after)
+    assert list(spent) == ["write", "gc", "index_read", "decode"]
+    assert spent["write"] == pytest.approx(0.6)
+
+
+def test_a_part_whose_sum_went_down_counts_from_zero() -> None:
+    # A process restarted between the scrapes: its sum starts again from nothing.
+    assert spent_between({"write": 10.0}, {"write": 0.4}) == {"write": 0.4}
+
+
+def test_a_timeline_second_is_parsed_from_the_replicators_metrics_text() -> None:
+    assert _spent_part('scv_batch_phase_seconds_sum{phase="write"} 12.5') == ("write", 12.5)
+    assert _spent_part('scv_gc_pause_seconds_sum{generation="2"} 0.75') == ("gc", 0.75)
+    assert _spent_part('scv_batch_phase_seconds_count{phase="write"} 3.0') is None
