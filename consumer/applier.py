@@ -7,12 +7,14 @@
 Order inside one call, and why:
 1. read the index entries the planner needs and the cache cannot vouch for, the owners of the
    lookup key values the batch is placed through (one or two concurrent round trips; index_cache.py
-   says what the cache can vouch for), and the latest truncate of any source not seen yet;
+   says what the cache can vouch for), the children waiting for the batch's first appearances (in
+   the same round as the entries), and the latest truncate of any source not seen yet;
 2. plan (row changes older than their table's latest truncate are refused) and write the planned
    mutations (one concurrent round of per-partition batches);
 3. settle what the writes changed, each step after the writes so a concurrent change already
    resolves through the new state: children of entities whose customer changed follow them (a few
-   concurrent rounds per tree level); rows placed through a lookup key value whose owner changed are
+   concurrent rounds per tree level; a first appearance nobody waited for at step 1 has none to
+   adopt, and skips the rounds); rows placed through a lookup key value whose owner changed are
    re-resolved; merges move the rows of the absorbed customer to the survivor (and back on an undo).
    A write that parks or unparks goes in up to three rounds (``_write``: the listing before the rows,
    its removal after them), so a process killed mid-write leaves no unlisted copy in a waiting room.
@@ -47,7 +49,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -65,6 +67,7 @@ from consumer.planner import (
     RedirectChange,
     Redirects,
     Truncate,
+    first_appearances,
     keys_to_resolve,
     plan_batch,
     refs_to_read,
@@ -81,6 +84,7 @@ from store.mutations import (
     EntityRef,
     IndexEntry,
     KeyRef,
+    LinkChild,
     Mutation,
     Park,
     PutIndex,
@@ -107,6 +111,28 @@ _Relocation = tuple[IndexEntry, str, str]
 
 def _row_key(entry: IndexEntry) -> RowKey:
     return RowKey(entry.customer_id, entry.kind, entry.ref.source, entry.ref.table, entry.ref.entity_id)
+
+
+def _moves_that_adopt(
+    plan: Plan, known: Mapping[EntityRef, IndexEntry | None], waiting: Mapping[EntityRef, list[EntityRef]]
+) -> list[Move]:
+    """The plan's moves, less first appearances that nobody waits for.
+
+    A first appearance "moves" the children parked under the entity while it was unknown. Nearly
+    always there are none (every order the demo places is one), and the round after the write that
+    found so cost each batch a wait for the store. So the children of the batch's first appearances
+    are listed in the same round as the index entries (``waiting``), and a move is dropped when that
+    list was empty, the entity had no entry before the batch, and the batch links no child to it.
+    A child another process parks between that read and this write is listed in ``parked_entities``,
+    and the waiting room's settling round places it (``settle_parked``)."""
+    linked = {m.parent for m in plan.mutations if isinstance(m, LinkChild)}
+    return [
+        move
+        for move in plan.moves
+        if not (
+            waiting.get(move.parent) == [] and known.get(move.parent) is None and move.parent not in linked
+        )
+    ]
 
 
 @dataclass(frozen=True)
@@ -162,7 +188,8 @@ class Applier:
         known, to_read = self._cache.split(refs_to_read(changes), trusted_refs(changes))
         owners = self._owners(keys_to_resolve(changes))
         to_read |= {owner for owner in owners.values() if owner is not None and owner not in known}
-        known.update(self._index.get_many(to_read))
+        read, waiting = self._index.entries_and_children(to_read, first_appearances(changes))
+        known.update(read)
         plan = plan_batch(changes, Known(known, owners, self._redirects, self._truncated))
         planned = time.perf_counter()
         BATCH_PHASE.labels("index_read").observe(planned - started)
@@ -171,8 +198,9 @@ class Applier:
         written = time.perf_counter()
         WRITE_LATENCY.observe(written - planned)
         BATCH_PHASE.labels("write").observe(written - planned)
-        if plan.moves or plan.key_resolves or plan.redirects:
-            self._move_children(plan.moves)
+        moves = _moves_that_adopt(plan, known, waiting)
+        if moves or plan.key_resolves or plan.redirects:
+            self._move_children(moves)
             self._resolve_keys({resolve.key for resolve in plan.key_resolves})
             for change in plan.redirects:
                 self._redirect(change)

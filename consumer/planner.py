@@ -70,6 +70,7 @@ __all__ = [
     "Redirects",
     "Truncate",
     "collapse",
+    "first_appearances",
     "keys_to_resolve",
     "plan_batch",
     "refs_to_read",
@@ -218,6 +219,17 @@ def keys_to_resolve(changes: Sequence[Located]) -> set[KeyRef]:
             ref = placement.ref
             keys.update(KeyRef(ref.source, ref.table, name, value) for name, value in placement.keys)
     return keys
+
+
+def first_appearances(changes: Sequence[Located]) -> set[EntityRef]:
+    """Entities with children created (or read by a snapshot) in the batch: a first appearance
+    adopts the children that waited for it, so the applier lists their children in the same round
+    as the index entries instead of in a round of its own after the write (consumer/applier.py)."""
+    return {
+        change.placement.ref
+        for change in changes
+        if change.placement is not None and change.table.children and change.event.op in ("c", "r")
+    }
 
 
 def trusted_refs(changes: Sequence[Located]) -> set[EntityRef]:

@@ -70,6 +70,14 @@ class FakeStore:
         links = self.links
         return {p: sorted((c for c, (_, on) in links.get(p, {}).items() if on), key=str) for p in parents}
 
+    def entries_and_children(
+        self, refs: Iterable[EntityRef], parents: Iterable[EntityRef]
+    ) -> tuple[dict[EntityRef, IndexEntry | None], dict[EntityRef, list[EntityRef]]]:
+        self.rounds["entries_and_children"] += 1
+        links = self.links
+        children = {p: sorted((c for c, (_, on) in links.get(p, {}).items() if on), key=str) for p in parents}
+        return {ref: self.index.get(ref, (0, None))[1] for ref in refs}, children
+
     def key_owners_many(self, keys: Iterable[KeyRef]) -> dict[KeyRef, list[str]]:
         self.rounds["key_owners_many"] += 1
         return {k: sorted(i for i, (_, on) in self.owners.get(k, {}).items() if on) for k in keys}

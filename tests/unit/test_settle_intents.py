@@ -184,6 +184,11 @@ class RacingIndex:
             move()
         return found
 
+    def entries_and_children(
+        self, refs: Iterable[EntityRef], parents: Iterable[EntityRef]
+    ) -> tuple[dict[EntityRef, IndexEntry | None], dict[EntityRef, list[EntityRef]]]:
+        return self.get_many(refs), self._store.children_many(parents)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
