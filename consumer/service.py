@@ -50,7 +50,7 @@ from consumer.checkpoint import Checkpoint, KafkaCommitter, Partition
 from consumer.deadletter import DeadLetterQueue
 from consumer.endpoints import serve_endpoints
 from consumer.exceptions import ConsumerFenced, PoisonRecord, ReplicatorError, TransientFailure, Unexpected
-from consumer.gc_pauses import watch_gc_pauses
+from consumer.gc_pauses import tame_gc_pauses
 from consumer.health import Health
 from consumer.holds import Holds
 from consumer.index_cache import IndexCache
@@ -132,7 +132,7 @@ class Replicator:
     def run(self) -> None:
         if self._metrics_port:
             self._serve_metrics()
-        watch_gc_pauses()
+        tame_gc_pauses()
         try:
             cluster, session = self._retry(lambda: connect(self._store), "store_connect")
         except ShutdownRequested:
