@@ -71,6 +71,7 @@ __all__ = [
     "Truncate",
     "collapse",
     "first_appearances",
+    "first_held_keys",
     "keys_to_resolve",
     "plan_batch",
     "refs_to_read",
@@ -230,6 +231,21 @@ def first_appearances(changes: Sequence[Located]) -> set[EntityRef]:
         for change in changes
         if change.placement is not None and change.table.children and change.event.op in ("c", "r")
     }
+
+
+def first_held_keys(changes: Sequence[Located]) -> dict[KeyRef, EntityRef]:
+    """The lookup key values held by entities created (or read by a snapshot) in the batch, with
+    their holder: a first appearance re-resolves the rows that waited for its values, so the applier
+    lists those rows in its first read instead of in rounds of their own after the write."""
+    held: dict[KeyRef, EntityRef] = {}
+    for change in changes:
+        placement = change.placement
+        if placement is None or not placement.keys or change.event.op not in ("c", "r"):
+            continue
+        ref = placement.ref
+        for name, value in placement.keys:
+            held[KeyRef(ref.source, ref.table, name, value)] = ref
+    return held
 
 
 def trusted_refs(changes: Sequence[Located]) -> set[EntityRef]:

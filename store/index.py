@@ -152,6 +152,40 @@ def _children(
     return found
 
 
+_KeyArgs = tuple[str, str, str, list[str]]
+
+
+def _key_args(keys: Iterable[KeyRef]) -> list[_KeyArgs]:
+    """One (source, table, key name, values) request per ``IN_CHUNK`` values of one key; each key
+    asked once."""
+    by_key: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for key in dict.fromkeys(keys):
+        by_key[(key.source, key.table, key.key)].append(key.value)
+    return [
+        (source, table, name, values[start : start + IN_CHUNK])
+        for (source, table, name), values in by_key.items()
+        for start in range(0, len(values), IN_CHUNK)
+    ]
+
+
+def _by_value(args: Sequence[_KeyArgs], results: Sequence[list[Any]]) -> Iterator[tuple[KeyRef, list[Any]]]:
+    """Each key asked with its rows (none when nobody holds its value); rows carry ``key_value``."""
+    for (source, table, name, values), rows in zip(args, results, strict=True):
+        of_value: dict[str, list[Any]] = {value: [] for value in values}
+        for row in rows:
+            of_value[row.key_value].append(row)
+        for value, found in of_value.items():
+            yield KeyRef(source, table, name, value), found
+
+
+def _owners(found: Iterable[tuple[KeyRef, list[Any]]]) -> dict[KeyRef, list[str]]:
+    return {key: sorted(row.entity_id for row in rows) for key, rows in found}
+
+
+def _key_children(found: Iterable[tuple[KeyRef, list[Any]]]) -> dict[KeyRef, list[EntityRef]]:
+    return {key: [EntityRef(r.child_source, r.child_table, r.child_id) for r in rows] for key, rows in found}
+
+
 class EntityIndex:
     def __init__(self, session: Session, keyspace: str, concurrency: int = 64) -> None:
         self._session = session
@@ -275,36 +309,26 @@ class EntityIndex:
 
     def key_owners_many(self, keys: Iterable[KeyRef]) -> dict[KeyRef, list[str]]:
         """Entity ids holding each lookup key value (sorted; empty when nobody holds it)."""
-        return {
-            key: sorted(row.entity_id for row in rows)
-            for key, rows in self._by_key_value(self._key_owners, keys)
-        }
+        args = _key_args(keys)
+        return _owners(_by_value(args, self._concurrently(self._key_owners, args)))
 
     def key_children_many(self, keys: Iterable[KeyRef]) -> dict[KeyRef, list[EntityRef]]:
         """Entities placed through each lookup key value."""
-        return {
-            key: [EntityRef(r.child_source, r.child_table, r.child_id) for r in rows]
-            for key, rows in self._by_key_value(self._key_children, keys)
-        }
+        args = _key_args(keys)
+        return _key_children(_by_value(args, self._concurrently(self._key_children, args)))
 
-    def _by_key_value(self, statement: Any, keys: Iterable[KeyRef]) -> Iterator[tuple[KeyRef, list[Any]]]:
-        """Each key asked, once, with its rows (none when nobody holds its value), read up to
-        IN_CHUNK values of one key per request; ``statement`` selects ``key_value``."""
-        by_key: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-        for key in dict.fromkeys(keys):
-            by_key[(key.source, key.table, key.key)].append(key.value)
-        args = [
-            (source, table, name, values[start : start + IN_CHUNK])
-            for (source, table, name), values in by_key.items()
-            for start in range(0, len(values), IN_CHUNK)
-        ]
-        results = self._concurrently(statement, args)
-        for (source, table, name, values), rows in zip(args, results, strict=True):
-            of_value: dict[str, list[Any]] = {value: [] for value in values}
-            for row in rows:
-                of_value[row.key_value].append(row)
-            for value, found in of_value.items():
-                yield KeyRef(source, table, name, value), found
+    def owners_and_key_children(
+        self, keys: Iterable[KeyRef], waiting: Iterable[KeyRef]
+    ) -> tuple[dict[KeyRef, list[str]], dict[KeyRef, list[EntityRef]]]:
+        """``key_owners_many(keys)`` and ``key_children_many(waiting)`` in one concurrent round."""
+        owner_args, children_args = _key_args(keys), _key_args(waiting)
+        work = [(self._key_owners, a) for a in owner_args] + [(self._key_children, a) for a in children_args]
+        results = self._run(work)
+        cut = len(owner_args)
+        return (
+            _owners(_by_value(owner_args, results[:cut])),
+            _key_children(_by_value(children_args, results[cut:])),
+        )
 
     def partition_rows(self, customer_ids: Iterable[str]) -> dict[str, list[PartitionRow]]:
         """Every row of each customer's partition (a merge moves them; one read per partition)."""

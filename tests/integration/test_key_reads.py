@@ -44,6 +44,9 @@ def test_owners_and_children_of_many_key_values_come_back_per_value(
         assert children[key] == []
     # Same value under another source's key: its own owner, not crm's.
     assert owners[other[0]] == [f"{len(held) + 99}"]
+    # The replicator's first read: owners of some values and rows of others, in one round.
+    together = index.owners_and_key_children([*held, *nobody, fiscal[0]], [*held[:3], *nobody])
+    assert together == (owners, index.key_children_many([*held[:3], *nobody]))
 
 
 def test_index_entries_and_children_come_back_from_one_round_as_from_two(

@@ -78,6 +78,17 @@ class FakeStore:
         children = {p: sorted((c for c, (_, on) in links.get(p, {}).items() if on), key=str) for p in parents}
         return {ref: self.index.get(ref, (0, None))[1] for ref in refs}, children
 
+    def owners_and_key_children(
+        self, keys: Iterable[KeyRef], waiting: Iterable[KeyRef]
+    ) -> tuple[dict[KeyRef, list[str]], dict[KeyRef, list[EntityRef]]]:
+        keys, waiting = list(keys), list(waiting)
+        if keys or waiting:
+            self.rounds["owners_and_key_children"] += 1
+        owners = {k: sorted(i for i, (_, on) in self.owners.get(k, {}).items() if on) for k in keys}
+        links = self.key_links
+        children = {k: sorted((c for c, (_, on) in links.get(k, {}).items() if on), key=str) for k in waiting}
+        return owners, children
+
     def key_owners_many(self, keys: Iterable[KeyRef]) -> dict[KeyRef, list[str]]:
         self.rounds["key_owners_many"] += 1
         return {k: sorted(i for i, (_, on) in self.owners.get(k, {}).items() if on) for k in keys}

@@ -1,10 +1,12 @@
-"""A first appearance adopts the children that waited for it, without a round of its own after the
-write when nobody waited (consumer/applier.py ``_moves_that_adopt``).
+"""A first appearance adopts the children that waited for it, and the rows placed through its lookup
+key values, without rounds of their own after the write when nobody waited (consumer/applier.py
+``_moves_that_adopt``, ``_resolves_that_move``).
 
-The children of the batch's created entities are listed in the same round as the index entries. A
-move is skipped only when that list was empty, the entity had no entry before the batch and the batch
-links no child to it: children parked in an earlier batch, in the same batch, or by another process
-between the read and the write are all placed under the new customer.
+The children of the batch's created entities, and the rows placed through the values they hold, are
+listed in the batch's first reads. A move or a re-resolve is skipped only when that list was empty,
+the entity had no entry before the batch and the batch links nothing to it: rows parked in an earlier
+batch, in the same batch, or by another process between the read and the write are all placed under
+the new customer.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from consumer.planner import first_appearances
-from store.mutations import EntityRef, IndexEntry
+from consumer.planner import first_appearances, first_held_keys
+from store.mutations import EntityRef, IndexEntry, KeyRef
 from tests.changes import ACCOUNTS, CARDS, change
 from tests.unit.fake_store import FakeStore, applier
+from tests.unit.test_identity import CODE, customer, interaction
 
 ACCOUNT = EntityRef("core", "public.accounts", "1")
 CARD = EntityRef("core", "public.cards", "9")
+CUSTOMER = EntityRef("crm", "public.customers", "7")
+INTERACTION = EntityRef("care", "public.interactions", "1")
+FISCAL_CODE = KeyRef("crm", "public.customers", "fiscal_code", CODE)
 
 OPENED = change(ACCOUNTS, "c", {"account_id": 1}, {"account_id": 1, "customer_id": 7}, 900)
 CARD_ISSUED = change(CARDS, "c", {"card_id": 9}, {"card_id": 9, "account_id": 1}, 1_000)
@@ -104,3 +110,77 @@ def test_only_creates_and_snapshot_reads_of_tables_with_children_are_first_appea
         ACCOUNT,
         EntityRef("core", "public.accounts", "2"),
     }
+
+
+def test_a_key_holders_first_appearance_nobody_waited_for_costs_no_round_after_the_write(
+    store: FakeStore,
+) -> None:
+    applier(store).apply([customer(7, ts=100)])
+
+    assert store.customer_of(CUSTOMER) == "7"
+    assert store.rounds["owners_and_key_children"] == 1
+    assert store.rounds["key_children_many"] == 0
+    assert store.rounds["key_owners_many"] == 0
+
+
+def test_a_row_parked_under_a_key_value_earlier_joins_the_values_first_holder(store: FakeStore) -> None:
+    run = applier(store)
+    run.apply([interaction(1, ts=100)])
+    assert store.customer_of(INTERACTION) != "7"
+
+    run.apply([customer(7, ts=200)])
+
+    assert store.customer_of(INTERACTION) == "7"
+    assert store.parked("care", "public.interactions", 10) == []
+
+
+def test_re_resolving_a_value_nothing_is_placed_through_reads_its_rows_only(store: FakeStore) -> None:
+    run = applier(store)
+    run.apply([customer(7, ts=100)])
+    store.rounds.clear()
+
+    run.apply([customer(7, ts=200, code="VRDLGU75B02F205X", op="u")])  # a fiscal-code correction
+
+    # Both values are re-resolved; neither places a row, so neither's owner is read.
+    assert store.rounds["key_children_many"] == 1
+    assert store.rounds["key_owners_many"] == 0
+
+
+class ParksUnderTheKeyAfterTheRead(FakeStore):
+    """Right after the customer's process lists the rows placed through its fiscal code, another
+    process parks an interaction under that value (it read no owner for it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.park: Callable[[], object] | None = None
+
+    def owners_and_key_children(
+        self, keys: Iterable[KeyRef], waiting: Iterable[KeyRef]
+    ) -> tuple[dict[KeyRef, list[str]], dict[KeyRef, list[EntityRef]]]:
+        found = super().owners_and_key_children(keys, waiting)
+        waiting_for_code = FISCAL_CODE in found[1]
+        if self.park is not None and waiting_for_code:
+            park, self.park = self.park, None
+            park()
+        return found
+
+
+def test_a_row_parked_under_a_key_value_by_another_process_after_the_read_is_placed_by_settling() -> None:
+    store = ParksUnderTheKeyAfterTheRead()
+    crm_process, care_process = applier(store), applier(store)
+    store.park = lambda: care_process.apply([interaction(1, ts=150)])
+
+    crm_process.apply([customer(7, ts=200)])
+    assert store.customer_of(CUSTOMER) == "7"
+    assert store.customer_of(INTERACTION) != "7"
+
+    crm_process.settle_parked([("care", "public.interactions")])
+
+    assert store.customer_of(INTERACTION) == "7"
+
+
+def test_the_values_held_by_first_appearances_name_their_holder() -> None:
+    held = first_held_keys(
+        [customer(7, ts=100), customer(8, ts=100, code="X1", op="u"), interaction(1, ts=90)]
+    )
+    assert held == {FISCAL_CODE: CUSTOMER}
