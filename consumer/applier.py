@@ -524,11 +524,10 @@ class Applier:
         the count of what still waits: every scan reads through the tombstones of the entities parked
         and placed since the store last compacted them (all the children of a backfill whose parents
         came later), so a second scan to count them doubled that cost."""
-        tables = list(tables)
         waiting: list[EntityRef] = []
         found_per_table: dict[tuple[str, str], int] = {}
-        for source, table in tables:
-            ids = self._index.parked(source, table, limit)
+        # Every table's scan in one round: the loop waits for the slowest, not for their sum.
+        for (source, table), ids in self._index.parked_many(tables, limit).items():
             found_per_table[(source, table)] = len(ids)
             waiting.extend(EntityRef(source, table, entity_id) for entity_id in ids)
         entries = self._index.get_many(waiting)

@@ -349,9 +349,11 @@ class EntityIndex:
             for row in rows
         }
 
-    def parked(self, source: str, table: str, limit: int) -> list[str]:
-        rows = self._concurrently(self._parked, [(source, table, limit)])[0]
-        return [row.entity_id for row in rows]
+    def parked_many(self, tables: Iterable[tuple[str, str]], limit: int) -> dict[tuple[str, str], list[str]]:
+        """Up to ``limit`` entities waiting in each table's waiting room, every table in one round."""
+        tables = list(dict.fromkeys(tables))
+        results = self._concurrently(self._parked, [(source, table, limit) for source, table in tables])
+        return {table: [row.entity_id for row in rows] for table, rows in zip(tables, results, strict=True)}
 
     def table_entries(self, tables: Iterable[tuple[str, str]]) -> Iterator[IndexEntry]:
         """Every indexed entity of these (source, table)s (truncate, cache warm-up): buckets read

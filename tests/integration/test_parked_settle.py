@@ -19,6 +19,7 @@ from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType
 
 from scv.contracts.registration import SourceMapping, TableMapping
+from store.index import EntityIndex
 from store.registrations import RegistrationStore
 from tests.integration.conftest import (
     Isolated,
@@ -101,3 +102,33 @@ def test_a_waiting_room_the_store_cannot_scan_does_not_hold_up_the_changes(
         assert worker.process.poll() is None, worker.log_tail()
     finally:
         assert worker.stop() == 0, worker.log_tail()
+
+
+def test_the_waiting_rooms_of_every_table_are_scanned_in_one_round_and_purged_within_the_hour(
+    store_session: Session, isolated: Isolated
+) -> None:
+    """The settling round's scan (consumer/applier.py ``settle_parked``): each table's listing, up to
+    the limit, from one concurrent round; and the listing's tombstones kept an hour, not ten days
+    (migration 0005), so a backfill's stop being scanned once compaction purges them."""
+    ks = isolated.keyspace
+    park = store_session.prepare(
+        f"INSERT INTO {ks}.parked_entities (source, table_name, entity_id) VALUES (?, ?, ?)"
+    )
+    for n in range(5):
+        store_session.execute(park, ("core", "public.cards", f"c{n}"))
+    store_session.execute(park, ("care", "public.interactions", "i1"))
+
+    found = EntityIndex(store_session, ks).parked_many(
+        [("core", "public.cards"), ("care", "public.interactions"), ("core", "public.order_returns")], limit=3
+    )
+
+    assert found == {
+        ("core", "public.cards"): ["c0", "c1", "c2"],
+        ("care", "public.interactions"): ["i1"],
+        ("core", "public.order_returns"): [],
+    }
+    grace = store_session.execute(
+        "SELECT gc_grace_seconds FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
+        (ks, "parked_entities"),
+    ).one()
+    assert grace.gc_grace_seconds == 3600

@@ -116,6 +116,10 @@ class FakeStore:
     def redirects(self) -> dict[str, str]:
         return {c: s for c, (_, s) in self.redirect_rows.items() if s is not None}
 
+    def parked_many(self, tables: Iterable[tuple[str, str]], limit: int) -> dict[tuple[str, str], list[str]]:
+        self.rounds["parked_many"] += 1
+        return {(source, table): self.parked(source, table, limit) for source, table in tables}
+
     def parked(self, source: str, table: str, limit: int) -> list[str]:
         waiting = [
             r for r, (_, on) in self.parked_rows.items() if on and (r.source, r.table) == (source, table)

@@ -184,3 +184,13 @@ def test_the_values_held_by_first_appearances_name_their_holder() -> None:
         [customer(7, ts=100), customer(8, ts=100, code="X1", op="u"), interaction(1, ts=90)]
     )
     assert held == {FISCAL_CODE: CUSTOMER}
+
+
+def test_the_settling_round_scans_every_tables_waiting_room_in_one_round(store: FakeStore) -> None:
+    run = applier(store)
+    run.apply([CARD_ISSUED, interaction(1, ts=100)])  # both wait: no account, no customer yet
+
+    settled = run.settle_parked([("core", "public.cards"), ("care", "public.interactions")])
+
+    assert store.rounds["parked_many"] == 1
+    assert settled.waiting == {("core", "public.cards"): 1, ("care", "public.interactions"): 1}
