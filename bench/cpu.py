@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["CpuSampler", "TreeUsage", "component_of", "merge_reading", "pressure_total_us", "tree_usage"]
+__all__ = [
+    "CpuSampler",
+    "TreeUsage",
+    "component_of",
+    "merge_reading",
+    "pressure_total_us",
+    "pressure_us",
+    "tree_usage",
+]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -119,7 +127,8 @@ def pressure_total_us(text: str) -> int | None:
     return None
 
 
-def _pressure_us() -> int | None:
+def pressure_us() -> int | None:
+    """The ``some`` total of /proc/pressure/cpu now (None without PSI)."""
     try:
         return pressure_total_us(Path("/proc/pressure/cpu").read_text())
     except OSError:
@@ -158,7 +167,7 @@ class CpuSampler:
         self._last = dict(self._start)
         self._machine = (_machine_ticks(), (0, 0))
         self._waits = (_waits_by_pid(self._start), {})
-        self._pressure = (_pressure_us(), None)
+        self._pressure = (pressure_us(), None)
         self._wall_start = time.monotonic()
         self._thread = threading.Thread(target=self._poll, name="cpu-sampler", daemon=True)
         self._thread.start()
@@ -173,7 +182,7 @@ class CpuSampler:
         merge_reading(self._last, _ticks_by_pid())
         self._machine = (self._machine[0], _machine_ticks())
         self._waits = (self._waits[0], _waits_by_pid(self._last))
-        self._pressure = (self._pressure[0], _pressure_us())
+        self._pressure = (self._pressure[0], pressure_us())
         self._wall = time.monotonic() - self._wall_start
 
     def shares(self) -> dict[str, float]:

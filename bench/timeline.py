@@ -27,6 +27,8 @@ from types import TracebackType
 
 import httpx
 
+from bench.cpu import pressure_us
+
 __all__ = [
     "Event",
     "FreshnessTimeline",
@@ -125,16 +127,6 @@ def _scrape(ports: list[int], metrics: tuple[str, ...]) -> _Scrape:
     return _Scrape(found, spent)
 
 
-def _pressure_us() -> float:
-    """Microseconds in which a runnable task waited for a core, since boot (nan without PSI)."""
-    try:
-        text = Path("/proc/pressure/cpu").read_text()
-    except OSError:
-        return math.nan
-    some = next((line for line in text.splitlines() if line.startswith("some ")), "")
-    return next((float(f.removeprefix("total=")) for f in some.split() if f.startswith("total=")), math.nan)
-
-
 def histogram_quantile(q: float, before: Buckets, after: Buckets) -> float:
     """Prometheus' histogram_quantile over the bucket deltas between two scrapes (linear within a
     bucket; nan when nothing was observed)."""
@@ -162,13 +154,13 @@ class FreshnessTimeline:
     def __init__(self, ports: list[int], every_s: float = 1.0) -> None:
         self._ports = ports
         self._every_s = every_s
-        self._scrapes: list[tuple[float, _Scrape, float]] = []
+        self._scrapes: list[tuple[float, _Scrape, int | None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _poll(self) -> None:
         while True:
-            self._scrapes.append((time.time(), _scrape(self._ports, self._METRICS), _pressure_us()))
+            self._scrapes.append((time.time(), _scrape(self._ports, self._METRICS), pressure_us()))
             if self._stop.wait(self._every_s):
                 return
 
@@ -198,10 +190,17 @@ class FreshnessTimeline:
                     histogram_quantile(0.99, *delivery),
                     fresh[1].get(math.inf, 0.0) - fresh[0].get(math.inf, 0.0),
                     spent_between(before.spent, after.spent),
-                    min(1.0, (pressure_a - pressure_b) / 1e6 / max(at - was, 1e-9)),
+                    _pressure_share(pressure_b, pressure_a, at - was),
                 )
             )
         return out
+
+
+def _pressure_share(before: int | None, after: int | None, seconds: float) -> float:
+    """Share of ``seconds`` in which a runnable task waited for a core (nan without PSI)."""
+    if before is None or after is None:
+        return math.nan
+    return min(1.0, (after - before) / 1e6 / max(seconds, 1e-9))
 
 
 def spent_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

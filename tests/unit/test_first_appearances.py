@@ -69,27 +69,38 @@ def test_a_child_parked_earlier_in_the_same_batch_is_adopted_in_that_batch(store
 
 
 class ParksAfterTheRead(FakeStore):
-    """The store as the account's process sees it: right after its first read, another process parks
-    the account's card (it read the account before the account was written)."""
+    """The store as the owner's process sees it: right after its first read lists what waits for
+    ``owner`` (an entity's children, or the rows placed through a key value), another process parks
+    such a row (it read no owner for it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, owner: EntityRef | KeyRef, park: Callable[[], object]) -> None:
         super().__init__()
-        self.park: Callable[[], object] | None = None
+        self._owner = owner
+        self._park: Callable[[], object] | None = park
+
+    def _parks_if_listed(self, listed: Iterable[object]) -> None:
+        if self._park is not None and self._owner in listed:
+            park, self._park = self._park, None
+            park()
 
     def entries_and_children(
         self, refs: Iterable[EntityRef], parents: Iterable[EntityRef]
     ) -> tuple[dict[EntityRef, IndexEntry | None], dict[EntityRef, list[EntityRef]]]:
         found = super().entries_and_children(refs, parents)
-        if self.park is not None:
-            park, self.park = self.park, None
-            park()
+        self._parks_if_listed(found[1])
+        return found
+
+    def owners_and_key_children(
+        self, keys: Iterable[KeyRef], waiting: Iterable[KeyRef]
+    ) -> tuple[dict[KeyRef, list[str]], dict[KeyRef, list[EntityRef]]]:
+        found = super().owners_and_key_children(keys, waiting)
+        self._parks_if_listed(found[1])
         return found
 
 
 def test_a_child_parked_by_another_process_after_the_read_is_placed_by_the_settling_round() -> None:
-    store = ParksAfterTheRead()
+    store = ParksAfterTheRead(ACCOUNT, lambda: card_process.apply([CARD_ISSUED]))
     account_process, card_process = applier(store), applier(store)
-    store.park = lambda: card_process.apply([CARD_ISSUED])
 
     account_process.apply([OPENED])
     # The account's process listed no child, so it adopted none itself.
@@ -146,29 +157,9 @@ def test_re_resolving_a_value_nothing_is_placed_through_reads_its_rows_only(stor
     assert store.rounds["key_owners_many"] == 0
 
 
-class ParksUnderTheKeyAfterTheRead(FakeStore):
-    """Right after the customer's process lists the rows placed through its fiscal code, another
-    process parks an interaction under that value (it read no owner for it)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.park: Callable[[], object] | None = None
-
-    def owners_and_key_children(
-        self, keys: Iterable[KeyRef], waiting: Iterable[KeyRef]
-    ) -> tuple[dict[KeyRef, list[str]], dict[KeyRef, list[EntityRef]]]:
-        found = super().owners_and_key_children(keys, waiting)
-        waiting_for_code = FISCAL_CODE in found[1]
-        if self.park is not None and waiting_for_code:
-            park, self.park = self.park, None
-            park()
-        return found
-
-
 def test_a_row_parked_under_a_key_value_by_another_process_after_the_read_is_placed_by_settling() -> None:
-    store = ParksUnderTheKeyAfterTheRead()
+    store = ParksAfterTheRead(FISCAL_CODE, lambda: care_process.apply([interaction(1, ts=150)]))
     crm_process, care_process = applier(store), applier(store)
-    store.park = lambda: care_process.apply([interaction(1, ts=150)])
 
     crm_process.apply([customer(7, ts=200)])
     assert store.customer_of(CUSTOMER) == "7"
